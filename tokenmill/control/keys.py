@@ -1,0 +1,244 @@
+"""API keys: issued once, stored as a SHA-256 hash, resolved to the principal a request acts as."""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import select
+
+from tokenmill.clock import Clock
+from tokenmill.errors import InvalidRequest, NotFound
+from tokenmill.store.db import Database
+from tokenmill.store.tables import ApiKey, Tenant
+
+KEY_PREFIX = "tm-"
+DISPLAY_PREFIX_CHARS = 11
+ALL_SCOPES = "*"
+MAX_KEY_NAME_CHARS = 200
+MAX_SCOPE_CHARS = 64
+
+
+class Role(StrEnum):
+    PLATFORM_ADMIN = "platform_admin"
+    TENANT_ADMIN = "tenant_admin"
+    INFERENCE = "inference"
+
+
+def generate_secret() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 hex of the whole secret. Secrets carry 256 random bits, so no salt is needed."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def display_prefix(secret: str) -> str:
+    """What listings show so a person can tell keys apart: ``tm-`` and 8 more characters."""
+    return secret[:DISPLAY_PREFIX_CHARS]
+
+
+def new_key_id() -> str:
+    return f"key_{secrets.token_hex(12)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts as. Revoked and expired keys are represented too, so auth can say why."""
+
+    tenant_id: str
+    key_id: str
+    key_name: str
+    role: Role
+    scopes: tuple[str, ...]
+    allowed_models: tuple[str, ...] | None
+    expires_at: datetime | None
+    revoked: bool
+
+    def has_scope(self, scope: str) -> bool:
+        return ALL_SCOPES in self.scopes or scope in self.scopes
+
+    def may_use_model(self, model: str) -> bool:
+        return self.allowed_models is None or model in self.allowed_models
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A key as listings show it: never the secret, never its hash."""
+
+    id: str
+    tenant_id: str
+    name: str
+    prefix: str
+    role: Role
+    scopes: tuple[str, ...]
+    allowed_models: tuple[str, ...] | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @classmethod
+    def from_row(cls, row: ApiKey) -> KeyInfo:
+        return cls(
+            id=row.id,
+            tenant_id=row.tenant_id,
+            name=row.name,
+            prefix=row.prefix,
+            role=Role(row.role),
+            scopes=tuple(row.scopes),
+            allowed_models=_optional_tuple(row.allowed_models),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+        )
+
+
+def principal_from_row(row: ApiKey) -> Principal:
+    return Principal(
+        tenant_id=row.tenant_id,
+        key_id=row.id,
+        key_name=row.name,
+        role=Role(row.role),
+        scopes=tuple(row.scopes),
+        allowed_models=_optional_tuple(row.allowed_models),
+        expires_at=row.expires_at,
+        revoked=row.revoked_at is not None,
+    )
+
+
+def _optional_tuple(values: Iterable[str] | None) -> tuple[str, ...] | None:
+    return tuple(values) if values is not None else None
+
+
+def _validate_role(role: Role | str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise InvalidRequest(
+            f"Unknown role {role!r}; expected one of {allowed}.", param="role"
+        ) from None
+
+
+def _validate_name(name: str) -> str:
+    stripped = name.strip()
+    if not stripped or len(stripped) > MAX_KEY_NAME_CHARS or not stripped.isprintable():
+        raise InvalidRequest(
+            f"A key name has 1 to {MAX_KEY_NAME_CHARS} printable characters.", param="name"
+        )
+    return stripped
+
+
+def _validate_scopes(scopes: Iterable[str]) -> list[str]:
+    result = list(dict.fromkeys(scopes))
+    for scope in result:
+        if not isinstance(scope, str) or not scope or len(scope) > MAX_SCOPE_CHARS:
+            raise InvalidRequest(f"Invalid scope {scope!r}.", param="scopes")
+    return result
+
+
+def _validate_models(models: Iterable[str] | None) -> list[str] | None:
+    if models is None:
+        return None
+    result = list(dict.fromkeys(models))
+    for model in result:
+        if not isinstance(model, str) or not model:
+            raise InvalidRequest(f"Invalid model id {model!r}.", param="allowed_models")
+    return result
+
+
+class KeyRepository:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    def create(
+        self,
+        tenant_id: str,
+        name: str,
+        role: Role | str = Role.INFERENCE,
+        scopes: Iterable[str] = (ALL_SCOPES,),
+        allowed_models: Iterable[str] | None = None,
+        expires_at: datetime | None = None,
+    ) -> tuple[KeyInfo, str]:
+        """Issues a key. The secret is returned here and never again: only its hash is kept.
+
+        ``allowed_models=None`` allows every model the tenant can see; ``scopes`` default to
+        everything the role permits (``"*"``).
+        """
+        now = self._clock.utcnow()
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                raise InvalidRequest("expires_at must carry a time zone.", param="expires_at")
+            if expires_at <= now:
+                raise InvalidRequest("expires_at must be in the future.", param="expires_at")
+        secret = generate_secret()
+        row = ApiKey(
+            id=new_key_id(),
+            tenant_id=tenant_id,
+            name=_validate_name(name),
+            prefix=display_prefix(secret),
+            secret_hash=hash_secret(secret),
+            role=_validate_role(role).value,
+            scopes=_validate_scopes(scopes),
+            allowed_models=_validate_models(allowed_models),
+            created_at=now,
+            expires_at=expires_at,
+            revoked_at=None,
+        )
+        with self._db.session() as session:
+            if session.get(Tenant, tenant_id) is None:
+                raise NotFound(f"No tenant with id {tenant_id!r}.", param="tenant_id")
+            session.add(row)
+            session.flush()
+            return KeyInfo.from_row(row), secret
+
+    def list(self, tenant_id: str | None = None) -> builtins.list[KeyInfo]:
+        query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+        if tenant_id is not None:
+            query = query.where(ApiKey.tenant_id == tenant_id)
+        with self._db.session() as session:
+            return [KeyInfo.from_row(row) for row in session.scalars(query)]
+
+    def get(self, key_id: str) -> KeyInfo | None:
+        with self._db.session() as session:
+            row = session.get(ApiKey, key_id)
+            return KeyInfo.from_row(row) if row is not None else None
+
+    def revoke(self, key_id: str) -> KeyInfo:
+        """Marks the key revoked; revoking it again keeps the first revocation time."""
+        with self._db.session() as session:
+            row = session.get(ApiKey, key_id, with_for_update=True)
+            if row is None:
+                raise NotFound(f"No API key with id {key_id!r}.", param="key_id")
+            if row.revoked_at is None:
+                row.revoked_at = self._clock.utcnow()
+                session.flush()
+            return KeyInfo.from_row(row)
+
+    def revoked_since(self, since: datetime) -> builtins.list[tuple[str, datetime]]:
+        """Keys revoked at or after ``since``, as (key id, revoked at)."""
+        query = select(ApiKey.id, ApiKey.revoked_at).where(ApiKey.revoked_at >= since)
+        with self._db.session() as session:
+            return [(key_id, at) for key_id, at in session.execute(query) if at is not None]
+
+    def principal_for_secret_hash(self, secret_hash: str) -> Principal | None:
+        """One query on the unique index. Revoked and expired keys come back too."""
+        with self._db.session() as session:
+            row = session.scalars(
+                select(ApiKey).where(ApiKey.secret_hash == secret_hash)
+            ).one_or_none()
+            return principal_from_row(row) if row is not None else None

@@ -1,0 +1,62 @@
+"""Carries key revocations made anywhere (CLI, another gateway) into this process's key cache.
+
+Every gateway polls the shared database for recently revoked keys, so a revocation takes
+effect everywhere within one poll interval instead of one cache TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from tokenmill.clock import Clock
+
+log = logging.getLogger(__name__)
+
+CLOCK_SKEW = timedelta(seconds=5)
+
+
+class RevocationSource(Protocol):
+    def revoked_since(self, since: datetime) -> list[tuple[str, datetime]]: ...
+
+
+class Invalidator(Protocol):
+    def invalidate(self, key_id: str) -> None: ...
+
+
+class RevocationWatcher:
+    def __init__(
+        self,
+        source: RevocationSource,
+        cache: Invalidator,
+        clock: Clock,
+        interval_seconds: float = 1.0,
+    ) -> None:
+        self._source = source
+        self._cache = cache
+        self._clock = clock
+        self._interval_seconds = interval_seconds
+        self._since = clock.utcnow() - CLOCK_SKEW
+
+    def poll_once(self) -> list[str]:
+        """Invalidates every key revoked since the last poll; returns their ids.
+
+        Each poll looks back a little before the previous one (another process's clock may
+        run behind ours), so a key may be invalidated more than once, which is harmless.
+        """
+        started = self._clock.utcnow()
+        revoked = [key_id for key_id, _ in self._source.revoked_since(self._since)]
+        for key_id in revoked:
+            self._cache.invalidate(key_id)
+        self._since = started - CLOCK_SKEW
+        return revoked
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.poll_once)
+            except Exception:
+                log.exception("polling for revoked keys failed; retrying")
+            await asyncio.sleep(self._interval_seconds)

@@ -1,0 +1,70 @@
+"""One typed settings object, from ``TOKENMILL_*`` variables and an optional ``tokenmill.toml``.
+
+Precedence, highest first: explicit arguments, environment, the TOML file
+(``TOKENMILL_CONFIG`` or ``./tokenmill.toml``), defaults. Every default runs on one machine
+with no services: SQLite in the data directory, in-process counters.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".tokenmill"
+
+
+def config_file() -> Path:
+    return Path(os.environ.get("TOKENMILL_CONFIG", "tokenmill.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOKENMILL_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    default_model: str = "smollm2-135m-instruct"
+    engine_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    engine_context_tokens: int = Field(default=4096, ge=64)
+    engine_start_timeout_seconds: float = 120.0
+
+    upstream_timeout_seconds: float = 600.0
+    usage_flush_interval_seconds: float = 0.05
+    key_cache_ttl_seconds: float = 30.0
+    log_level: str = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+        return (init_settings, env_settings, toml)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'tokenmill.db'}"
+
+    def ensure_data_dir(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir
