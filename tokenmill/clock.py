@@ -1,4 +1,4 @@
-"""Clocks passed into anything that schedules, limits or scales (the simulator drives a fake one)."""
+"""Clocks passed into anything that schedules, limits or scales (the simulator drives one)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ def test_a_key_revoked_by_another_process_is_invalidated(
     keys = KeyRepository(database, clock)
     tenant = TenantRepository(database, clock).create("acme")
     info, _ = keys.create(tenant.id, "k")
-    other, _ = keys.create(tenant.id, "other")
+    keys.create(tenant.id, "other")
     cache = Invalidated()
     watcher = RevocationWatcher(keys, cache, clock)
     assert watcher.poll_once() == []
