@@ -1,0 +1,88 @@
+"""The bundled model, loaded once per session in this process, and once more as a live server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tokenmill.engine.__main__ import bundled_model_path
+from tokenmill.engine.runner import LlamaRunner
+
+RUNNER_CONTEXT_TOKENS = 1024
+SERVER_CONTEXT_TOKENS = 2048
+SERVED_NAME = "smollm2"
+# SmolLM2's end-of-generation tokens (<|endoftext|>, <|im_end|>, <empty_output>); a logit bias
+# of -100 on them keeps a request generating until it is cancelled or runs out of budget.
+EOG_TOKENS = (0, 2, 4)
+NEVER_STOP = {str(token): -100 for token in EOG_TOKENS}
+STARTUP_SECONDS = 120
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    return bundled_model_path()
+
+
+@pytest.fixture(scope="session")
+def runner(model_path: Path) -> Iterator[LlamaRunner]:
+    loaded = LlamaRunner(model_path, context_tokens=RUNNER_CONTEXT_TOKENS, threads=2)
+    yield loaded
+    loaded.close()
+
+
+@pytest.fixture(scope="session")
+def server_url(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("engine") / "server.log"
+    command = [
+        sys.executable, "-m", "tokenmill.engine",
+        "--model", str(model_path),
+        "--served-name", SERVED_NAME,
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--threads", "2",
+        "--context-tokens", str(SERVER_CONTEXT_TOKENS),
+        "--log-level", "warning",
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, log_path)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the engine exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"the engine did not become healthy:\n{log_path.read_text()}")

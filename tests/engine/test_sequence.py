@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from tokenmill.engine.request import EngineRequest, Usage
+from tokenmill.engine.sequence import Sequence, SequenceStatus
+from tokenmill.protocol.requests import SamplingParams
+
+
+def sequence(max_tokens: int = 8, stop: tuple[str, ...] = ()) -> Sequence:
+    request = EngineRequest("r1", (1, 2, 3), max_tokens, SamplingParams(stop=stop))
+    return Sequence(request, arrival_seconds=10.0)
+
+
+def test_end_of_generation_finishes_with_stop_and_counts_the_token() -> None:
+    seq = sequence()
+    assert seq.append(b"Hi", is_eog=False, now_seconds=11.0) == "Hi"
+    assert seq.append(b"", is_eog=True, now_seconds=12.0) == ""
+    assert seq.finish_reason == "stop"
+    assert seq.usage == Usage(prompt_tokens=3, completion_tokens=2)
+    assert (seq.first_token_seconds, seq.last_token_seconds) == (11.0, 12.0)
+
+
+def test_budget_finishes_with_length() -> None:
+    seq = sequence(max_tokens=2)
+    seq.append(b"a", is_eog=False, now_seconds=11.0)
+    assert seq.finish_reason is None
+    seq.append(b"b", is_eog=False, now_seconds=11.1)
+    assert seq.finish_reason == "length"
+
+
+def test_budget_end_releases_held_text() -> None:
+    seq = sequence(max_tokens=2, stop=("END",))
+    assert seq.append(b"a", is_eog=False, now_seconds=11.0) == "a"
+    assert seq.append(b"EN", is_eog=False, now_seconds=11.1) == "EN"
+    assert seq.finish_reason == "length"
+
+
+def test_stop_string_finishes_with_stop() -> None:
+    seq = sequence(stop=("END",))
+    assert seq.append(b"okEND", is_eog=False, now_seconds=11.0) == "ok"
+    assert seq.finish_reason == "stop"
+
+
+def test_finish_sets_status_and_reason() -> None:
+    seq = sequence()
+    seq.cached_tokens = 2
+    seq.finish("cancelled")
+    assert seq.status is SequenceStatus.FINISHED
+    assert seq.finish_reason == "cancelled"
+    assert seq.usage == Usage(prompt_tokens=3, completion_tokens=0, cached_tokens=2)
+    assert seq.usage.total_tokens == 3

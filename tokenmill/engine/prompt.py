@@ -1,0 +1,125 @@
+"""From a parsed API request to an ``EngineRequest``: prompt tokens, checked against the model.
+
+Everything here runs before a request is queued, so that no input llama.cpp would assert on
+(and abort the process for) ever reaches it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from tokenmill.engine.chat_template import ChatTemplate
+from tokenmill.engine.request import EngineRequest
+from tokenmill.errors import ContextLengthExceeded, InvalidRequest
+from tokenmill.protocol.requests import ChatRequest, CompletionRequest, SamplingParams
+
+
+class Tokenizer(Protocol):
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def context_tokens(self) -> int: ...
+
+    def tokenize(self, text: str) -> list[int]: ...
+
+    def detokenize(self, tokens: Sequence[int]) -> str: ...
+
+
+class PromptBuilder:
+    def __init__(self, tokenizer: Tokenizer, template: ChatTemplate | None) -> None:
+        self._tokenizer = tokenizer
+        self._template = template
+
+    def chat(self, request: ChatRequest, request_id: str) -> EngineRequest:
+        _refuse_unsupported(request.sampling)
+        if self._template is None:
+            raise InvalidRequest(
+                "This model has no chat template; use /v1/completions.",
+                param="messages",
+                code="chat_template_missing",
+            )
+        tokens = self._tokenizer.tokenize(self._template.render(request.messages))
+        return self._build(request_id, tokens, request.sampling, prompt_param="messages")
+
+    def completion(self, request: CompletionRequest, request_id: str) -> EngineRequest:
+        _refuse_unsupported(request.sampling)
+        if isinstance(request.prompt, str):
+            tokens = self._tokenizer.tokenize(request.prompt)
+        else:
+            tokens = request.prompt
+            vocab = self._tokenizer.vocab_size
+            if any(token >= vocab for token in tokens):
+                raise InvalidRequest(
+                    f"'prompt' has token ids outside this model's vocabulary (0 to {vocab - 1}).",
+                    param="prompt",
+                )
+        if not tokens:
+            raise InvalidRequest("'prompt' must not be empty.", param="prompt")
+        return self._build(request_id, tokens, request.sampling, prompt_param="prompt")
+
+    def prompt_text(self, request: CompletionRequest) -> str:
+        """The prompt as text (for ``echo``), whether it came as text or as token ids."""
+        if isinstance(request.prompt, str):
+            return request.prompt
+        return self._tokenizer.detokenize(request.prompt)
+
+    def _build(
+        self,
+        request_id: str,
+        tokens: list[int],
+        sampling: SamplingParams,
+        *,
+        prompt_param: str,
+    ) -> EngineRequest:
+        vocab = self._tokenizer.vocab_size
+        if any(not 0 <= token < vocab for token in sampling.logit_bias):
+            raise InvalidRequest(
+                f"'logit_bias' keys must be token ids from 0 to {vocab - 1}.", param="logit_bias"
+            )
+        context = self._tokenizer.context_tokens
+        prompt_tokens = len(tokens)
+        if prompt_tokens >= context:
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {context} tokens; the request has "
+                f"{prompt_tokens} prompt tokens"
+                + _asking(sampling.max_tokens)
+                + ". Shorten the prompt.",
+                param=prompt_param,
+            )
+        max_tokens = sampling.max_tokens
+        if max_tokens is None:
+            max_tokens = context - prompt_tokens
+        elif prompt_tokens + max_tokens > context:
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {context} tokens; the request has "
+                f"{prompt_tokens} prompt tokens{_asking(max_tokens)}. Reduce 'max_tokens' to "
+                f"at most {context - prompt_tokens} or shorten the prompt.",
+                param="max_tokens",
+            )
+        return EngineRequest(
+            request_id=request_id,
+            prompt_tokens=tuple(tokens),
+            max_tokens=max_tokens,
+            sampling=sampling,
+        )
+
+
+def _asking(max_tokens: int | None) -> str:
+    return "" if max_tokens is None else f" and asks for {max_tokens} completion tokens"
+
+
+def _refuse_unsupported(sampling: SamplingParams) -> None:
+    if sampling.n > 1:
+        _not_yet("n", "'n' greater than 1")
+    if sampling.logprobs:
+        _not_yet("logprobs", "'logprobs'")
+    if sampling.response_format is not None:
+        _not_yet(
+            "response_format", f"'response_format' of type {sampling.response_format['type']!r}"
+        )
+
+
+def _not_yet(param: str, what: str) -> None:
+    raise InvalidRequest(f"{what} is not supported by this engine yet.", param=param)

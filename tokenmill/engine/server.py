@@ -1,0 +1,290 @@
+"""The engine replica API over HTTP: OpenAI-compatible routes, health, metrics, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tokenmill.engine.engine import Engine
+from tokenmill.engine.request import EngineEvent, EngineRequest, Finished, TextDelta
+from tokenmill.engine.responses import ChatFormat, CompletionFormat, ResponseFormat, usage_json
+from tokenmill.errors import (
+    InvalidRequest,
+    MethodNotAllowed,
+    ModelNotFound,
+    NotFound,
+    TokenmillError,
+)
+from tokenmill.protocol.requests import parse_chat, parse_completion, parse_json_body
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_DONE = b"data: [DONE]\n\n"
+
+
+def build_app(engine: Engine, served_name: str) -> Starlette:
+    routes = _Routes(engine, served_name)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine.start()
+        try:
+            yield
+        finally:
+            await engine.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", routes.chat, methods=["POST"]),
+            Route("/v1/completions", routes.completion, methods=["POST"]),
+            Route("/v1/requests/{request_id}", routes.cancel, methods=["DELETE"]),
+            Route("/v1/models", routes.models, methods=["GET"]),
+            Route("/health", routes.health, methods=["GET"]),
+            Route("/metrics", routes.metrics, methods=["GET"]),
+        ],
+        exception_handlers={
+            TokenmillError: _tokenmill_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+class RequestIdMiddleware:
+    """Takes the caller's ``x-request-id`` (or makes one), and echoes it on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get(REQUEST_ID_HEADER)
+        request_id = incoming or uuid.uuid4().hex
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        if not _VALID_REQUEST_ID.fullmatch(request_id):
+            request_id = uuid.uuid4().hex
+            error = InvalidRequest(
+                "'x-request-id' must be 1 to 128 letters, digits or '.', '_', ':', '-'.",
+                param=REQUEST_ID_HEADER,
+            )
+            await _error_response(error)(scope, receive, send_with_id)
+            return
+        scope.setdefault("state", {})["request_id"] = request_id
+        await self.app(scope, receive, send_with_id)
+
+
+class _Routes:
+    def __init__(self, engine: Engine, served_name: str) -> None:
+        self._engine = engine
+        self._served_name = served_name
+        self._created = self._now()
+
+    async def chat(self, request: Request) -> Response:
+        parsed = parse_chat(parse_json_body(await request.body()))
+        self._check_model(parsed.model)
+        request_id: str = request.state.request_id
+        engine_request = self._engine.prompts.chat(parsed, request_id)
+        fmt = ChatFormat(request_id, self._now(), self._served_name)
+        return await self._respond(request, engine_request, fmt, stream=parsed.stream)
+
+    async def completion(self, request: Request) -> Response:
+        parsed = parse_completion(parse_json_body(await request.body()))
+        self._check_model(parsed.model)
+        request_id: str = request.state.request_id
+        engine_request = self._engine.prompts.completion(parsed, request_id)
+        echo = self._engine.prompts.prompt_text(parsed) if parsed.echo else None
+        fmt = CompletionFormat(request_id, self._now(), self._served_name, echo=echo)
+        return await self._respond(request, engine_request, fmt, stream=parsed.stream)
+
+    async def cancel(self, request: Request) -> Response:
+        request_id: str = request.path_params["request_id"]
+        outcome = await self._engine.cancel(request_id)
+        if outcome is None:
+            raise NotFound(
+                f"No request with id {request_id!r} is running or finished recently.",
+                param="request_id",
+                code="request_not_found",
+            )
+        return _json(
+            {"id": request_id, "status": outcome.status, "usage": usage_json(outcome.usage)}
+        )
+
+    async def models(self, request: Request) -> Response:
+        model = {
+            "id": self._served_name,
+            "object": "model",
+            "created": self._created,
+            "owned_by": "tokenmill",
+            "max_model_len": self._engine.context_tokens,
+        }
+        return _json({"object": "list", "data": [model]})
+
+    async def health(self, request: Request) -> Response:
+        return _json({"status": "ok", "model": self._served_name})
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(
+            self._engine.metrics.render(),
+            headers={"content-type": self._engine.metrics.content_type},
+        )
+
+    def _check_model(self, model: str) -> None:
+        if model != self._served_name:
+            raise ModelNotFound(
+                f"The model {model!r} is not served here; this replica serves "
+                f"{self._served_name!r}.",
+                param="model",
+            )
+
+    def _now(self) -> int:
+        return int(self._engine.clock.utcnow().timestamp())
+
+    async def _respond(
+        self, request: Request, engine_request: EngineRequest, fmt: ResponseFormat, *, stream: bool
+    ) -> Response:
+        events = self._engine.submit(engine_request)
+        if stream:
+            return _EventStream(
+                self._sse(events, fmt),
+                on_close=lambda: self._engine.abort(engine_request.request_id),
+            )
+        text, finished = await self._collect(request, events, engine_request.request_id)
+        if finished.error is not None:
+            raise TokenmillError(finished.error)
+        return _json(fmt.response(text, finished.finish_reason, finished.usage))
+
+    @staticmethod
+    async def _sse(events: AsyncIterator[EngineEvent], fmt: ResponseFormat) -> AsyncIterator[bytes]:
+        for chunk in fmt.opening():
+            yield _sse_event(chunk)
+        async for event in events:
+            if isinstance(event, TextDelta):
+                yield _sse_event(fmt.delta(event.text))
+                continue
+            if event.error is not None:
+                yield _sse_event(TokenmillError(event.error).body())
+            else:
+                yield _sse_event(fmt.finish(event.finish_reason))
+            yield _sse_event(fmt.usage_chunk(event.usage))
+            yield _DONE
+
+    async def _collect(
+        self, request: Request, events: AsyncIterator[EngineEvent], request_id: str
+    ) -> tuple[str, Finished]:
+        """Gather a whole completion, cancelling it if the client goes away meanwhile."""
+        parts: list[str] = []
+
+        async def consume() -> Finished:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    parts.append(event.text)
+                else:
+                    return event
+            raise RuntimeError("the engine's event stream ended without a Finished event")
+
+        consumer = asyncio.ensure_future(consume())
+        watcher = asyncio.ensure_future(_wait_for_disconnect(request.receive))
+        try:
+            done, _ = await asyncio.wait({consumer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher in done:
+                self._engine.abort(request_id)
+            finished = await consumer
+        finally:
+            watcher.cancel()
+            if not consumer.done():
+                consumer.cancel()
+                self._engine.abort(request_id)
+        return "".join(parts), finished
+
+
+class _EventStream(StreamingResponse):
+    """Server-sent events that cancel their request however the response ends.
+
+    Starlette cancels the body iterator when the client disconnects, possibly before it ever
+    started, so the abort lives here rather than in the iterator.
+    """
+
+    def __init__(self, content: AsyncIterator[bytes], *, on_close: Callable[[], None]) -> None:
+        super().__init__(
+            content, media_type="text/event-stream", headers={"cache-control": "no-cache"}
+        )
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _json(data: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(data), status_code=status_code, headers=headers, media_type="application/json"
+    )
+
+
+def _sse_event(data: Any) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def _error_response(error: TokenmillError, status_code: int | None = None) -> Response:
+    return Response(
+        error.body_bytes(),
+        status_code=status_code or error.status,
+        headers=error.headers,
+        media_type="application/json",
+    )
+
+
+async def _tokenmill_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, TokenmillError):
+        return await _unexpected_error(request, exc)
+    return _error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, HTTPException):
+        return await _unexpected_error(request, exc)
+    where = f"{request.method} {request.url.path}"
+    if exc.status_code == 404:
+        return _error_response(NotFound(f"There is no route {where}.", code="not_found"))
+    if exc.status_code == 405:
+        allowed = dict(exc.headers or {})
+        return _error_response(MethodNotAllowed(f"{where} is not allowed.", headers=allowed))
+    return _error_response(InvalidRequest(str(exc.detail)), exc.status_code)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error_response(TokenmillError("The engine hit an internal error."))
