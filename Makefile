@@ -1,0 +1,39 @@
+# The two commands: `make serve` runs the platform, `make test` runs every check CI runs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: serve test lint typecheck pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.serve-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.serve-deps
+
+serve: $(VENV)/.serve-deps
+	$(BIN)/tokenmill serve
+
+test: $(VENV)/.test-deps lint typecheck pytest
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check tokenmill tests bench
+	$(BIN)/ruff format --check tokenmill tests bench
+
+typecheck: $(VENV)/.test-deps
+	$(BIN)/mypy tokenmill
+
+pytest: $(VENV)/.test-deps
+	$(BIN)/pytest -q
+
+bench: $(VENV)/.test-deps
+	$(BIN)/python bench/gateway.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,165 @@
+"""The ``tokenmill`` command."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import click
+
+from tokenmill.clock import SystemClock
+from tokenmill.settings import Settings
+
+if TYPE_CHECKING:
+    from tokenmill.store.db import Database
+
+
+@click.group()
+def main() -> None:
+    """tokenmill: a self-hosted, metered Model-as-a-Service platform."""
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (TOKENMILL_HOST).")
+@click.option("--port", type=int, help="Port to listen on (TOKENMILL_PORT).")
+@click.option("--model", "model_id", help="Bundled model to serve (TOKENMILL_DEFAULT_MODEL).")
+def serve(host: str | None, port: int | None, model_id: str | None) -> None:
+    """Start the gateway and a local replica of the default model."""
+    from tokenmill.cli.serve import run_serve
+
+    overrides = {
+        k: v for k, v in {"host": host, "port": port, "default_model": model_id}.items() if v
+    }
+    run_serve(Settings(**overrides))  # type: ignore[arg-type]
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.pass_context
+def engine(ctx: click.Context) -> None:
+    """Run one engine replica (see `tokenmill engine --help`)."""
+    from tokenmill.engine.__main__ import main as engine_main
+
+    sys.exit(engine_main(ctx.args))
+
+
+@main.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="A name to recognise the key by.")
+@click.option("--tenant", default="admin", show_default=True, help="Tenant name.")
+@click.option(
+    "--role",
+    type=click.Choice(["platform_admin", "tenant_admin", "inference"]),
+    default="inference",
+    show_default=True,
+)
+@click.option("--models", help="Comma-separated models the key may use (default: all).")
+@click.option("--expires-days", type=click.IntRange(min=1), help="Expire after this many days.")
+def keys_create(
+    name: str, tenant: str, role: str, models: str | None, expires_days: int | None
+) -> None:
+    """Create a key; its secret is printed once and never again."""
+    from tokenmill.control.keys import KeyRepository
+    from tokenmill.control.tenants import TenantRepository
+
+    db, clock = _open_db()
+    tenants = TenantRepository(db, clock)
+    found = tenants.get_by_name(tenant) or tenants.create(tenant)
+    expires_at = clock.utcnow() + timedelta(days=expires_days) if expires_days else None
+    allowed = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    info, secret = KeyRepository(db, clock).create(
+        found.id, name, role=role, allowed_models=allowed, expires_at=expires_at
+    )
+    click.echo(f"Created key {info.id} ({info.name}) for tenant {tenant}, role {info.role}.")
+    click.echo("Secret (shown once, store it now):")
+    click.echo(secret)
+
+
+@keys.command("list")
+@click.option("--tenant", help="Only this tenant's keys.")
+def keys_list(tenant: str | None) -> None:
+    """List keys (never their secrets)."""
+    from tokenmill.control.keys import KeyRepository
+    from tokenmill.control.tenants import TenantRepository
+
+    db, clock = _open_db()
+    tenants = {t.id: t.name for t in TenantRepository(db, clock).list()}
+    tenant_id = next((i for i, n in tenants.items() if n == tenant), "-") if tenant else None
+    rows = [
+        [
+            k.id,
+            k.name,
+            tenants.get(k.tenant_id, k.tenant_id),
+            k.role,
+            k.prefix + "…",
+            _when(k.created_at),
+            _when(k.expires_at),
+            "revoked" if k.revoked else "active",
+        ]
+        for k in KeyRepository(db, clock).list(tenant_id)
+    ]
+    headers = ["ID", "NAME", "TENANT", "ROLE", "PREFIX", "CREATED", "EXPIRES", "STATUS"]
+    click.echo(format_table(headers, rows))
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key; running gateways refuse it within a second."""
+    from tokenmill.control.keys import KeyRepository
+
+    db, clock = _open_db()
+    info = KeyRepository(db, clock).revoke(key_id)
+    click.echo(f"Revoked key {info.id} ({info.name}).")
+
+
+@main.command()
+def models() -> None:
+    """List the models in the library."""
+    from tokenmill.catalog.bundled import BUNDLED
+    from tokenmill.catalog.repository import ModelRepository
+
+    db, clock = _open_db()
+    registered = {m.id: m for m in ModelRepository(db, clock).list()}
+    rows = [
+        [m.id, m.task, str(m.context_tokens), m.owner_tenant_id or "public", m.artifact]
+        for m in registered.values()
+    ]
+    rows += [
+        [b.id, b.task, str(b.context_tokens), "public", f"bundled ({b.package})"]
+        for b in BUNDLED.values()
+        if b.id not in registered
+    ]
+    click.echo(format_table(["ID", "TASK", "CONTEXT", "OWNER", "ARTIFACT"], rows))
+
+
+def _open_db() -> tuple[Database, SystemClock]:
+    from tokenmill.store.db import Database
+
+    db = Database.from_settings(Settings())
+    db.migrate()
+    return db, SystemClock()
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "-"
+
+
+def format_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()
+        for row in [headers, *rows]
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

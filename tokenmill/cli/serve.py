@@ -1,0 +1,102 @@
+"""``tokenmill serve``: the whole platform on one machine, composed from its parts."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+import uvicorn
+
+from tokenmill.billing.recorder import UsageRecorder
+from tokenmill.billing.usage import UsageRepository
+from tokenmill.catalog.bundled import bundled_model
+from tokenmill.catalog.repository import ModelRepository
+from tokenmill.clock import SystemClock
+from tokenmill.control.bootstrap import ensure_admin
+from tokenmill.control.keycache import KeyCache
+from tokenmill.control.keys import KeyRepository
+from tokenmill.control.revocations import RevocationWatcher
+from tokenmill.fleet.local import ReplicaSpec, start_replica
+from tokenmill.gateway.app import build_app
+from tokenmill.gateway.directory import ModelDirectory, ModelEntry
+from tokenmill.gateway.relay import UpstreamClient
+from tokenmill.gateway.routing import Router
+from tokenmill.gateway.services import Services
+from tokenmill.settings import Settings
+from tokenmill.store.db import Database
+
+log = logging.getLogger("tokenmill")
+
+
+def run_serve(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    clock = SystemClock()
+    data_dir = settings.ensure_data_dir()
+    db = Database.from_settings(settings)
+    db.migrate()
+
+    secret = ensure_admin(db, clock)
+    if secret is not None:
+        click.echo("Created the admin tenant and its platform-admin key (shown once, keep it):")
+        click.echo(f"  TOKENMILL_API_KEY={secret}")
+    click.echo(f"Data directory: {data_dir}")
+    click.echo(f"Database: {db.url.render_as_string(hide_password=True)}")
+
+    bundled = bundled_model(settings.default_model)
+    models = ModelRepository(db, clock)
+    models.register(
+        bundled.id,
+        task=bundled.task,
+        artifact=str(bundled.path()),
+        context_tokens=min(bundled.context_tokens, settings.engine_context_tokens),
+    )
+    replica = start_replica(
+        ReplicaSpec(
+            model_id=bundled.id,
+            model_path=bundled.path(),
+            threads=settings.engine_threads,
+            context_tokens=settings.engine_context_tokens,
+        ),
+        log_dir=data_dir / "logs",
+    )
+    recorder = UsageRecorder(UsageRepository(db), settings.usage_flush_interval_seconds)
+    try:
+        click.echo(f"Starting a replica of {bundled.id} (log: {replica.log_path}) …")
+        replica.wait_ready(settings.engine_start_timeout_seconds)
+        router = Router()
+        router.set_replicas(bundled.id, [replica.url])
+        keys = KeyRepository(db, clock)
+        key_cache = KeyCache(keys, clock, settings.key_cache_ttl_seconds)
+        services = Services(
+            keys=key_cache,
+            recorder=recorder,
+            directory=ModelDirectory(
+                [
+                    ModelEntry(m.id, m.task, m.context_tokens, m.owner_tenant_id, m.created_at)
+                    for m in models.list()
+                ]
+            ),
+            router=router,
+            upstream=UpstreamClient(settings.upstream_timeout_seconds),
+            clock=clock,
+            loops=[RevocationWatcher(keys, key_cache, clock)],
+        )
+        click.echo(
+            f"tokenmill is serving {bundled.id} at http://{settings.host}:{settings.port}/v1"
+        )
+        uvicorn.run(
+            build_app(services),
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            proxy_headers=False,
+            log_level=settings.log_level,
+        )
+    finally:
+        replica.stop()
+        recorder.close()
+        db.dispose()

@@ -1,0 +1,126 @@
+"""The ``local`` fleet backend: engine replicas as subprocesses on this machine."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tokenmill.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaSpec:
+    model_id: str
+    model_path: Path
+    threads: int
+    context_tokens: int
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+@dataclass(slots=True)
+class LocalReplica:
+    spec: ReplicaSpec
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    started_at_monotonic: float = field(default_factory=time.monotonic)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.spec.host}:{self.port}"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_ready(self, timeout_seconds: float) -> None:
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise ServiceUnavailable(
+                    f"Replica of '{self.spec.model_id}' exited with code "
+                    f"{self.process.returncode} while starting; see {self.log_path}."
+                )
+            with (
+                contextlib.suppress(urllib.error.URLError, OSError),
+                urllib.request.urlopen(f"{self.url}/health", timeout=1) as resp,
+            ):
+                if resp.status == 200:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise ServiceUnavailable(
+            f"Replica of '{self.spec.model_id}' was not ready within {timeout_seconds:g} s; "
+            f"see {self.log_path}."
+        )
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        if not self.alive():
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(grace_seconds)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: a replica must not outlive a gateway killed with -9."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start_replica(spec: ReplicaSpec, log_dir: Path) -> LocalReplica:
+    port = spec.port or free_port(spec.host)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"replica-{spec.model_id}-{port}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "tokenmill.engine",
+        "--model",
+        str(spec.model_path),
+        "--served-name",
+        spec.model_id,
+        "--host",
+        spec.host,
+        "--port",
+        str(port),
+        "--threads",
+        str(spec.threads),
+        "--context-tokens",
+        str(spec.context_tokens),
+    ]
+    log.info("starting replica of %s on port %d", spec.model_id, port)
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+    return LocalReplica(spec=spec, port=port, process=process, log_path=log_path)

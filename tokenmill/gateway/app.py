@@ -1,0 +1,100 @@
+"""The gateway's ASGI application: dispatch, the one error mapping, and the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from tokenmill.errors import MethodNotAllowed, NotFound, TokenmillError
+from tokenmill.gateway import routes
+from tokenmill.gateway.http import (
+    ClientDisconnected,
+    HttpRequest,
+    Receive,
+    Response,
+    Scope,
+    Send,
+    StreamResponse,
+)
+from tokenmill.gateway.services import Services
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Services, HttpRequest], Awaitable[Response | StreamResponse]]
+
+EXACT: dict[str, dict[str, Handler]] = {
+    "/v1/models": {"GET": routes.list_models},
+    "/v1/chat/completions": {"POST": routes.chat_completions},
+    "/v1/completions": {"POST": routes.completions},
+    "/health": {"GET": routes.health},
+}
+PREFIXED: list[tuple[str, str, dict[str, Handler]]] = [
+    ("/v1/models/", "model", {"GET": routes.get_model}),
+]
+
+
+def error_response(request: HttpRequest, error: TokenmillError) -> Response:
+    headers = dict(error.headers)
+    if request.request_id:
+        headers["x-request-id"] = request.request_id
+    return Response(error.body_bytes(), error.status, headers=headers)
+
+
+def _find(request: HttpRequest) -> Handler:
+    methods = EXACT.get(request.path)
+    if methods is None:
+        for prefix, param, candidates in PREFIXED:
+            if request.path.startswith(prefix) and len(request.path) > len(prefix):
+                request.path_params[param] = request.path[len(prefix) :]
+                methods = candidates
+                break
+    if methods is None:
+        raise NotFound(f"No route {request.method} {request.path}.", code="not_found")
+    handler = methods.get(request.method)
+    if handler is None:
+        raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}.")
+    return handler
+
+
+class GatewayApp:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = HttpRequest(scope, receive)
+        try:
+            response = await _find(request)(self.services, request)
+        except TokenmillError as error:
+            response = error_response(request, error)
+        except ClientDisconnected:
+            return
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            response = error_response(request, TokenmillError("The server had an error."))
+        await response(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.services.start()
+                except Exception as exc:
+                    log.exception("gateway failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.services.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def build_app(services: Services) -> GatewayApp:
+    return GatewayApp(services)

@@ -1,0 +1,165 @@
+"""Minimal ASGI request and response types for the gateway's hot path.
+
+A framework's middleware stack wraps every ``send`` in several closures; on a streaming relay
+that is paid per chunk. bench/gateway.py measured the difference, so the gateway speaks
+ASGI directly with these few types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON = b"application/json"
+EVENT_STREAM = b"text/event-stream"
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the request was read; there is no one to answer."""
+
+
+class HttpRequest:
+    __slots__ = ("_receive", "method", "path", "path_params", "request_id", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self._receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.path_params: dict[str, str] = {}
+        self.request_id: str | None = None
+
+    def header(self, name: bytes) -> str | None:
+        """A header by its lower-case name."""
+        for key, value in self.scope["headers"]:
+            if key == name:
+                return str(value.decode("latin-1"))
+        return None
+
+    async def body(self) -> bytes:
+        from tokenmill.errors import InvalidRequest
+
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise InvalidRequest(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    @property
+    def receive(self) -> Receive:
+        return self._receive
+
+
+def _raw_headers(media_type: bytes, headers: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
+    raw = [(b"content-type", media_type)]
+    if headers:
+        raw.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
+    return raw
+
+
+class Response:
+    __slots__ = ("body", "headers", "media_type", "status")
+
+    def __init__(
+        self,
+        body: bytes,
+        status: int = 200,
+        media_type: bytes = JSON,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.body = body
+        self.status = status
+        self.media_type = media_type
+        self.headers = headers
+
+    async def __call__(self, receive: Receive, send: Send) -> None:
+        raw = _raw_headers(self.media_type, self.headers)
+        raw.append((b"content-length", str(len(self.body)).encode()))
+        await send({"type": "http.response.start", "status": self.status, "headers": raw})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def json_response(
+    content: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(orjson.dumps(content), status, JSON, headers)
+
+
+class StreamResponse:
+    """Sends chunks as the iterator yields them; a client disconnect cancels the iterator.
+
+    The iterator sees the disconnect as ``CancelledError`` at its current ``await`` and runs
+    its ``finally`` blocks, which is where the relay stops the replica and meters the request.
+    """
+
+    __slots__ = ("chunks", "headers", "media_type", "status")
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        status: int = 200,
+        media_type: bytes = EVENT_STREAM,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.chunks = chunks
+        self.status = status
+        self.media_type = media_type
+        self.headers = headers
+
+    async def __call__(self, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        running = True
+        gone = False
+
+        async def watch() -> None:
+            nonlocal gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if running:
+                gone = True
+                task.cancel()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status,
+                    "headers": _raw_headers(self.media_type, self.headers),
+                }
+            )
+            async for chunk in self.chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        except asyncio.CancelledError:
+            if not gone:
+                raise
+            task.uncancel()
+        finally:
+            running = False
+            watcher.cancel()
+            await _close(self.chunks)
+
+
+async def _close(chunks: AsyncIterator[bytes]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -1,0 +1,97 @@
+"""Per-request metering: one usage event for every authenticated request, on every path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tokenmill.billing.usage import UsageEvent
+from tokenmill.clock import Clock
+from tokenmill.control.keys import Principal
+from tokenmill.errors import TokenmillError
+
+
+class UsageSink(Protocol):
+    def record(self, event: UsageEvent) -> None: ...
+
+
+@dataclass(slots=True)
+class TokenCounts:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    @classmethod
+    def from_openai(cls, usage: Any) -> TokenCounts | None:
+        if not isinstance(usage, dict):
+            return None
+        details = usage.get("prompt_tokens_details") or {}
+        return cls(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(details.get("cached_tokens") or 0),
+        )
+
+
+@dataclass(slots=True)
+class Meter:
+    """Collects what a request did; ``finish`` writes its usage event exactly once."""
+
+    clock: Clock
+    sink: UsageSink
+    principal: Principal
+    request_id: str
+    endpoint: str
+    model: str = ""
+    stream: bool = False
+    started_monotonic: float = 0.0
+    first_token_monotonic: float | None = None
+    tokens: TokenCounts = field(default_factory=TokenCounts)
+    content_events: int = 0
+    finished: bool = False
+
+    def __post_init__(self) -> None:
+        self.started_monotonic = self.clock.monotonic()
+
+    def first_token(self) -> None:
+        if self.first_token_monotonic is None:
+            self.first_token_monotonic = self.clock.monotonic()
+
+    def finish(
+        self,
+        status: str,
+        http_status: int,
+        error_code: str | None = None,
+    ) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        now = self.clock.monotonic()
+        ttft = (
+            self.first_token_monotonic - self.started_monotonic
+            if self.first_token_monotonic is not None
+            else None
+        )
+        self.sink.record(
+            UsageEvent(
+                request_id=self.request_id,
+                tenant_id=self.principal.tenant_id,
+                key_id=self.principal.key_id,
+                model=self.model,
+                endpoint=self.endpoint,
+                stream=self.stream,
+                prompt_tokens=self.tokens.prompt_tokens,
+                cached_tokens=self.tokens.cached_tokens,
+                completion_tokens=self.tokens.completion_tokens,
+                ttft_seconds=ttft,
+                duration_seconds=now - self.started_monotonic,
+                status=status,
+                http_status=http_status,
+                error_code=error_code,
+                created_at=self.clock.utcnow(),
+            )
+        )
+
+    def finish_error(self, error: TokenmillError) -> None:
+        """A refused or failed request: recorded, with no tokens billed unless some were made."""
+        self.finish("error", error.status, error.code)

@@ -1,0 +1,136 @@
+"""OpenAI-compatible routes: auth, validate, route, relay, meter, in that order."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+
+from tokenmill.errors import TokenmillError
+from tokenmill.gateway.http import HttpRequest, Response, StreamResponse, json_response
+from tokenmill.gateway.metering import Meter
+from tokenmill.gateway.relay import (
+    StreamBroken,
+    StreamRelay,
+    error_code_of,
+    read_reply,
+    relay_stream,
+)
+from tokenmill.gateway.routing import Lease
+from tokenmill.gateway.services import Services
+from tokenmill.protocol.requests import parse_chat, parse_completion, parse_json_body
+
+AUTHORIZATION = b"authorization"
+
+
+def new_request_id() -> str:
+    return f"req_{secrets.token_hex(16)}"
+
+
+async def health(services: Services, request: HttpRequest) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def list_models(services: Services, request: HttpRequest) -> Response:
+    principal = await services.keys.authenticate(request.header(AUTHORIZATION))
+    data = [entry.as_openai() for entry in services.directory.visible(principal)]
+    return json_response({"object": "list", "data": data})
+
+
+async def get_model(services: Services, request: HttpRequest) -> Response:
+    principal = await services.keys.authenticate(request.header(AUTHORIZATION))
+    entry = services.directory.resolve(request.path_params["model"], principal)
+    return json_response(entry.as_openai())
+
+
+async def chat_completions(services: Services, request: HttpRequest) -> Response | StreamResponse:
+    return await _inference(services, request, "chat.completions", parse_chat)
+
+
+async def completions(services: Services, request: HttpRequest) -> Response | StreamResponse:
+    return await _inference(services, request, "completions", parse_completion)
+
+
+async def _inference(
+    services: Services,
+    request: HttpRequest,
+    endpoint: str,
+    parse: Callable[[dict[str, Any]], Any],
+) -> Response | StreamResponse:
+    principal = await services.keys.authenticate(request.header(AUTHORIZATION))
+    request.request_id = new_request_id()
+    meter = Meter(services.clock, services.recorder, principal, request.request_id, endpoint)
+    lease: Lease | None = None
+    try:
+        body = parse_json_body(await request.body())
+        if isinstance(body.get("model"), str):
+            meter.model = body["model"]
+        parsed = parse(body)
+        meter.stream = parsed.stream
+        services.directory.resolve(parsed.model, principal)
+        lease = services.router.acquire(parsed.model)
+        if parsed.stream:
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        upstream = await services.upstream.post(
+            lease.url + request.path, orjson.dumps(body), request.request_id
+        )
+    except TokenmillError as error:
+        if lease is not None:
+            lease.release()
+        meter.finish_error(error)
+        raise
+    headers = {"x-request-id": request.request_id}
+    if not parsed.stream or upstream.status != 200:
+        return await _whole(upstream, lease, meter, headers)
+    relay = StreamRelay(meter, include_usage=parsed.include_usage)
+    return StreamResponse(
+        _stream(services, relay, upstream, lease, meter),
+        headers={**headers, "cache-control": "no-cache"},
+    )
+
+
+async def _whole(
+    upstream: aiohttp.ClientResponse, lease: Lease, meter: Meter, headers: dict[str, str]
+) -> Response:
+    try:
+        reply = await read_reply(upstream, meter)
+    except TokenmillError as error:
+        meter.finish_error(error)
+        raise
+    finally:
+        lease.release()
+    if reply.status == 200:
+        meter.finish("ok", 200)
+    else:
+        meter.finish("error", reply.status, error_code_of(reply.body))
+    return Response(reply.body, reply.status, reply.content_type.encode(), headers)
+
+
+async def _stream(
+    services: Services,
+    relay: StreamRelay,
+    upstream: aiohttp.ClientResponse,
+    lease: Lease,
+    meter: Meter,
+) -> AsyncIterator[bytes]:
+    """Ends one of three ways, each metered: completed, broken upstream, or client gone."""
+    outcome = "cancelled"
+    try:
+        async for data in relay_stream(upstream, relay):
+            yield data
+        outcome = "ok"
+    except StreamBroken as broken:
+        outcome = "error"
+        meter.finish("error", 200, broken.error.code)
+    finally:
+        if outcome == "cancelled":
+            counts = await services.upstream.abort(lease.url, meter.request_id)
+            if counts is not None:
+                meter.tokens = counts
+            meter.finish("cancelled", 499, "client_disconnected")
+        elif outcome == "ok":
+            meter.finish("ok", 200)
+        lease.release()
