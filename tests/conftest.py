@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,13 +55,9 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a new SQLite file, or a new PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'tokenmill.db'}"
-        return
-    server = request.getfixturevalue("postgres_server")
+@contextmanager
+def postgres_schema(server: str) -> Iterator[str]:
+    """A URL whose connections live in a new, empty schema, dropped afterwards."""
     schema = f"tm_test_{os.getpid()}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(_libpq_url(server), autocommit=True) as admin:
         admin.execute(f'CREATE SCHEMA "{schema}"')
@@ -73,6 +70,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     finally:
         with psycopg.connect(_libpq_url(server), autocommit=True) as admin:
             admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a new SQLite file, or a new PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tokenmill.db'}"
+        return
+    with postgres_schema(request.getfixturevalue("postgres_server")) as url:
+        yield url
 
 
 @pytest.fixture

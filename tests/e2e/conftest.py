@@ -16,6 +16,7 @@ import httpx
 import openai
 import pytest
 
+from tests.conftest import postgres_schema
 from tokenmill.billing.usage import UsageEvent, UsageRepository
 from tokenmill.fleet.local import free_port
 from tokenmill.store.db import Database
@@ -67,8 +68,22 @@ class Platform:
         raise AssertionError(f"no usage record for {request_id}")
 
 
+@pytest.fixture(
+    scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The platform's database: SQLite in its data directory, or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with postgres_schema(request.getfixturevalue("postgres_server")) as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+def platform(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str | None
+) -> Iterator[Platform]:
     data_dir = tmp_path_factory.mktemp("tokenmill-data")
     port = free_port()
     env = {
@@ -79,6 +94,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         "TOKENMILL_CONFIG": str(data_dir / "absent.toml"),
     }
     env.pop("TOKENMILL_DATABASE_URL", None)
+    if database_url is not None:
+        env["TOKENMILL_DATABASE_URL"] = database_url
     log = open(data_dir / "serve.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "tokenmill.cli.main", "serve"],
@@ -92,7 +109,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     threading.Thread(target=_drain, args=(process.stdout,), daemon=True).start()
     base_url = f"http://127.0.0.1:{port}"
     _wait_healthy(base_url, process, data_dir)
-    db = Database(f"sqlite:///{data_dir / 'tokenmill.db'}")
+    db = Database(database_url or f"sqlite:///{data_dir / 'tokenmill.db'}")
     try:
         yield Platform(base_url, key, data_dir, env, db, process)
     finally:

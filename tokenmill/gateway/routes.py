@@ -116,21 +116,28 @@ async def _stream(
     lease: Lease,
     meter: Meter,
 ) -> AsyncIterator[bytes]:
-    """Ends one of three ways, each metered: completed, broken upstream, or client gone."""
-    outcome = "cancelled"
+    """Ends one of three ways, each metered: completed, broken upstream, or client gone.
+
+    A client that leaves after the last event (``[DONE]``) has had everything: that is a
+    completed request, not a cancelled one.
+    """
+    error_code = "client_disconnected"
+    completed = False
     try:
         async for data in relay_stream(upstream, relay):
             yield data
-        outcome = "ok"
+        completed = True
     except StreamBroken as broken:
-        outcome = "error"
-        meter.finish("error", 200, broken.error.code)
+        error_code = broken.error.code or "upstream_error"
     finally:
-        if outcome == "cancelled":
+        if completed or relay.done:
+            meter.finish("ok", 200)
+        else:
             counts = await services.upstream.abort(lease.url, meter.request_id)
             if counts is not None:
                 meter.tokens = counts
-            meter.finish("cancelled", 499, "client_disconnected")
-        elif outcome == "ok":
-            meter.finish("ok", 200)
+            cancelled = error_code == "client_disconnected"
+            meter.finish(
+                "cancelled" if cancelled else "error", 499 if cancelled else 502, error_code
+            )
         lease.release()
