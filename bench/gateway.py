@@ -1,7 +1,8 @@
 """Gateway overhead: requests/s and latency, directly against an instant upstream and through
-the real gateway (auth, validation, routing, metering all on), in the same run.
+the real gateway (auth, validation, routing, metering all on), in the same run. Each
+figure is the median of several alternating rounds.
 
-    .venv/bin/python bench/gateway.py [--seconds 5] [--out bench/results/gateway.json]
+    .venv/bin/python bench/gateway.py [--seconds 3] [--rounds 3] [--out bench/results/gateway.json]
 
 Three processes: an upstream that answers at once, the gateway in front of it, and this
 load generator. On a 2-core machine they share the cores, so read the ratios, not the
@@ -224,7 +225,8 @@ def _wait(url: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench/results/gateway.json"))
     parser.add_argument("--role", choices=["bench", "upstream", "gateway"], default="bench")
     parser.add_argument("--port", type=int, default=0)
@@ -267,9 +269,18 @@ def main() -> None:
         for stream in (False, True):
             for concurrency in (1, 16):
                 row: dict = {"stream": stream, "concurrency": concurrency}
-                for target, port in (("direct", upstream_port), ("gateway", gateway_port)):
-                    url = f"http://127.0.0.1:{port}/v1/chat/completions"
-                    row[target] = asyncio.run(_load(url, key, concurrency, args.seconds, stream))
+                rounds: dict[str, list[dict]] = {"direct": [], "gateway": []}
+                for _ in range(args.rounds):  # alternate, so drifts in machine load hit both
+                    for target, port in (("direct", upstream_port), ("gateway", gateway_port)):
+                        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+                        rounds[target].append(
+                            asyncio.run(_load(url, key, concurrency, args.seconds, stream))
+                        )
+                for target, runs in rounds.items():
+                    row[target] = {
+                        field: statistics.median(r[field] for r in runs) for field in runs[0]
+                    }
+                    row[target]["rounds"] = runs
                 row["rps_ratio"] = row["gateway"]["rps"] / row["direct"]["rps"]
                 row["added_p50_ms"] = row["gateway"]["p50_ms"] - row["direct"]["p50_ms"]
                 results.append(row)
@@ -291,7 +302,15 @@ def main() -> None:
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
-        json.dumps({"benchmark": "gateway", "seconds": args.seconds, "results": results}, indent=2)
+        json.dumps(
+            {
+                "benchmark": "gateway",
+                "seconds": args.seconds,
+                "rounds": args.rounds,
+                "results": results,
+            },
+            indent=2,
+        )
     )
     print(f"wrote {args.out}")
 

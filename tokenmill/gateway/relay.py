@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 
 from tokenmill.errors import TokenmillError, UpstreamError
 from tokenmill.gateway.metering import Meter, TokenCounts
+from tokenmill.gateway.upstream import UpstreamPool, UpstreamResponse
 
 log = logging.getLogger(__name__)
 
@@ -31,61 +31,53 @@ class UpstreamReply:
 
 
 class UpstreamClient:
-    """One pooled HTTP client for all replicas, owned by the gateway's lifespan."""
+    """Calls to replicas over one pool of keep-alive connections, owned by the lifespan."""
 
     def __init__(self, timeout_seconds: float) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds, sock_connect=5)
-        self._session: aiohttp.ClientSession | None = None
+        # An idle timeout between reads, not a total: a long stream that keeps producing
+        # tokens is healthy however long it runs.
+        self.timeout_seconds = timeout_seconds
+        self._pool = UpstreamPool()
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, enable_cleanup_closed=True)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
-            json_serialize=lambda o: orjson.dumps(o).decode(),
-            skip_auto_headers=("User-Agent",),
-        )
+        pass
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        self._pool.close()
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("UpstreamClient.start() was not awaited")
-        return self._session
-
-    async def post(self, url: str, payload: bytes, request_id: str) -> aiohttp.ClientResponse:
-        try:
-            return await self.session.post(
-                url,
-                data=payload,
-                headers={"content-type": "application/json", "x-request-id": request_id},
-            )
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise UpstreamError(f"The model replica could not be reached: {exc}.") from None
+    async def post(self, url: str, payload: bytes, request_id: str) -> UpstreamResponse:
+        return await self._pool.request(
+            "POST",
+            url,
+            payload,
+            {"content-type": "application/json", "x-request-id": request_id},
+            timeout_seconds=self.timeout_seconds,
+        )
 
     async def abort(self, base_url: str, request_id: str) -> TokenCounts | None:
         """Cancels a request on its replica; returns the tokens it generated, if known."""
         try:
-            async with self.session.delete(
-                f"{base_url}/v1/requests/{request_id}", timeout=aiohttp.ClientTimeout(total=5)
-            ) as resp:
-                if resp.status != 200:
-                    return None
-                return TokenCounts.from_openai(orjson.loads(await resp.read()).get("usage"))
-        except (TimeoutError, aiohttp.ClientError, OSError, orjson.JSONDecodeError):
+            response = await self._pool.request(
+                "DELETE", f"{base_url}/v1/requests/{request_id}", timeout_seconds=5
+            )
+            try:
+                body = await response.read(5)
+            finally:
+                response.release()
+        except UpstreamError:
             log.warning("could not abort request %s on %s", request_id, base_url)
             return None
+        if response.status != 200:
+            return None
+        return TokenCounts.from_openai(_loads(body).get("usage"))
 
 
-async def read_reply(response: aiohttp.ClientResponse, meter: Meter) -> UpstreamReply:
+async def read_reply(
+    response: UpstreamResponse, meter: Meter, idle_timeout_seconds: float
+) -> UpstreamReply:
     """A whole (non-streamed) answer; its usage goes to the meter."""
     try:
-        body = await response.read()
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        raise UpstreamError(f"The model replica failed while answering: {exc}.") from None
+        body = await response.read(idle_timeout_seconds)
     finally:
         response.release()
     if response.status == 200:
@@ -93,9 +85,7 @@ async def read_reply(response: aiohttp.ClientResponse, meter: Meter) -> Upstream
         if counts is not None:
             meter.tokens = counts
         meter.first_token()
-    return UpstreamReply(
-        response.status, body, response.headers.get("content-type", "application/json")
-    )
+    return UpstreamReply(response.status, body, response.content_type)
 
 
 def error_code_of(body: bytes) -> str | None:
@@ -161,24 +151,22 @@ def _has_output(choices: list[Any]) -> bool:
 
 
 async def relay_stream(
-    response: aiohttp.ClientResponse,
-    relay: StreamRelay,
+    response: UpstreamResponse, relay: StreamRelay, idle_timeout_seconds: float
 ) -> AsyncIterator[bytes]:
     try:
-        async for data in response.content.iter_any():
+        async for data in response.chunks(idle_timeout_seconds):
             out = relay.feed(data)
             if out:
                 yield out
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        error = UpstreamError(f"The model replica failed mid-stream: {exc}.")
+    except UpstreamError as error:
         yield b"data: " + error.body_bytes() + b"\n\n"
         raise StreamBroken(error) from None
     finally:
         response.release()
     if not relay.done:
-        error = UpstreamError("The model replica ended the stream early.")
-        yield b"data: " + error.body_bytes() + b"\n\n"
-        raise StreamBroken(error)
+        early = UpstreamError("The model replica ended the stream early.")
+        yield b"data: " + early.body_bytes() + b"\n\n"
+        raise StreamBroken(early)
 
 
 class StreamBroken(Exception):

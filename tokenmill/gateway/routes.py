@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
 import orjson
 
 from tokenmill.errors import TokenmillError
@@ -21,13 +19,10 @@ from tokenmill.gateway.relay import (
 )
 from tokenmill.gateway.routing import Lease
 from tokenmill.gateway.services import Services
+from tokenmill.gateway.upstream import UpstreamResponse
 from tokenmill.protocol.requests import parse_chat, parse_completion, parse_json_body
 
 AUTHORIZATION = b"authorization"
-
-
-def new_request_id() -> str:
-    return f"req_{secrets.token_hex(16)}"
 
 
 async def health(services: Services, request: HttpRequest) -> Response:
@@ -61,7 +56,7 @@ async def _inference(
     parse: Callable[[dict[str, Any]], Any],
 ) -> Response | StreamResponse:
     principal = await services.keys.authenticate(request.header(AUTHORIZATION))
-    request.request_id = new_request_id()
+    request.request_id = services.ids.new()
     meter = Meter(services.clock, services.recorder, principal, request.request_id, endpoint)
     lease: Lease | None = None
     try:
@@ -84,7 +79,7 @@ async def _inference(
         raise
     headers = {"x-request-id": request.request_id}
     if not parsed.stream or upstream.status != 200:
-        return await _whole(upstream, lease, meter, headers)
+        return await _whole(services, upstream, lease, meter, headers)
     relay = StreamRelay(meter, include_usage=parsed.include_usage)
     return StreamResponse(
         _stream(services, relay, upstream, lease, meter),
@@ -93,10 +88,14 @@ async def _inference(
 
 
 async def _whole(
-    upstream: aiohttp.ClientResponse, lease: Lease, meter: Meter, headers: dict[str, str]
+    services: Services,
+    upstream: UpstreamResponse,
+    lease: Lease,
+    meter: Meter,
+    headers: dict[str, str],
 ) -> Response:
     try:
-        reply = await read_reply(upstream, meter)
+        reply = await read_reply(upstream, meter, services.upstream.timeout_seconds)
     except TokenmillError as error:
         meter.finish_error(error)
         raise
@@ -112,7 +111,7 @@ async def _whole(
 async def _stream(
     services: Services,
     relay: StreamRelay,
-    upstream: aiohttp.ClientResponse,
+    upstream: UpstreamResponse,
     lease: Lease,
     meter: Meter,
 ) -> AsyncIterator[bytes]:
@@ -124,7 +123,7 @@ async def _stream(
     error_code = "client_disconnected"
     completed = False
     try:
-        async for data in relay_stream(upstream, relay):
+        async for data in relay_stream(upstream, relay, services.upstream.timeout_seconds):
             yield data
         completed = True
     except StreamBroken as broken:

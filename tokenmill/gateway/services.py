@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import secrets
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,6 +31,17 @@ class UsageRecorder(Protocol):
     async def aflush(self, timeout_seconds: float | None = None) -> bool: ...
 
 
+class RequestIds:
+    """Unique across processes (a random prefix per process) and cheap (a counter)."""
+
+    def __init__(self) -> None:
+        self._prefix = f"req_{secrets.token_hex(8)}"
+        self._counter = itertools.count(1)
+
+    def new(self) -> str:
+        return f"{self._prefix}{next(self._counter):012x}"
+
+
 @dataclass(slots=True)
 class Services:
     keys: Authenticator
@@ -38,6 +51,7 @@ class Services:
     upstream: UpstreamClient
     clock: Clock = field(default_factory=SystemClock)
     loops: list[BackgroundLoop] = field(default_factory=list)
+    ids: RequestIds = field(default_factory=RequestIds)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
