@@ -32,6 +32,7 @@ def run_serve(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     clock = SystemClock()
     data_dir = settings.ensure_data_dir()
     db = Database.from_settings(settings)
