@@ -18,6 +18,7 @@ from tokenmill.engine.runner import LlamaRunner
 
 RUNNER_CONTEXT_TOKENS = 1024
 SERVER_CONTEXT_TOKENS = 2048
+SERVER_KV_CACHE_TOKENS = 4096
 SERVED_NAME = "smollm2"
 # SmolLM2's end-of-generation tokens (<|endoftext|>, <|im_end|>, <empty_output>); a logit bias
 # of -100 on them keeps a request generating until it is cancelled or runs out of budget.
@@ -33,7 +34,14 @@ def model_path() -> Path:
 
 @pytest.fixture(scope="session")
 def runner(model_path: Path) -> Iterator[LlamaRunner]:
-    loaded = LlamaRunner(model_path, context_tokens=RUNNER_CONTEXT_TOKENS, threads=2)
+    loaded = LlamaRunner(
+        model_path,
+        context_tokens=RUNNER_CONTEXT_TOKENS,
+        kv_cache_tokens=4 * RUNNER_CONTEXT_TOKENS,
+        max_step_tokens=256,
+        slots=16,
+        threads=2,
+    )
     yield loaded
     loaded.close()
 
@@ -50,6 +58,7 @@ def server_url(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         "--port", str(port),
         "--threads", "2",
         "--context-tokens", str(SERVER_CONTEXT_TOKENS),
+        "--kv-cache-tokens", str(SERVER_KV_CACHE_TOKENS),
         "--log-level", "warning",
     ]  # fmt: skip
     with log_path.open("wb") as log:

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tokenmill.engine.engine import Engine
+from tokenmill.engine.engine import Engine, EngineSettings
 from tokenmill.engine.request import EngineEvent, EngineRequest, Finished, TextDelta
 from tokenmill.engine.runner import LlamaRunner
 from tokenmill.errors import InvalidRequest, ServiceUnavailable
@@ -81,29 +81,46 @@ async def test_a_stop_string_ends_the_request(engine: Engine) -> None:
     assert cut == text[: text.index(stop)]
 
 
-async def test_requests_wait_in_arrival_order_and_a_waiting_one_can_be_cancelled(
-    engine: Engine,
+async def test_requests_run_together_in_one_batch(engine: Engine) -> None:
+    first = engine.submit(request(engine, "first", ENDLESS))
+    second = engine.submit(request(engine, "second", ENDLESS))
+    assert isinstance(await anext(first), TextDelta)
+    assert isinstance(await anext(second), TextDelta)
+    assert sample(engine, "tokenmill:num_requests_running") == 2
+    assert sample(engine, "tokenmill:kv_cache_used_cells") > 0
+    for rid, events in (("first", first), ("second", second)):
+        await engine.cancel(rid)
+        assert (await drain(events))[1].finish_reason == "cancelled"
+
+
+async def test_beyond_max_running_requests_wait_and_a_waiting_one_can_be_cancelled(
+    runner: LlamaRunner,
 ) -> None:
-    running = engine.submit(request(engine, "long", ENDLESS))
-    waiting = engine.submit(request(engine, "next"))
-    assert isinstance(await anext(running), TextDelta)
-    assert sample(engine, "tokenmill:num_requests_running") == 1
-    assert sample(engine, "tokenmill:num_requests_waiting") == 1
+    engine = Engine(runner, EngineSettings(max_running=1))
+    engine.start()
+    try:
+        running = engine.submit(request(engine, "long", ENDLESS))
+        waiting = engine.submit(request(engine, "next"))
+        assert isinstance(await anext(running), TextDelta)
+        assert sample(engine, "tokenmill:num_requests_running") == 1
+        assert sample(engine, "tokenmill:num_requests_waiting") == 1
 
-    outcome = await engine.cancel("next")
-    assert outcome is not None
-    assert (outcome.status, outcome.usage.completion_tokens) == ("cancelled", 0)
-    _, finished = await drain(waiting)
-    assert finished.finish_reason == "cancelled"
-    assert sample(engine, "tokenmill:num_requests_waiting") == 0
+        outcome = await engine.cancel("next")
+        assert outcome is not None
+        assert (outcome.status, outcome.usage.completion_tokens) == ("cancelled", 0)
+        _, finished = await drain(waiting)
+        assert finished.finish_reason == "cancelled"
+        assert sample(engine, "tokenmill:num_requests_waiting") == 0
 
-    outcome = await engine.cancel("long")
-    assert outcome is not None
-    assert outcome.status == "cancelled"
-    _, finished = await drain(running)
-    assert finished.finish_reason == "cancelled"
-    assert finished.usage == outcome.usage
-    assert 1 <= outcome.usage.completion_tokens < 500
+        outcome = await engine.cancel("long")
+        assert outcome is not None
+        assert outcome.status == "cancelled"
+        _, finished = await drain(running)
+        assert finished.finish_reason == "cancelled"
+        assert finished.usage == outcome.usage
+        assert 1 <= outcome.usage.completion_tokens < 500
+    finally:
+        await engine.stop()
 
 
 async def test_closing_the_event_iterator_cancels_the_request(engine: Engine) -> None:
@@ -135,15 +152,14 @@ async def test_a_request_id_in_progress_cannot_be_reused(engine: Engine) -> None
     await drain(events)
 
 
-async def test_counters_move(engine: Engine) -> None:
+async def test_counters_move(engine: Engine, runner: LlamaRunner) -> None:
     await drain(engine.submit(request(engine, "a")))
     assert sample(engine, "tokenmill:generation_tokens_total") == 12
     assert sample(engine, "tokenmill:prompt_tokens_total") > 0
     assert sample(engine, "tokenmill:request_success_total", {"finish_reason": "length"}) == 1
     assert sample(engine, "tokenmill:time_to_first_token_seconds_count") == 1
     assert sample(engine, "tokenmill:time_per_output_token_seconds_count") == 11
-    assert sample(engine, "tokenmill:kv_cache_used_cells") > 0
-    assert sample(engine, "tokenmill:kv_cache_total_cells") == engine.context_tokens
+    assert sample(engine, "tokenmill:kv_cache_total_cells") == runner.kv_cache_tokens
 
 
 async def test_stop_cancels_what_is_in_flight(runner: LlamaRunner) -> None:

@@ -12,8 +12,8 @@ def sequence(max_tokens: int = 8, stop: tuple[str, ...] = ()) -> Sequence:
 
 def test_end_of_generation_finishes_with_stop_and_counts_the_token() -> None:
     seq = sequence()
-    assert seq.append(b"Hi", is_eog=False, now_seconds=11.0) == "Hi"
-    assert seq.append(b"", is_eog=True, now_seconds=12.0) == ""
+    assert seq.append(9, b"Hi", is_eog=False, now_seconds=11.0) == "Hi"
+    assert seq.append(9, b"", is_eog=True, now_seconds=12.0) == ""
     assert seq.finish_reason == "stop"
     assert seq.usage == Usage(prompt_tokens=3, completion_tokens=2)
     assert (seq.first_token_seconds, seq.last_token_seconds) == (11.0, 12.0)
@@ -21,22 +21,22 @@ def test_end_of_generation_finishes_with_stop_and_counts_the_token() -> None:
 
 def test_budget_finishes_with_length() -> None:
     seq = sequence(max_tokens=2)
-    seq.append(b"a", is_eog=False, now_seconds=11.0)
+    seq.append(9, b"a", is_eog=False, now_seconds=11.0)
     assert seq.finish_reason is None
-    seq.append(b"b", is_eog=False, now_seconds=11.1)
+    seq.append(9, b"b", is_eog=False, now_seconds=11.1)
     assert seq.finish_reason == "length"
 
 
 def test_budget_end_releases_held_text() -> None:
     seq = sequence(max_tokens=2, stop=("END",))
-    assert seq.append(b"a", is_eog=False, now_seconds=11.0) == "a"
-    assert seq.append(b"EN", is_eog=False, now_seconds=11.1) == "EN"
+    assert seq.append(9, b"a", is_eog=False, now_seconds=11.0) == "a"
+    assert seq.append(9, b"EN", is_eog=False, now_seconds=11.1) == "EN"
     assert seq.finish_reason == "length"
 
 
 def test_stop_string_finishes_with_stop() -> None:
     seq = sequence(stop=("END",))
-    assert seq.append(b"okEND", is_eog=False, now_seconds=11.0) == "ok"
+    assert seq.append(9, b"okEND", is_eog=False, now_seconds=11.0) == "ok"
     assert seq.finish_reason == "stop"
 
 
@@ -48,3 +48,13 @@ def test_finish_sets_status_and_reason() -> None:
     assert seq.finish_reason == "cancelled"
     assert seq.usage == Usage(prompt_tokens=3, completion_tokens=0, cached_tokens=2)
     assert seq.usage.total_tokens == 3
+
+
+def test_tokens_hold_the_prompt_then_the_output_and_what_is_left_to_compute() -> None:
+    seq = sequence()
+    assert seq.tokens == [1, 2, 3] and seq.to_compute == 3 and seq.in_prefill
+    seq.num_computed = 3
+    seq.append(42, b"x", is_eog=False, now_seconds=11.0)
+    assert seq.tokens == [1, 2, 3, 42]
+    assert seq.to_compute == 1 and not seq.in_prefill
+    assert seq.completion_tokens == 1

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from .conftest import NEVER_STOP, SERVED_NAME, SERVER_CONTEXT_TOKENS
+from .conftest import NEVER_STOP, SERVED_NAME, SERVER_CONTEXT_TOKENS, SERVER_KV_CACHE_TOKENS
 
 pytestmark = pytest.mark.model
 
@@ -371,7 +371,7 @@ def test_metrics_are_exported_and_counters_move(client: httpx.Client) -> None:
         metric(client, 'tokenmill:request_success_total{finish_reason="length"}')
         == before_length + 1
     )
-    assert metric(client, "tokenmill:kv_cache_total_cells") == SERVER_CONTEXT_TOKENS
+    assert metric(client, "tokenmill:kv_cache_total_cells") == SERVER_KV_CACHE_TOKENS
 
 
 def test_the_openai_client_works(server_url: str) -> None:

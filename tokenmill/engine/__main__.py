@@ -11,8 +11,8 @@ from pathlib import Path
 
 import uvicorn
 
-from tokenmill.engine.engine import Engine
-from tokenmill.engine.runner import LlamaRunner
+from tokenmill.engine.engine import Engine, EngineSettings
+from tokenmill.engine.runner import MAX_SLOTS, LlamaRunner
 from tokenmill.engine.server import build_app
 
 GRACEFUL_SHUTDOWN_SECONDS = 10  # then open streams are cancelled and the process exits
@@ -37,13 +37,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--context-tokens", type=int, default=4096)
+    parser.add_argument(
+        "--context-tokens", type=int, default=4096, help="longest prompt + completion"
+    )
+    parser.add_argument(
+        "--kv-cache-tokens",
+        type=int,
+        default=None,
+        help="KV cells shared by all sequences (default: twice the context, at least 8192)",
+    )
+    parser.add_argument("--max-running", type=int, default=32, help="sequences decoded at once")
+    parser.add_argument("--max-step-tokens", type=int, default=512, help="tokens per step")
+    parser.add_argument(
+        "--prefill-tokens-while-decoding",
+        type=int,
+        default=None,
+        help="prompt tokens per step while streams decode (default: one per decoding stream)",
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
+    if args.kv_cache_tokens is None:
+        args.kv_cache_tokens = max(2 * args.context_tokens, 8192)
     if args.threads < 1:
         parser.error("--threads must be at least 1")
     if args.context_tokens < 2:
         parser.error("--context-tokens must be at least 2")
+    if args.kv_cache_tokens < args.context_tokens:
+        parser.error("--kv-cache-tokens must be at least --context-tokens")
+    if args.max_running < 1 or args.max_step_tokens < 1:
+        parser.error("--max-running and --max-step-tokens must be at least 1")
     return args
 
 
@@ -55,12 +77,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no model file at {model}", file=sys.stderr)
         return 2
     try:
-        runner = LlamaRunner(model, context_tokens=args.context_tokens, threads=args.threads)
+        runner = LlamaRunner(
+            model,
+            context_tokens=args.context_tokens,
+            kv_cache_tokens=args.kv_cache_tokens,
+            max_step_tokens=args.max_step_tokens,
+            slots=min(MAX_SLOTS, 4 * args.max_running),
+            threads=args.threads,
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        app = build_app(Engine(runner), args.served_name or model.stem)
+        settings = EngineSettings(
+            max_running=args.max_running,
+            max_step_tokens=args.max_step_tokens,
+            prefill_tokens_while_decoding=args.prefill_tokens_while_decoding,
+            slots=min(MAX_SLOTS, 4 * args.max_running),
+        )
+        app = build_app(Engine(runner, settings), args.served_name or model.stem)
         uvicorn.run(
             app,
             host=args.host,

@@ -1,8 +1,8 @@
-"""The async face of the engine: requests in, events out, one worker thread doing the work.
+"""The async face of the engine and its step loop: requests in, events out.
 
-The worker takes waiting requests in arrival order and runs each to its end (this walking
-skeleton decodes one sequence at a time; a batching scheduler replaces ``_generate`` later).
-Events cross to the submitter's event loop with ``call_soon_threadsafe``.
+One worker thread runs the loop: take new requests and cancellations, let the scheduler plan
+a step, apply its cell operations, run one ``llama_decode`` over every scheduled sequence,
+sample, and hand text to the submitters' event loop (``call_soon_threadsafe``).
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections import OrderedDict, deque
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Callable
+from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from tokenmill.clock import Clock, SystemClock
+from tokenmill.engine.blocks import BLOCK_TOKENS, BlockManager, CellOp
 from tokenmill.engine.chat_template import ChatTemplate
 from tokenmill.engine.metrics import EngineMetrics
 from tokenmill.engine.prompt import PromptBuilder
@@ -28,8 +30,9 @@ from tokenmill.engine.request import (
     RequestOutcome,
     TextDelta,
 )
-from tokenmill.engine.sequence import Sequence as EngineSequence
-from tokenmill.engine.sequence import SequenceStatus
+from tokenmill.engine.runner import DecodeEntry, DecodeError
+from tokenmill.engine.scheduler import Scheduler, StepPlan
+from tokenmill.engine.sequence import Sequence, SequenceStatus
 from tokenmill.errors import InvalidRequest, ServiceUnavailable
 from tokenmill.protocol.requests import SamplingParams
 
@@ -38,19 +41,14 @@ logger = logging.getLogger(__name__)
 RECENT_OUTCOMES = 1000
 
 
-class Sampler(contextlib.AbstractContextManager["Sampler"], Protocol):
-    def sample(self) -> int: ...
-
-
 class Runner(Protocol):
     """What the engine needs from a model runner (``LlamaRunner`` in production)."""
 
-    @property
-    def context_tokens(self) -> int: ...
-    @property
-    def vocab_size(self) -> int: ...
-    @property
-    def kv_used_cells(self) -> int: ...
+    context_tokens: int
+    kv_cache_tokens: int
+    vocab_size: int
+    max_step_tokens: int
+
     @property
     def chat_template(self) -> str | None: ...
     @property
@@ -59,20 +57,30 @@ class Runner(Protocol):
     def eos_token(self) -> str: ...
 
     def tokenize(self, text: str) -> list[int]: ...
-    def detokenize(self, tokens: Sequence[int]) -> str: ...
+    def detokenize(self, tokens: SequenceOf[int]) -> str: ...
     def piece(self, token: int) -> bytes: ...
     def is_eog(self, token: int) -> bool: ...
-    def reuse_prefix(self, tokens: Sequence[int]) -> int: ...
-    def prefill_batches(self, tokens: Sequence[int], start: int) -> Iterator[Sequence[int]]: ...
-    def decode(self, tokens: Sequence[int]) -> None: ...
-    def sampler(self, sampling: SamplingParams, *, max_tokens: int) -> Sampler: ...
+    def clear(self) -> None: ...
+    def apply(self, ops: list[CellOp]) -> None: ...
+    def decode(self, entries: list[DecodeEntry]) -> list[list[int]]: ...
+    def sampler(self, sampling: SamplingParams, *, max_tokens: int) -> Any: ...
+    def sample(self, sampler: Any, row: int) -> int: ...
+    def free_sampler(self, sampler: Any) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    max_running: int = 32
+    max_step_tokens: int = 512
+    prefill_tokens_while_decoding: int | None = None
+    slots: int = 128
 
 
 @dataclass(slots=True)
 class _Handle:
     """A sequence plus the way back to the event loop that submitted it."""
 
-    sequence: EngineSequence
+    sequence: Sequence
     loop: asyncio.AbstractEventLoop
     events: asyncio.Queue[EngineEvent]
     outcome: asyncio.Future[RequestOutcome]
@@ -93,9 +101,16 @@ class _Handle:
 
 
 class Engine:
-    def __init__(self, runner: Runner, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        settings: EngineSettings | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
         self._runner = runner
         self._clock = clock or SystemClock()
+        settings = settings or EngineSettings(max_step_tokens=runner.max_step_tokens)
         template = runner.chat_template
         self.prompts = PromptBuilder(
             runner,
@@ -103,18 +118,26 @@ class Engine:
             if template
             else None,
         )
+        runner.clear()  # the block ledger below starts empty; so must the cells
+        blocks = BlockManager(runner.kv_cache_tokens // BLOCK_TOKENS, settings.slots)
+        self._scheduler = Scheduler(
+            blocks,
+            max_running=settings.max_running,
+            max_step_tokens=min(settings.max_step_tokens, runner.max_step_tokens),
+            prefill_tokens_while_decoding=settings.prefill_tokens_while_decoding,
+        )
         self._lock = threading.Condition()
-        self._waiting: deque[_Handle] = deque()
+        self._incoming: list[_Handle] = []
+        self._aborts: set[str] = set()
         self._active: dict[str, _Handle] = {}
         self._recent: OrderedDict[str, RequestOutcome] = OrderedDict()
-        self._running = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.metrics = EngineMetrics(
-            running=lambda: self._running,
-            waiting=lambda: len(self._waiting),
-            kv_used_cells=lambda: runner.kv_used_cells,
-            kv_total_cells=lambda: runner.context_tokens,
+            running=lambda: len(self._scheduler.running),
+            waiting=lambda: len(self._scheduler.waiting) + len(self._incoming),
+            kv_used_cells=lambda: blocks.used_blocks * blocks.block_tokens,
+            kv_total_cells=lambda: blocks.total_blocks * blocks.block_tokens,
         )
 
     @property
@@ -124,6 +147,10 @@ class Engine:
     @property
     def clock(self) -> Clock:
         return self._clock
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self._scheduler
 
     def start(self) -> None:
         with self._lock:
@@ -138,8 +165,6 @@ class Engine:
         with self._lock:
             thread, self._thread = self._thread, None
             self._stopping = True
-            for handle in self._active.values():
-                handle.sequence.abort_requested = True
             self._lock.notify_all()
         if thread is not None:
             await asyncio.to_thread(thread.join)
@@ -152,7 +177,7 @@ class Engine:
         """
         loop = asyncio.get_running_loop()
         handle = _Handle(
-            sequence=EngineSequence(request, arrival_seconds=self._clock.monotonic()),
+            sequence=Sequence(request, arrival_seconds=self._clock.monotonic()),
             loop=loop,
             events=asyncio.Queue(),
             outcome=loop.create_future(),
@@ -166,21 +191,16 @@ class Engine:
                     code="duplicate_request_id",
                 )
             self._active[request.request_id] = handle
-            self._waiting.append(handle)
+            self._incoming.append(handle)
             self._lock.notify_all()
         return self._events(handle)
 
     def abort(self, request_id: str) -> None:
-        """Ask for a request to end, without waiting; a no-op for an unknown or ended one."""
+        """Ask for a request to end at the next step; a no-op for an unknown or ended one."""
         with self._lock:
-            handle = self._active.get(request_id)
-            if handle is None:
-                return
-            if handle.sequence.status is SequenceStatus.WAITING:
-                self._waiting.remove(handle)
-                self._finish(handle, "cancelled")
-            else:
-                handle.sequence.abort_requested = True
+            if request_id in self._active:
+                self._aborts.add(request_id)
+                self._lock.notify_all()
 
     async def cancel(self, request_id: str) -> RequestOutcome | None:
         """Cancel a request and wait until it has stopped; report its usage.
@@ -209,72 +229,123 @@ class Engine:
     # The worker thread.
 
     def _work(self) -> None:
+        scheduler = self._scheduler
         while True:
             with self._lock:
-                while not self._waiting and not self._stopping:
+                while not (self._incoming or self._aborts or scheduler.has_work()):
+                    if self._stopping:
+                        return
                     self._lock.wait()
                 if self._stopping:
-                    for handle in list(self._waiting):
-                        self._finish(handle, "cancelled")
-                    self._waiting.clear()
+                    self._abandon_all()
                     return
-                handle = self._waiting.popleft()
-                handle.sequence.status = SequenceStatus.RUNNING
-                self._running = 1
-            try:
-                reason = self._generate(handle.sequence, handle.emit)
-                error = None
-            except Exception as exc:
-                logger.exception("generation failed for request %s", handle.sequence.request_id)
-                reason, error = "error", f"The engine failed while generating: {exc}"
-            with self._lock:
-                self._running = 0
-                self._finish(handle, reason, error)
+                incoming, self._incoming = self._incoming, []
+                aborts, self._aborts = self._aborts, set()
+                cancelled = [self._active[rid] for rid in aborts if rid in self._active]
+            for handle in incoming:
+                scheduler.add(handle.sequence)
+            for handle in cancelled:
+                self._end(handle, "cancelled")
+            if scheduler.has_work():
+                self._step(scheduler.schedule())
 
-    def _generate(self, seq: EngineSequence, emit: Callable[[EngineEvent], None]) -> FinishReason:
-        runner, request = self._runner, seq.request
-        prompt = request.prompt_tokens
-        seq.cached_tokens = runner.reuse_prefix(prompt)
-        self.metrics.prompt_started(prompt_tokens=len(prompt), cached_tokens=seq.cached_tokens)
-        for batch in runner.prefill_batches(prompt, seq.cached_tokens):
-            if seq.abort_requested:
-                return "cancelled"
-            runner.decode(batch)
-        with runner.sampler(request.sampling, max_tokens=request.max_tokens) as sampler:
-            while True:
-                if seq.abort_requested:
-                    return "cancelled"
-                token = sampler.sample()
-                now_seconds = self._clock.monotonic()
-                previous_seconds = seq.last_token_seconds
-                text = seq.append(
-                    runner.piece(token), is_eog=runner.is_eog(token), now_seconds=now_seconds
+    def _step(self, plan: StepPlan) -> None:
+        runner = self._runner
+        for seq in plan.admitted:
+            if seq.sampler is None:
+                seq.sampler = runner.sampler(
+                    seq.request.sampling, max_tokens=seq.request.max_tokens
                 )
-                self.metrics.token_generated(
-                    arrival_seconds=seq.arrival_seconds,
-                    previous_seconds=previous_seconds,
-                    now_seconds=now_seconds,
+                self.metrics.prompt_started(
+                    prompt_tokens=seq.prompt_len, cached_tokens=seq.cached_tokens
                 )
-                if text:
-                    emit(TextDelta(text))
-                if seq.finish_reason is not None:
-                    return seq.finish_reason
-                runner.decode([token])
+        runner.apply(plan.ops)
+        if not plan.chunks:
+            return
+        entries = [
+            DecodeEntry(
+                c.seq.slot if c.seq.slot is not None else -1,
+                c.seq.tokens[c.start : c.start + c.count],
+                c.start,
+                (c.count - 1,) if c.sample else (),
+            )
+            for c in plan.chunks
+        ]
+        try:
+            rows = runner.decode(entries)
+        except DecodeError as error:
+            self._decode_failed(plan, error)
+            return
+        now = self._clock.monotonic()
+        for chunk, chunk_rows in zip(plan.chunks, rows, strict=True):
+            seq = chunk.seq
+            seq.num_computed = chunk.start + chunk.count
+            self._scheduler.blocks.computed(seq)
+            if chunk.sample:
+                self._sampled(seq, runner.sample(seq.sampler, chunk_rows[-1]), now)
 
-    def _finish(self, handle: _Handle, reason: FinishReason, error: str | None = None) -> None:
-        """End a request: record its outcome, tell its listeners. Called holding the lock."""
+    def _sampled(self, seq: Sequence, token: int, now: float) -> None:
+        runner = self._runner
+        previous = seq.last_token_seconds
+        text = seq.append(token, runner.piece(token), is_eog=runner.is_eog(token), now_seconds=now)
+        self.metrics.token_generated(
+            arrival_seconds=seq.arrival_seconds, previous_seconds=previous, now_seconds=now
+        )
+        handle = self._active.get(seq.request_id)
+        if handle is None:
+            return
+        if text:
+            handle.emit(TextDelta(text))
+        if seq.finish_reason is not None:
+            self._end(handle, seq.finish_reason)
+
+    def _decode_failed(self, plan: StepPlan, error: DecodeError) -> None:
+        """No room in llama.cpp's cache (fragmentation): preempt the newest and go on; any
+        other failure ends the step's sequences with an error."""
+        if error.no_space and len(self._scheduler.running) > 1:
+            victim = self._scheduler.running[-1]
+            self._runner.apply(self._scheduler.remove(victim))
+            victim.status = SequenceStatus.WAITING
+            self._scheduler.waiting.appendleft(victim)
+            self._scheduler.preemptions += 1
+            return
+        logger.error("decode failed: %s", error)
+        for chunk in plan.chunks:
+            handle = self._active.get(chunk.seq.request_id)
+            if handle is not None:
+                self._end(handle, "error", f"The engine failed while generating: {error}")
+
+    def _end(self, handle: _Handle, reason: FinishReason, error: str | None = None) -> None:
+        """End a request: free its cells and sampler, record its outcome, tell its listener."""
         seq = handle.sequence
+        if seq.status is SequenceStatus.FINISHED:
+            return
+        self._runner.apply(self._scheduler.remove(seq))
+        if seq.sampler is not None:
+            self._runner.free_sampler(seq.sampler)
+            seq.sampler = None
         seq.finish(reason)
         outcome = RequestOutcome(
             request_id=seq.request_id,
             status="cancelled" if reason == "cancelled" else "finished",
             usage=seq.usage,
         )
-        self._active.pop(seq.request_id, None)
-        self._recent[seq.request_id] = outcome
-        self._recent.move_to_end(seq.request_id)
-        while len(self._recent) > RECENT_OUTCOMES:
-            self._recent.popitem(last=False)
+        with self._lock:
+            self._active.pop(seq.request_id, None)
+            self._recent[seq.request_id] = outcome
+            self._recent.move_to_end(seq.request_id)
+            while len(self._recent) > RECENT_OUTCOMES:
+                self._recent.popitem(last=False)
         self.metrics.request_finished(reason)
         handle.emit(Finished(finish_reason=reason, usage=seq.usage, error=error))
         handle.resolve(outcome)
+
+    def _abandon_all(self) -> None:
+        """Stopping: every request still here ends as cancelled. Called holding the lock."""
+        handles = list(self._active.values())
+        self._lock.release()
+        try:
+            for handle in handles:
+                self._end(handle, "cancelled")
+        finally:
+            self._lock.acquire()

@@ -1,65 +1,106 @@
-"""The only module that touches llama.cpp: one model, one context, one sequence at a time.
+"""The only module that touches llama.cpp: one model, one context, many sequences per decode.
 
-Not thread-safe for decoding: one worker thread owns ``reuse_prefix``, ``decode`` and the
-samplers. Tokenizing reads only the vocabulary and may run on any thread.
+One worker thread owns decoding, cell operations and sampling. Tokenizing reads only the
+vocabulary and may run on any thread.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Iterator, Sequence
-from types import TracebackType
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import llama_cpp
+import numpy as np
 
-from tokenmill.protocol.requests import SamplingParams
+from tokenmill.engine.blocks import CellCopy, CellOp
+from tokenmill.engine.sampling import build_sampler
 
-BATCH_TOKENS = 512
-_RANDOM_SEED = llama_cpp.LLAMA_DEFAULT_SEED  # llama.cpp draws a random seed for this value
+MAX_SLOTS = 256  # llama.cpp's limit on sequence ids in one context
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeEntry:
+    """Tokens of one sequence to compute in this step, from position ``start``.
+
+    ``logits`` lists offsets into ``tokens`` whose next-token distribution is wanted.
+    """
+
+    slot: int
+    tokens: Sequence[int]
+    start: int
+    logits: tuple[int, ...]
+
+
+class DecodeError(RuntimeError):
+    """llama_decode failed; ``no_space`` when the KV cache had no room for the batch."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"llama_decode returned {code}")
+        self.no_space = code == 1
 
 
 class LlamaRunner:
-    def __init__(self, model_path: str | os.PathLike[str], *, context_tokens: int, threads: int):
-        if context_tokens < 2:
-            raise ValueError(f"context_tokens must be at least 2, got {context_tokens}")
-        self._llama = llama_cpp.Llama(
-            model_path=os.fspath(model_path),
-            n_ctx=context_tokens,
-            n_threads=threads,
-            n_threads_batch=threads,
-            n_batch=BATCH_TOKENS,
-            verbose=False,
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        *,
+        context_tokens: int,
+        kv_cache_tokens: int,
+        max_step_tokens: int,
+        slots: int,
+        threads: int,
+    ) -> None:
+        if not 2 <= context_tokens <= kv_cache_tokens:
+            raise ValueError("context_tokens must be at least 2 and at most kv_cache_tokens")
+        if not 1 <= slots <= MAX_SLOTS:
+            raise ValueError(f"slots must be between 1 and {MAX_SLOTS}")
+        llama_cpp.llama_backend_init()
+        model_params = llama_cpp.llama_model_default_params()
+        self._model = llama_cpp.llama_model_load_from_file(
+            os.fspath(model_path).encode(), model_params
         )
-        trained = int(llama_cpp.llama_model_n_ctx_train(self._llama.model))
+        if not self._model:
+            raise ValueError(f"llama.cpp could not load a model from {model_path}")
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        trained = int(llama_cpp.llama_model_n_ctx_train(self._model))
         if context_tokens > trained:
-            self.close()
+            llama_cpp.llama_model_free(self._model)
             raise ValueError(
                 f"context_tokens {context_tokens} exceeds the {trained} tokens the model "
                 "was trained for"
             )
-        self._vocab = llama_cpp.llama_model_get_vocab(self._llama.model)
-        self._vocab_size = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
-        self._context_tokens = int(self._llama.n_ctx())
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = kv_cache_tokens
+        params.n_batch = max_step_tokens
+        params.n_ubatch = max_step_tokens
+        params.n_seq_max = slots
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        params.kv_unified = True  # seq_cp (prefix sharing) needs one KV stream
+        params.no_perf = True
+        self._ctx = llama_cpp.llama_init_from_model(self._model, params)
+        if not self._ctx:
+            llama_cpp.llama_model_free(self._model)
+            raise ValueError("llama.cpp could not create a context")
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        self._batch = llama_cpp.llama_batch_init(max_step_tokens, 0, 1)
+        self.max_step_tokens = max_step_tokens
+        self.context_tokens = context_tokens
+        self.kv_cache_tokens = kv_cache_tokens
+        self.vocab_size = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
         self._bos = int(llama_cpp.llama_vocab_bos(self._vocab))
+        self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+        self._pieces: dict[int, bytes] = {}
 
-    @property
-    def context_tokens(self) -> int:
-        return self._context_tokens
-
-    @property
-    def vocab_size(self) -> int:
-        return self._vocab_size
-
-    @property
-    def kv_used_cells(self) -> int:
-        return int(self._llama.n_tokens)
+    # the model's vocabulary and metadata
 
     @property
     def chat_template(self) -> str | None:
-        template = self._llama.metadata.get("tokenizer.chat_template")
-        return template if isinstance(template, str) and template else None
+        template = self.metadata("tokenizer.chat_template")
+        return template or None
 
     @property
     def bos_token(self) -> str:
@@ -69,11 +110,25 @@ class LlamaRunner:
     def eos_token(self) -> str:
         return self._token_text(int(llama_cpp.llama_vocab_eos(self._vocab)))
 
+    def metadata(self, key: str) -> str:
+        size = 1 << 16
+        buffer = ctypes.create_string_buffer(size)
+        n = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buffer, size)
+        return buffer.value.decode(errors="replace") if n >= 0 else ""
+
     def tokenize(self, text: str) -> list[int]:
         """Tokens for text, special tokens parsed; BOS added when the model wants one."""
-        tokens: list[int] = self._llama.tokenize(text.encode(), add_bos=True, special=True)
+        data = text.encode()
+        capacity = len(data) + 8
+        while True:
+            out = (llama_cpp.llama_token * capacity)()
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), out, capacity, True, True)
+            if n >= 0:
+                tokens = list(out[:n])
+                break
+            capacity = -n
         # A template that writes bos_token itself plus the tokenizer's own BOS gives two.
-        if len(tokens) >= 2 and tokens[0] == tokens[1] == self._bos:
+        if self._add_bos and len(tokens) >= 2 and tokens[0] == tokens[1] == self._bos:
             del tokens[0]
         return tokens
 
@@ -82,135 +137,92 @@ class LlamaRunner:
 
     def piece(self, token: int) -> bytes:
         """The bytes a token renders as (control tokens render as nothing)."""
+        cached = self._pieces.get(token)
+        if cached is not None:
+            return cached
         size = 64
         while True:
             buffer = ctypes.create_string_buffer(size)
             n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, size, 0, False)
             if n >= 0:
-                return buffer.raw[:n]
+                self._pieces[token] = piece = buffer.raw[:n]
+                return piece
             size = -n
 
     def is_eog(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
 
-    def reuse_prefix(self, tokens: Sequence[int]) -> int:
-        """Keep the longest cached prefix of ``tokens``, drop the rest; return its length.
+    # the worker thread's operations
 
-        At least the last two prompt tokens are left to decode: see ``prefill_batches``.
-        """
-        cached = self._llama.input_ids[: self._llama.n_tokens].tolist()
-        keep = 0
-        for old, new in zip(cached, tokens[: max(len(tokens) - 2, 0)], strict=False):
-            if old != new:
-                break
-            keep += 1
-        memory = llama_cpp.llama_get_memory(self._llama.ctx)
-        if not llama_cpp.llama_memory_seq_rm(memory, -1, keep, -1):
-            llama_cpp.llama_memory_clear(memory, True)
-            keep = 0
-        self._llama.n_tokens = keep
-        return keep
+    def clear(self) -> None:
+        """Forget every cell (a new engine starts from an empty cache)."""
+        llama_cpp.llama_memory_clear(self._memory, True)
 
-    def prefill_batches(self, tokens: Sequence[int], start: int) -> Iterator[Sequence[int]]:
-        """Split ``tokens[start:]`` into batches to decode, none of one token unless all is one.
+    def apply(self, ops: Sequence[CellOp]) -> None:
+        for op in ops:
+            if isinstance(op, CellCopy):
+                llama_cpp.llama_memory_seq_cp(self._memory, op.src, op.dst, op.start, op.end)
+            else:
+                llama_cpp.llama_memory_seq_rm(self._memory, op.slot, op.start, op.end)
 
-        llama.cpp computes a one-token batch with other kernels than a larger one, and the
-        logits differ enough to change a seeded sample. Ending every prompt on a batch of two
-        or more keeps a prompt's first token the same whether its prefix was cached or not.
-        """
-        end = len(tokens)
-        while start < end:
-            stop = min(start + BATCH_TOKENS, end)
-            if end - stop == 1:
-                stop -= 1
-            yield tokens[start:stop]
-            start = stop
+    def decode(self, entries: Sequence[DecodeEntry]) -> list[list[int]]:
+        """One llama_decode over every entry; returns, per entry, the batch rows of its logits."""
+        batch = self._batch
+        token, pos, n_seq, seq_id, logits = (
+            batch.token, batch.pos, batch.n_seq_id, batch.seq_id, batch.logits,
+        )  # fmt: skip
+        if sum(len(entry.tokens) for entry in entries) > self.max_step_tokens:
+            raise ValueError("a step holds more tokens than the batch")
+        rows: list[list[int]] = []
+        i = 0
+        for entry in entries:
+            wanted = set(entry.logits)
+            entry_rows = []
+            for offset, tok in enumerate(entry.tokens):
+                token[i] = tok
+                pos[i] = entry.start + offset
+                n_seq[i] = 1
+                seq_id[i][0] = entry.slot
+                if offset in wanted:
+                    logits[i] = 1
+                    entry_rows.append(i)
+                else:
+                    logits[i] = 0
+                i += 1
+            rows.append(entry_rows)
+        batch.n_tokens = i
+        code = llama_cpp.llama_decode(self._ctx, batch)
+        if code != 0:
+            raise DecodeError(code)
+        return rows
 
-    def decode(self, tokens: Sequence[int]) -> None:
-        """Append tokens to the context (in batches), computing logits for the last one."""
-        if self._llama.n_tokens + len(tokens) > self._context_tokens:
-            raise ValueError("decoding past the end of the context")
-        self._llama.eval(tokens)
+    def sampler(self, sampling: Any, *, max_tokens: int) -> Any:
+        return build_sampler(sampling, self._vocab, self.vocab_size, max_tokens=max_tokens)
 
-    def sampler(self, sampling: SamplingParams, *, max_tokens: int) -> LlamaSampler:
-        return LlamaSampler(self._llama.ctx, self._vocab_size, sampling, max_tokens=max_tokens)
+    def sample(self, sampler: Any, row: int) -> int:
+        return int(llama_cpp.llama_sampler_sample(sampler, self._ctx, row))
+
+    def accept(self, sampler: Any, token: int) -> None:
+        llama_cpp.llama_sampler_accept(sampler, token)
+
+    def free_sampler(self, sampler: Any) -> None:
+        llama_cpp.llama_sampler_free(sampler)
+
+    def logits(self, row: int) -> np.ndarray[Any, np.dtype[np.float32]]:
+        pointer = llama_cpp.llama_get_logits_ith(self._ctx, row)
+        return np.ctypeslib.as_array(pointer, shape=(self.vocab_size,))
 
     def close(self) -> None:
-        self._llama.close()
+        if self._ctx:
+            llama_cpp.llama_batch_free(self._batch)
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        if self._model:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
 
     def _token_text(self, token: int) -> str:
         if token < 0:
             return ""
         text: bytes = llama_cpp.llama_vocab_get_text(self._vocab, token)
         return text.decode(errors="replace")
-
-
-class LlamaSampler:
-    """A llama.cpp sampler chain for one request; use as a context manager to free it."""
-
-    def __init__(
-        self, ctx: Any, vocab_size: int, sampling: SamplingParams, *, max_tokens: int
-    ) -> None:
-        self._ctx = ctx
-        self._chain = llama_cpp.llama_sampler_chain_init(
-            llama_cpp.llama_sampler_chain_default_params()
-        )
-        if sampling.logit_bias:
-            biases = (llama_cpp.llama_logit_bias * len(sampling.logit_bias))()
-            for i, (token, bias) in enumerate(sampling.logit_bias.items()):
-                biases[i].token = token  # type: ignore[assignment]
-                biases[i].bias = bias
-            self._add(llama_cpp.llama_sampler_init_logit_bias(vocab_size, len(biases), biases))
-        if sampling.presence_penalty or sampling.frequency_penalty:
-            # Only generated tokens are accepted into the chain, so a window of max_tokens
-            # penalises exactly the completion so far, as OpenAI's penalties do.
-            self._add(
-                llama_cpp.llama_sampler_init_penalties(
-                    vocab_size,
-                    max_tokens,
-                    1.0,
-                    sampling.frequency_penalty,
-                    sampling.presence_penalty,
-                )
-            )
-        if sampling.temperature == 0.0:
-            self._add(llama_cpp.llama_sampler_init_greedy())
-            return
-        if sampling.top_k > 0:
-            self._add(llama_cpp.llama_sampler_init_top_k(sampling.top_k))
-        if sampling.top_p < 1.0:
-            self._add(llama_cpp.llama_sampler_init_top_p(sampling.top_p, 1))
-        if sampling.min_p > 0.0:
-            self._add(llama_cpp.llama_sampler_init_min_p(sampling.min_p, 1))
-        self._add(llama_cpp.llama_sampler_init_temp(sampling.temperature))
-        self._add(llama_cpp.llama_sampler_init_dist(_seed(sampling.seed)))
-
-    def sample(self) -> int:
-        """Sample from the last decoded position's logits (and accept the token)."""
-        return int(llama_cpp.llama_sampler_sample(self._chain, self._ctx, -1))
-
-    def close(self) -> None:
-        if self._chain is not None:
-            llama_cpp.llama_sampler_free(self._chain)
-            self._chain = None
-
-    def __enter__(self) -> LlamaSampler:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _add(self, sampler: Any) -> None:
-        llama_cpp.llama_sampler_chain_add(self._chain, sampler)
-
-
-def _seed(seed: int | None) -> int:
-    if seed is None:
-        return int(_RANDOM_SEED)
-    folded = seed % 2**32
-    return folded - 1 if folded == _RANDOM_SEED else folded

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 from tokenmill.engine.request import EngineRequest, FinishReason, Usage
 from tokenmill.engine.text_stream import TextStream
@@ -17,39 +18,71 @@ class SequenceStatus(enum.Enum):
 
 @dataclass(slots=True)
 class Sequence:
+    """Tokens so far (prompt, then output) and how many of them have KV cells computed.
+
+    A step computes ``tokens[num_computed:]`` (all of it, or a chunk of a long prompt); once
+    every token is computed the next one is sampled. Preemption drops the cells and sets
+    ``num_computed`` back, so the same loop recomputes them later.
+    """
+
     request: EngineRequest
     arrival_seconds: float
+    tokens: list[int] = field(default_factory=list)
     status: SequenceStatus = SequenceStatus.WAITING
-    completion_tokens: int = 0
+    slot: int | None = None
+    block_table: list[int] = field(default_factory=list)
+    num_computed: int = 0
     cached_tokens: int = 0
+    admitted: bool = False
     finish_reason: FinishReason | None = None
     abort_requested: bool = False
     first_token_seconds: float | None = None
     last_token_seconds: float | None = None
+    sampler: Any = None
+    drafts: list[int] = field(default_factory=list)
     text: TextStream = field(init=False)
 
     def __post_init__(self) -> None:
         self.text = TextStream(self.request.sampling.stop)
+        if not self.tokens:
+            self.tokens = list(self.request.prompt_tokens)
 
     @property
     def request_id(self) -> str:
         return self.request.request_id
 
     @property
+    def prompt_len(self) -> int:
+        return len(self.request.prompt_tokens)
+
+    @property
+    def completion_tokens(self) -> int:
+        return len(self.tokens) - self.prompt_len
+
+    @property
+    def to_compute(self) -> int:
+        return len(self.tokens) - self.num_computed
+
+    @property
+    def in_prefill(self) -> bool:
+        """Still computing prompt (or recomputing after preemption) rather than decoding."""
+        return self.to_compute > 1
+
+    @property
     def usage(self) -> Usage:
         return Usage(
-            prompt_tokens=len(self.request.prompt_tokens),
+            prompt_tokens=self.prompt_len,
             completion_tokens=self.completion_tokens,
             cached_tokens=self.cached_tokens,
         )
 
-    def append(self, piece: bytes, *, is_eog: bool, now_seconds: float) -> str:
+    def append(self, token: int, piece: bytes, *, is_eog: bool, now_seconds: float) -> str:
         """Record one sampled token; return the text it makes showable.
 
         Sets ``finish_reason`` when this token ends the request (end of generation, a stop
         string, or the token budget).
         """
-        self.completion_tokens += 1
+        self.tokens.append(token)
         if self.first_token_seconds is None:
             self.first_token_seconds = now_seconds
         self.last_token_seconds = now_seconds

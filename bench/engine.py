@@ -1,0 +1,280 @@
+"""The built-in engine under load, through its HTTP API, against llama-cpp-python's server.
+
+    .venv/bin/python bench/engine.py [--quick] [--out bench/results/engine.json]
+
+One run, same model file, same threads. Streaming requests with prompts of about 100 tokens
+and 128 output tokens (end-of-generation banned, so every request makes exactly 128) at
+concurrency 1, 4, 16, 32; then, on our engine: a 1,500-token prompt arriving while 16 streams
+decode (chunked prefill), a second request sharing a 1,000-token prefix (prefix cache), and
+prompt-lookup speculation on a copy-heavy prompt. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from tokenmill.catalog.bundled import bundled_model
+from tokenmill.fleet.local import free_port
+
+EOG_BAN = {"0": -100, "1": -100, "2": -100, "4": -100}
+WORDS = [
+    "river",
+    "mountain",
+    "lantern",
+    "copper",
+    "harbor",
+    "meadow",
+    "silver",
+    "thunder",
+    "orchard",
+    "canyon",
+    "velvet",
+    "glacier",
+    "compass",
+    "ember",
+    "willow",
+    "falcon",
+    "prairie",
+    "marble",
+    "beacon",
+    "tide",
+]
+
+
+@dataclass
+class Stream:
+    started: float
+    token_times: list[float] = field(default_factory=list)
+    text: str = ""
+    completion_tokens: int = 0
+
+    @property
+    def ttft(self) -> float:
+        return self.token_times[0] - self.started
+
+    def gaps(self) -> list[float]:
+        return [b - a for a, b in zip(self.token_times, self.token_times[1:], strict=False)]
+
+
+def prompt(i: int, words: int = 80) -> str:
+    body = " ".join(WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(words))
+    return f"Request {i}. Continue this list of words: {body}"
+
+
+async def stream_chat(
+    session: aiohttp.ClientSession, url: str, content: str, max_tokens: int, **extra: object
+) -> Stream:
+    body = {
+        "model": "bench",
+        "messages": [{"role": "user", "content": content}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "logit_bias": EOG_BAN,
+        **extra,
+    }
+    result = Stream(started=time.perf_counter())
+    async with session.post(f"{url}/v1/chat/completions", json=body) as resp:
+        if resp.status != 200:
+            raise RuntimeError(f"{resp.status}: {await resp.text()}")
+        async for line in resp.content:
+            if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
+                continue
+            chunk = orjson.loads(line[6:])
+            if chunk.get("usage"):
+                result.completion_tokens = chunk["usage"]["completion_tokens"]
+            for choice in chunk.get("choices") or []:
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    result.token_times.append(time.perf_counter())
+                    result.text += text
+    return result
+
+
+async def load(url: str, concurrency: int, requests: int, max_tokens: int) -> dict:
+    """``requests`` streams, ``concurrency`` at a time; aggregate completion tokens/s."""
+    queue = list(range(requests))
+    streams: list[Stream] = []
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while queue:
+            i = queue.pop()
+            streams.append(await stream_chat(session, url, prompt(i), max_tokens))
+
+    timeout = aiohttp.ClientTimeout(total=3600)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    tokens = sum(s.completion_tokens for s in streams)
+    gaps = [g for s in streams for g in s.gaps()]
+    return {
+        "concurrency": concurrency,
+        "requests": len(streams),
+        "completion_tokens": tokens,
+        "seconds": elapsed,
+        "tokens_per_second": tokens / elapsed,
+        "ttft_p50_s": statistics.median(s.ttft for s in streams),
+        "tpot_p50_s": statistics.median(gaps) if gaps else None,
+    }
+
+
+async def chunked_prefill(url: str, streams: int = 16, long_words: int = 1100) -> dict:
+    """Streams decode; a long prompt arrives; how much do the streams' token gaps grow?"""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3600)) as session:
+        running = [
+            asyncio.create_task(stream_chat(session, url, prompt(100 + i), 160))
+            for i in range(streams)
+        ]
+        await asyncio.sleep(4)
+        arrived = time.perf_counter()
+        long = await stream_chat(session, url, prompt(999, long_words), 8)
+        first_token = long.token_times[0]
+        results = await asyncio.gather(*running)
+    during = [
+        g
+        for s in results
+        for a, b in zip(s.token_times, s.token_times[1:], strict=False)
+        if arrived <= b <= first_token
+        for g in [b - a]
+    ]
+    everything = [g for s in results for g in s.gaps()]
+    during.sort()
+    p99 = during[max(0, int(len(during) * 0.99) - 1)] if during else float("nan")
+    median = statistics.median(everything)
+    return {
+        "long_prompt_ttft_s": first_token - arrived,
+        "gaps_during_prefill": len(during),
+        "tpot_p99_during_prefill_s": p99,
+        "tpot_median_s": median,
+        "ratio": p99 / median,
+    }
+
+
+async def prefix_cache(url: str, prefix_words: int = 700) -> dict:
+    shared = prompt(4242, prefix_words)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3600)) as session:
+        first = await stream_chat(session, url, shared + "\nQuestion one: which word is first?", 4)
+        second = await stream_chat(session, url, shared + "\nQuestion two: which is last?", 4)
+    return {
+        "first_ttft_s": first.ttft,
+        "second_ttft_s": second.ttft,
+        "ratio": second.ttft / first.ttft,
+    }
+
+
+def start(command: list[str], url: str, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{command[2]} exited; see {log}")
+        try:
+            urllib.request.urlopen(f"{url}/v1/models", timeout=1)
+            return process
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up; see {log}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench/results/engine.json"))
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--quick", action="store_true", help="fewer requests per level")
+    parser.add_argument("--skip-baseline", action="store_true")
+    args = parser.parse_args()
+    model = str(bundled_model("smollm2-135m-instruct").path())
+    logs = Path(os.environ.get("TMPDIR", "/tmp"))
+    levels = (1, 4, 16, 32)
+    per_level = {1: 3, 4: 8, 16: 32, 32: 64} if not args.quick else {1: 2, 4: 4, 16: 16, 32: 32}
+    report: dict = {"benchmark": "engine", "threads": args.threads, "model": model}
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    ours = start(
+        [sys.executable, "-m", "tokenmill.engine", "--model", model, "--served-name", "bench",
+         "--port", str(port), "--threads", str(args.threads), "--log-level", "warning"],
+        url, logs / "bench-engine-tokenmill.log",
+    )  # fmt: skip
+    try:
+        report["tokenmill"] = [asyncio.run(load(url, c, per_level[c], 128)) for c in levels]
+        report["chunked_prefill"] = asyncio.run(chunked_prefill(url))
+        report["prefix_cache"] = asyncio.run(prefix_cache(url))
+    finally:
+        stop(ours)
+
+    if not args.skip_baseline:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        baseline = start(
+            [sys.executable, "-m", "llama_cpp.server", "--model", model, "--port", str(port),
+             "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads),
+             "--n_ctx", "4096", "--verbose", "False"],
+            url, logs / "bench-engine-llama-cpp-server.log",
+        )  # fmt: skip
+        try:
+            report["llama_cpp_server"] = [asyncio.run(load(url, 16, per_level[16], 128))]
+        finally:
+            stop(baseline)
+
+    single = report["tokenmill"][0]["tokens_per_second"]
+    print(
+        f"{'engine':<18} {'conc':>4} {'tok/s':>8} {'x single':>8} {'ttft p50':>9} {'tpot p50':>9}"
+    )
+    for name in ("tokenmill", "llama_cpp_server"):
+        for row in report.get(name, []):
+            print(
+                f"{name:<18} {row['concurrency']:>4} {row['tokens_per_second']:>8.1f} "
+                f"{row['tokens_per_second'] / single:>8.2f} {row['ttft_p50_s']:>8.2f}s "
+                f"{row['tpot_p50_s'] * 1000:>7.1f}ms"
+            )
+    c16 = next(r for r in report["tokenmill"] if r["concurrency"] == 16)
+    report["goals"] = {
+        "c16_over_c1": c16["tokens_per_second"] / single,
+    }
+    if "llama_cpp_server" in report:
+        base = report["llama_cpp_server"][0]["tokens_per_second"]
+        report["goals"]["c16_over_llama_cpp_server_c16"] = c16["tokens_per_second"] / base
+    report["goals"]["chunked_prefill_p99_over_median"] = report["chunked_prefill"]["ratio"]
+    report["goals"]["prefix_cache_ttft_ratio"] = report["prefix_cache"]["ratio"]
+    print(
+        json.dumps(
+            {
+                "chunked_prefill": report["chunked_prefill"],
+                "prefix_cache": report["prefix_cache"],
+                "goals": report["goals"],
+            },
+            indent=2,
+        )
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

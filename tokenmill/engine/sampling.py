@@ -1,0 +1,57 @@
+"""A llama.cpp sampler chain per sequence, built from the request's sampling parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import llama_cpp
+
+from tokenmill.protocol.requests import SamplingParams
+
+_RANDOM_SEED = llama_cpp.LLAMA_DEFAULT_SEED  # llama.cpp draws a random seed for this value
+
+
+def build_sampler(sampling: SamplingParams, vocab: Any, vocab_size: int, *, max_tokens: int) -> Any:
+    """The chain: logit bias, penalties, then greedy, or top-k/top-p/min-p/temperature/seed.
+
+    The chain keeps state (penalty history, a grammar's position), so a sequence keeps its
+    chain for its whole life, preemptions included.
+    """
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+
+    def add(sampler: Any) -> None:
+        llama_cpp.llama_sampler_chain_add(chain, sampler)
+
+    if sampling.logit_bias:
+        biases = (llama_cpp.llama_logit_bias * len(sampling.logit_bias))()
+        for i, (token, bias) in enumerate(sampling.logit_bias.items()):
+            biases[i].token = token  # type: ignore[assignment]
+            biases[i].bias = bias
+        add(llama_cpp.llama_sampler_init_logit_bias(vocab_size, len(biases), biases))
+    if sampling.presence_penalty or sampling.frequency_penalty:
+        # Only generated tokens are accepted into the chain, so a window of max_tokens
+        # penalises exactly the completion so far, as OpenAI's penalties do.
+        add(
+            llama_cpp.llama_sampler_init_penalties(
+                vocab_size, max_tokens, 1.0, sampling.frequency_penalty, sampling.presence_penalty
+            )
+        )
+    if sampling.temperature == 0.0:
+        add(llama_cpp.llama_sampler_init_greedy())
+        return chain
+    if sampling.top_k > 0:
+        add(llama_cpp.llama_sampler_init_top_k(sampling.top_k))
+    if sampling.top_p < 1.0:
+        add(llama_cpp.llama_sampler_init_top_p(sampling.top_p, 1))
+    if sampling.min_p > 0.0:
+        add(llama_cpp.llama_sampler_init_min_p(sampling.min_p, 1))
+    add(llama_cpp.llama_sampler_init_temp(sampling.temperature))
+    add(llama_cpp.llama_sampler_init_dist(seed_of(sampling.seed)))
+    return chain
+
+
+def seed_of(seed: int | None) -> int:
+    if seed is None:
+        return int(_RANDOM_SEED)
+    folded = seed % 2**32
+    return folded - 1 if folded == _RANDOM_SEED else folded
