@@ -173,3 +173,33 @@ async def test_stop_cancels_what_is_in_flight(runner: LlamaRunner) -> None:
     assert (await drain(waiting))[1].finish_reason == "cancelled"
     with pytest.raises(ServiceUnavailable):
         engine.submit(request(engine, "c"))
+
+
+COPY_PROMPT = (
+    "Repeat this text exactly, word for word: The quick brown fox jumps over the lazy dog "
+    "while the farmer watches from the old wooden fence near the river bank at sunset."
+)
+
+
+async def test_prompt_lookup_speculation_keeps_greedy_output_identical(
+    runner: LlamaRunner,
+) -> None:
+    outputs = []
+    for drafts in (0, 5):
+        engine = Engine(runner, EngineSettings(speculative_tokens=drafts))
+        engine.start()
+        try:
+            body = {
+                "model": "m",
+                "messages": [{"role": "user", "content": COPY_PROMPT}],
+                "temperature": 0,
+                "max_tokens": 40,
+            }
+            req = engine.prompts.chat(parse_chat(body), f"copy-{drafts}")
+            text, finished = await drain(engine.submit(req))
+            outputs.append((text, finished.usage.completion_tokens))
+            accepted = sample(engine, "tokenmill:spec_decode_num_accepted_tokens_total")
+            assert (accepted > 0) == (drafts > 0)
+        finally:
+            await engine.stop()
+    assert outputs[0] == outputs[1]

@@ -54,6 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="prompt tokens per step while streams decode (default: one per decoding stream)",
     )
+    parser.add_argument(
+        "--speculative-tokens",
+        type=int,
+        default=0,
+        help="prompt-lookup draft tokens per step for greedy requests (0: off)",
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     if args.kv_cache_tokens is None:
@@ -94,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             max_step_tokens=args.max_step_tokens,
             prefill_tokens_while_decoding=args.prefill_tokens_while_decoding,
             slots=min(MAX_SLOTS, 4 * args.max_running),
+            speculative_tokens=args.speculative_tokens,
         )
         app = build_app(Engine(runner, settings), args.served_name or model.stem)
         uvicorn.run(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tokenmill.clock import Clock, SystemClock
-from tokenmill.engine.blocks import BLOCK_TOKENS, BlockManager, CellOp
+from tokenmill.engine.blocks import BLOCK_TOKENS, BlockManager, CellOp, CellRemoval
 from tokenmill.engine.chat_template import ChatTemplate
 from tokenmill.engine.metrics import EngineMetrics
 from tokenmill.engine.prompt import PromptBuilder
@@ -30,9 +30,10 @@ from tokenmill.engine.request import (
     RequestOutcome,
     TextDelta,
 )
-from tokenmill.engine.runner import DecodeEntry, DecodeError
+from tokenmill.engine.runner import SCRATCH_CELLS, DecodeEntry, DecodeError
 from tokenmill.engine.scheduler import Scheduler, StepPlan
 from tokenmill.engine.sequence import Sequence, SequenceStatus
+from tokenmill.engine.speculation import propose
 from tokenmill.errors import InvalidRequest, ServiceUnavailable
 from tokenmill.protocol.requests import SamplingParams
 
@@ -74,6 +75,8 @@ class EngineSettings:
     max_step_tokens: int = 512
     prefill_tokens_while_decoding: int | None = None
     slots: int = 128
+    speculative_tokens: int = 0  # prompt-lookup drafts per step for greedy requests; 0 is off
+    speculative_max_decoding: int = 4  # draft only while this few streams decode
 
 
 @dataclass(slots=True)
@@ -119,7 +122,10 @@ class Engine:
             else None,
         )
         runner.clear()  # the block ledger below starts empty; so must the cells
-        blocks = BlockManager(runner.kv_cache_tokens // BLOCK_TOKENS, settings.slots)
+        self._settings = settings
+        blocks = BlockManager(
+            (runner.kv_cache_tokens - SCRATCH_CELLS) // BLOCK_TOKENS, settings.slots
+        )
         self._scheduler = Scheduler(
             blocks,
             max_running=settings.max_running,
@@ -137,7 +143,7 @@ class Engine:
             running=lambda: len(self._scheduler.running),
             waiting=lambda: len(self._scheduler.waiting) + len(self._incoming),
             kv_used_cells=lambda: blocks.used_blocks * blocks.block_tokens,
-            kv_total_cells=lambda: blocks.total_blocks * blocks.block_tokens,
+            kv_total_cells=lambda: runner.kv_cache_tokens,
         )
 
     @property
@@ -247,7 +253,25 @@ class Engine:
             for handle in cancelled:
                 self._end(handle, "cancelled")
             if scheduler.has_work():
+                self._draft()
                 self._step(scheduler.schedule())
+
+    def _draft(self) -> None:
+        """Propose prompt-lookup drafts for greedy streams while few streams decode."""
+        limit = self._settings.speculative_tokens
+        if not limit:
+            return
+        decoding = [s for s in self._scheduler.running if not s.in_prefill]
+        if len(decoding) > self._settings.speculative_max_decoding:
+            return
+        for seq in decoding:
+            room = min(
+                seq.request.max_tokens - seq.completion_tokens - 1,
+                self._runner.context_tokens - len(seq.tokens),
+                limit,
+            )
+            if seq.request.sampling.temperature == 0.0 and room > 0:
+                seq.drafts = propose(seq.tokens, room)
 
     def _step(self, plan: StepPlan) -> None:
         runner = self._runner
@@ -260,17 +284,22 @@ class Engine:
                     prompt_tokens=seq.prompt_len, cached_tokens=seq.cached_tokens
                 )
         runner.apply(plan.ops)
+        if plan.preempted:
+            self.metrics.preemptions.inc(len(plan.preempted))
         if not plan.chunks:
             return
-        entries = [
-            DecodeEntry(
-                c.seq.slot if c.seq.slot is not None else -1,
-                c.seq.tokens[c.start : c.start + c.count],
-                c.start,
-                (c.count - 1,) if c.sample else (),
+        entries = []
+        for c in plan.chunks:
+            drafts = c.seq.drafts if c.sample else []
+            real = c.count - len(drafts)
+            entries.append(
+                DecodeEntry(
+                    c.seq.slot if c.seq.slot is not None else -1,
+                    [*c.seq.tokens[c.start : c.start + real], *drafts],
+                    c.start,
+                    tuple(range(real - 1, c.count)) if c.sample else (),
+                )
             )
-            for c in plan.chunks
-        ]
         try:
             rows = runner.decode(entries)
         except DecodeError as error:
@@ -279,10 +308,36 @@ class Engine:
         now = self._clock.monotonic()
         for chunk, chunk_rows in zip(plan.chunks, rows, strict=True):
             seq = chunk.seq
-            seq.num_computed = chunk.start + chunk.count
-            self._scheduler.blocks.computed(seq)
-            if chunk.sample:
-                self._sampled(seq, runner.sample(seq.sampler, chunk_rows[-1]), now)
+            if not chunk.sample:
+                seq.num_computed = chunk.start + chunk.count
+                self._scheduler.blocks.computed(seq)
+                continue
+            drafts, seq.drafts = seq.drafts, []
+            seq.num_computed = chunk.start + chunk.count - len(drafts)
+            accepted = self._verify(seq, drafts, chunk_rows, now)
+            seq.num_computed += accepted
+            if drafts:
+                self.metrics.spec_draft_tokens.inc(len(drafts))
+                self.metrics.spec_accepted_tokens.inc(accepted)
+            if drafts and seq.slot is not None and seq.status is SequenceStatus.RUNNING:
+                runner.apply([CellRemoval(seq.slot, seq.num_computed, -1)])
+            if seq.status is SequenceStatus.RUNNING:
+                self._scheduler.blocks.computed(seq)
+
+    def _verify(self, seq: Sequence, drafts: list[int], rows: list[int], now: float) -> int:
+        """Sample at each position in turn; keep going while the samples equal the drafts.
+
+        Returns how many drafts were accepted. Every sample is appended (the last one is the
+        model's own next token), so the output is exactly what decoding one at a time gives.
+        """
+        for accepted, row in enumerate(rows):
+            token = self._runner.sample(seq.sampler, row)
+            self._sampled(seq, token, now)
+            if seq.status is not SequenceStatus.RUNNING:
+                return accepted
+            if accepted >= len(drafts) or token != drafts[accepted]:
+                return accepted
+        return len(drafts)
 
     def _sampled(self, seq: Sequence, token: int, now: float) -> None:
         runner = self._runner
@@ -307,7 +362,7 @@ class Engine:
             self._runner.apply(self._scheduler.remove(victim))
             victim.status = SequenceStatus.WAITING
             self._scheduler.waiting.appendleft(victim)
-            self._scheduler.preemptions += 1
+            self.metrics.preemptions.inc()
             return
         logger.error("decode failed: %s", error)
         for chunk in plan.chunks:

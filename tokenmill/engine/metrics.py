@@ -77,6 +77,19 @@ class EngineMetrics:
             buckets=TPOT_BUCKETS_SECONDS,
             registry=r,
         )
+        self.spec_draft_tokens = Counter(
+            "tokenmill:spec_decode_num_draft_tokens",
+            "Prompt-lookup draft tokens proposed.",
+            registry=r,
+        )
+        self.spec_accepted_tokens = Counter(
+            "tokenmill:spec_decode_num_accepted_tokens",
+            "Draft tokens the model confirmed.",
+            registry=r,
+        )
+        self.preemptions = Counter(
+            "tokenmill:num_preemptions", "Sequences preempted for lack of KV cells.", registry=r
+        )
         self.request_success = Counter(
             "tokenmill:request_success",
             "Requests ended, by finish reason.",

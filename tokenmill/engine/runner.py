@@ -18,7 +18,8 @@ import numpy as np
 from tokenmill.engine.blocks import CellCopy, CellOp
 from tokenmill.engine.sampling import build_sampler
 
-MAX_SLOTS = 256  # llama.cpp's limit on sequence ids in one context
+MAX_SLOTS = 255  # llama.cpp allows 256 sequence ids in a context; one is the scratch slot
+SCRATCH_CELLS = 16  # cells kept out of the block ledger for the scratch slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,7 @@ class LlamaRunner:
         params.n_ctx = kv_cache_tokens
         params.n_batch = max_step_tokens
         params.n_ubatch = max_step_tokens
-        params.n_seq_max = slots
+        params.n_seq_max = slots + 1
         params.n_threads = threads
         params.n_threads_batch = threads
         params.kv_unified = True  # seq_cp (prefix sharing) needs one KV stream
@@ -86,7 +87,8 @@ class LlamaRunner:
             llama_cpp.llama_model_free(self._model)
             raise ValueError("llama.cpp could not create a context")
         self._memory = llama_cpp.llama_get_memory(self._ctx)
-        self._batch = llama_cpp.llama_batch_init(max_step_tokens, 0, 1)
+        self._batch = llama_cpp.llama_batch_init(max_step_tokens + 1, 0, 1)
+        self._scratch_slot = slots
         self.max_step_tokens = max_step_tokens
         self.context_tokens = context_tokens
         self.kv_cache_tokens = kv_cache_tokens
@@ -166,7 +168,13 @@ class LlamaRunner:
                 llama_cpp.llama_memory_seq_rm(self._memory, op.slot, op.start, op.end)
 
     def decode(self, entries: Sequence[DecodeEntry]) -> list[list[int]]:
-        """One llama_decode over every entry; returns, per entry, the batch rows of its logits."""
+        """One llama_decode over every entry; returns, per entry, the batch rows of its logits.
+
+        llama.cpp computes a batch of one token with other kernels than a larger batch, and
+        the logits differ enough to flip a greedy choice or a seeded sample. A lone token is
+        therefore computed beside a scratch token, so that a sequence's output does not
+        depend on whether it ran alone, with drafts, or from a cached prefix.
+        """
         batch = self._batch
         token, pos, n_seq, seq_id, logits = (
             batch.token, batch.pos, batch.n_seq_id, batch.seq_id, batch.logits,
@@ -190,8 +198,20 @@ class LlamaRunner:
                     logits[i] = 0
                 i += 1
             rows.append(entry_rows)
+        scratch = i == 1
+        if scratch:
+            token[1], pos[1], n_seq[1], seq_id[1][0], logits[1] = (
+                token[0],
+                0,
+                1,
+                self._scratch_slot,
+                0,
+            )
+            i = 2
         batch.n_tokens = i
         code = llama_cpp.llama_decode(self._ctx, batch)
+        if scratch:
+            llama_cpp.llama_memory_seq_rm(self._memory, self._scratch_slot, -1, -1)
         if code != 0:
             raise DecodeError(code)
         return rows

@@ -63,7 +63,6 @@ class Scheduler:
         self.prefill_tokens_while_decoding = prefill_tokens_while_decoding
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
-        self.preemptions = 0
 
     def add(self, seq: Sequence) -> None:
         self.waiting.append(seq)
@@ -146,4 +145,3 @@ class Scheduler:
         seq.drafts.clear()
         self.waiting.appendleft(seq)
         plan.preempted.append(seq)
-        self.preemptions += 1
