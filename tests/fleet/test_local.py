@@ -36,3 +36,22 @@ def test_a_replica_that_cannot_start_is_reported_with_its_log(tmp_path: Path) ->
         replica.wait_ready(60)
     assert str(replica.log_path) in info.value.message
     assert not replica.alive()
+
+
+def test_engine_arguments_follow_the_spec() -> None:
+    spec = ReplicaSpec(
+        "m", Path("/models/m.gguf"), threads=2, context_tokens=1024, kv_cache_tokens=4096,
+        max_running=8, speculative_tokens=4,
+    )  # fmt: skip
+    args = spec.engine_args()
+    pairs = dict(zip(args[::2], args[1::2], strict=True))
+    assert pairs == {
+        "--model": "/models/m.gguf",
+        "--served-name": "m",
+        "--threads": "2",
+        "--context-tokens": "1024",
+        "--speculative-tokens": "4",
+        "--kv-cache-tokens": "4096",
+        "--max-running": "8",
+    }
+    assert "--kv-cache-tokens" not in ReplicaSpec("m", Path("m"), 1, 512).engine_args()

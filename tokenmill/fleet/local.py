@@ -29,8 +29,26 @@ class ReplicaSpec:
     model_path: Path
     threads: int
     context_tokens: int
+    kv_cache_tokens: int | None = None
+    max_running: int | None = None
+    speculative_tokens: int = 0
     host: str = "127.0.0.1"
     port: int = 0
+
+    def engine_args(self) -> list[str]:
+        """The ``tokenmill.engine`` command line for these settings."""
+        args = [
+            "--model", str(self.model_path),
+            "--served-name", self.model_id,
+            "--threads", str(self.threads),
+            "--context-tokens", str(self.context_tokens),
+            "--speculative-tokens", str(self.speculative_tokens),
+        ]  # fmt: skip
+        if self.kv_cache_tokens is not None:
+            args += ["--kv-cache-tokens", str(self.kv_cache_tokens)]
+        if self.max_running is not None:
+            args += ["--max-running", str(self.max_running)]
+        return args
 
 
 @dataclass(slots=True)
@@ -97,22 +115,9 @@ def start_replica(spec: ReplicaSpec, log_dir: Path) -> LocalReplica:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"replica-{spec.model_id}-{port}.log"
     command = [
-        sys.executable,
-        "-m",
-        "tokenmill.engine",
-        "--model",
-        str(spec.model_path),
-        "--served-name",
-        spec.model_id,
-        "--host",
-        spec.host,
-        "--port",
-        str(port),
-        "--threads",
-        str(spec.threads),
-        "--context-tokens",
-        str(spec.context_tokens),
-    ]
+        sys.executable, "-m", "tokenmill.engine", *spec.engine_args(),
+        "--host", spec.host, "--port", str(port),
+    ]  # fmt: skip
     log.info("starting replica of %s on port %d", spec.model_id, port)
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
