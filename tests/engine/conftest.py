@@ -76,6 +76,12 @@ def server_url(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             process.wait()
 
 
+@pytest.fixture
+def client(server_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server_url, timeout=120) as http:
+        yield http
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

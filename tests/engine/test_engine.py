@@ -4,9 +4,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tokenmill.engine.engine import Engine, EngineSettings
+from tokenmill.engine.engine import Engine
 from tokenmill.engine.request import EngineEvent, EngineRequest, Finished, TextDelta
 from tokenmill.engine.runner import LlamaRunner
+from tokenmill.engine.seams import EngineSettings
 from tokenmill.errors import InvalidRequest, ServiceUnavailable
 from tokenmill.protocol.requests import SamplingParams, parse_chat
 

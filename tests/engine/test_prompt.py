@@ -84,21 +84,37 @@ def test_logit_bias_must_name_tokens_of_the_vocabulary(prompts: PromptBuilder) -
     assert caught.value.param == "logit_bias"
 
 
+def test_json_object_and_json_schema_get_a_grammar(prompts: PromptBuilder) -> None:
+    assert prompts.chat(parse_chat(chat()), "r1").grammar is None
+    text = {"type": "text"}
+    assert prompts.chat(parse_chat(chat(response_format=text)), "r1").grammar is None
+    json_object = {"type": "json_object"}
+    assert prompts.chat(parse_chat(chat(response_format=json_object)), "r1").grammar
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    json_schema = {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}
+    grammar = prompts.chat(parse_chat(chat(response_format=json_schema)), "r1").grammar
+    assert grammar is not None and '"\\"a\\""' in grammar
+
+
 @pytest.mark.parametrize(
-    ("body", "param"),
+    "schema",
     [
-        ({"n": 2}, "n"),
-        ({"logprobs": True}, "logprobs"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        {"type": "no-such-type"},
+        {"$ref": "https://example.com/schema.json"},
+        {"$ref": "other.json"},
+        {"type": "string", "pattern": "a+"},
     ],
 )
-def test_features_of_the_next_engine_are_refused_for_now(
-    prompts: PromptBuilder, body: dict[str, object], param: str
+def test_a_schema_that_cannot_be_enforced_is_refused(
+    prompts: PromptBuilder, schema: dict[str, object]
 ) -> None:
+    json_schema = {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}
     with pytest.raises(InvalidRequest) as caught:
-        prompts.chat(parse_chat(chat(**body)), "r1")
-    assert caught.value.param == param
-    assert "not supported by this engine yet" in caught.value.message
+        prompts.completion(
+            parse_completion({"model": "m", "prompt": "x", "response_format": json_schema}), "r"
+        )
+    assert caught.value.param == "response_format"
+    assert caught.value.status == 400
 
 
 def test_echo_text_of_a_token_prompt(prompts: PromptBuilder, runner: LlamaRunner) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tokenmill.engine.request import EngineRequest, Usage
+from tokenmill.engine.request import EngineRequest, TextDelta, TokenLogprob, Usage
 from tokenmill.engine.sequence import Sequence, SequenceStatus
 from tokenmill.protocol.requests import SamplingParams
 
@@ -58,3 +58,34 @@ def test_tokens_hold_the_prompt_then_the_output_and_what_is_left_to_compute() ->
     assert seq.tokens == [1, 2, 3, 42]
     assert seq.to_compute == 1 and not seq.in_prefill
     assert seq.completion_tokens == 1
+
+
+def logprob(piece: bytes) -> TokenLogprob:
+    return TokenLogprob(piece, -1.0, ())
+
+
+def test_logprobs_wait_for_text_then_go_with_it() -> None:
+    seq = sequence(stop=("END",))
+    text = seq.append(9, b"\xc3", is_eog=False, now_seconds=11.0, logprob=logprob(b"\xc3"))
+    assert seq.delta(text) is None
+    text = seq.append(9, b"\xa9", is_eog=False, now_seconds=11.1, logprob=logprob(b"\xa9"))
+    assert seq.delta(text) == TextDelta("\u00e9", (logprob(b"\xc3"), logprob(b"\xa9")))
+    assert seq.delta("") is None
+
+
+def test_at_the_end_logprobs_go_out_without_text_but_not_for_eog() -> None:
+    seq = sequence(max_tokens=2, stop=("END",))
+    seq.append(9, b"a", is_eog=False, now_seconds=11.0, logprob=logprob(b"a"))
+    assert seq.delta("a") == TextDelta("a", (logprob(b"a"),))
+    text = seq.append(0, b"", is_eog=True, now_seconds=11.1, logprob=logprob(b""))
+    assert seq.delta(text) is None
+
+
+def test_logprobs_of_a_stop_string_are_dropped() -> None:
+    seq = sequence(stop=("END",))
+    text = seq.append(9, b"EN", is_eog=False, now_seconds=11.0, logprob=logprob(b"EN"))
+    assert text == "" and seq.delta(text) is None
+    text = seq.append(9, b"D", is_eog=False, now_seconds=11.1, logprob=logprob(b"D"))
+    assert seq.finish_reason == "stop"
+    assert seq.delta(text) is None
+    assert seq.pending_logprobs == []

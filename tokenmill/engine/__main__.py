@@ -11,8 +11,9 @@ from pathlib import Path
 
 import uvicorn
 
-from tokenmill.engine.engine import Engine, EngineSettings
+from tokenmill.engine.engine import Engine
 from tokenmill.engine.runner import MAX_SLOTS, LlamaRunner
+from tokenmill.engine.seams import EngineSettings
 from tokenmill.engine.server import build_app
 
 GRACEFUL_SHUTDOWN_SECONDS = 10  # then open streams are cancelled and the process exits

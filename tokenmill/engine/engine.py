@@ -8,18 +8,15 @@ sample, and hand text to the submitters' event loop (``call_soon_threadsafe``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Callable
-from collections.abc import Sequence as SequenceOf
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator
 
 from tokenmill.clock import Clock, SystemClock
-from tokenmill.engine.blocks import BLOCK_TOKENS, BlockManager, CellOp, CellRemoval
+from tokenmill.engine.blocks import BLOCK_TOKENS, BlockManager, CellRemoval
 from tokenmill.engine.chat_template import ChatTemplate
+from tokenmill.engine.logprobs import token_logprob
 from tokenmill.engine.metrics import EngineMetrics
 from tokenmill.engine.prompt import PromptBuilder
 from tokenmill.engine.request import (
@@ -28,79 +25,18 @@ from tokenmill.engine.request import (
     Finished,
     FinishReason,
     RequestOutcome,
-    TextDelta,
+    TokenLogprob,
 )
 from tokenmill.engine.runner import SCRATCH_CELLS, DecodeEntry, DecodeError
 from tokenmill.engine.scheduler import Scheduler, StepPlan
+from tokenmill.engine.seams import EngineSettings, Handle, Runner
 from tokenmill.engine.sequence import Sequence, SequenceStatus
 from tokenmill.engine.speculation import propose
 from tokenmill.errors import InvalidRequest, ServiceUnavailable
-from tokenmill.protocol.requests import SamplingParams
 
 logger = logging.getLogger(__name__)
 
 RECENT_OUTCOMES = 1000
-
-
-class Runner(Protocol):
-    """What the engine needs from a model runner (``LlamaRunner`` in production)."""
-
-    context_tokens: int
-    kv_cache_tokens: int
-    vocab_size: int
-    max_step_tokens: int
-
-    @property
-    def chat_template(self) -> str | None: ...
-    @property
-    def bos_token(self) -> str: ...
-    @property
-    def eos_token(self) -> str: ...
-
-    def tokenize(self, text: str) -> list[int]: ...
-    def detokenize(self, tokens: SequenceOf[int]) -> str: ...
-    def piece(self, token: int) -> bytes: ...
-    def is_eog(self, token: int) -> bool: ...
-    def clear(self) -> None: ...
-    def apply(self, ops: list[CellOp]) -> None: ...
-    def decode(self, entries: list[DecodeEntry]) -> list[list[int]]: ...
-    def sampler(self, sampling: SamplingParams, *, max_tokens: int) -> Any: ...
-    def sample(self, sampler: Any, row: int) -> int: ...
-    def free_sampler(self, sampler: Any) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class EngineSettings:
-    max_running: int = 32
-    max_step_tokens: int = 512
-    prefill_tokens_while_decoding: int | None = None
-    slots: int = 128
-    speculative_tokens: int = 0  # prompt-lookup drafts per step for greedy requests; 0 is off
-    speculative_max_decoding: int = 4  # draft only while this few streams decode
-
-
-@dataclass(slots=True)
-class _Handle:
-    """A sequence plus the way back to the event loop that submitted it."""
-
-    sequence: Sequence
-    loop: asyncio.AbstractEventLoop
-    events: asyncio.Queue[EngineEvent]
-    outcome: asyncio.Future[RequestOutcome]
-
-    def emit(self, event: EngineEvent) -> None:
-        self._call(self.events.put_nowait, event)
-
-    def resolve(self, outcome: RequestOutcome) -> None:
-        def settle() -> None:
-            if not self.outcome.done():
-                self.outcome.set_result(outcome)
-
-        self._call(settle)
-
-    def _call(self, fn: Callable[..., object], *args: object) -> None:
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening
-            self.loop.call_soon_threadsafe(fn, *args)
 
 
 class Engine:
@@ -133,9 +69,9 @@ class Engine:
             prefill_tokens_while_decoding=settings.prefill_tokens_while_decoding,
         )
         self._lock = threading.Condition()
-        self._incoming: list[_Handle] = []
+        self._incoming: list[Handle] = []
         self._aborts: set[str] = set()
-        self._active: dict[str, _Handle] = {}
+        self._active: dict[str, Handle] = {}
         self._recent: OrderedDict[str, RequestOutcome] = OrderedDict()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -182,7 +118,7 @@ class Engine:
         the request.
         """
         loop = asyncio.get_running_loop()
-        handle = _Handle(
+        handle = Handle(
             sequence=Sequence(request, arrival_seconds=self._clock.monotonic()),
             loop=loop,
             events=asyncio.Queue(),
@@ -222,7 +158,7 @@ class Engine:
         self.abort(request_id)
         return await asyncio.shield(handle.outcome)
 
-    async def _events(self, handle: _Handle) -> AsyncGenerator[EngineEvent, None]:
+    async def _events(self, handle: Handle) -> AsyncGenerator[EngineEvent, None]:
         try:
             while True:
                 event = await handle.events.get()
@@ -278,7 +214,9 @@ class Engine:
         for seq in plan.admitted:
             if seq.sampler is None:
                 seq.sampler = runner.sampler(
-                    seq.request.sampling, max_tokens=seq.request.max_tokens
+                    seq.request.sampling,
+                    max_tokens=seq.request.max_tokens,
+                    grammar=seq.request.grammar,
                 )
                 self.metrics.prompt_started(
                     prompt_tokens=seq.prompt_len, cached_tokens=seq.cached_tokens
@@ -332,25 +270,35 @@ class Engine:
         """
         for accepted, row in enumerate(rows):
             token = self._runner.sample(seq.sampler, row)
-            self._sampled(seq, token, now)
+            self._sampled(seq, token, now, self._logprob(seq, token, row))
             if seq.status is not SequenceStatus.RUNNING:
                 return accepted
             if accepted >= len(drafts) or token != drafts[accepted]:
                 return accepted
         return len(drafts)
 
-    def _sampled(self, seq: Sequence, token: int, now: float) -> None:
+    def _logprob(self, seq: Sequence, token: int, row: int) -> TokenLogprob | None:
+        """Read from the row's logits before the next decode overwrites them; only if asked."""
+        sampling = seq.request.sampling
+        if not sampling.logprobs:
+            return None
+        runner = self._runner
+        return token_logprob(runner.logits(row), token, sampling.top_logprobs, runner.piece)
+
+    def _sampled(self, seq: Sequence, token: int, now: float, logprob: TokenLogprob | None) -> None:
         runner = self._runner
         previous = seq.last_token_seconds
-        text = seq.append(token, runner.piece(token), is_eog=runner.is_eog(token), now_seconds=now)
+        piece, is_eog = runner.piece(token), runner.is_eog(token)
+        text = seq.append(token, piece, is_eog=is_eog, now_seconds=now, logprob=logprob)
         self.metrics.token_generated(
             arrival_seconds=seq.arrival_seconds, previous_seconds=previous, now_seconds=now
         )
         handle = self._active.get(seq.request_id)
         if handle is None:
             return
-        if text:
-            handle.emit(TextDelta(text))
+        delta = seq.delta(text)
+        if delta is not None:
+            handle.emit(delta)
         if seq.finish_reason is not None:
             self._end(handle, seq.finish_reason)
 
@@ -370,7 +318,7 @@ class Engine:
             if handle is not None:
                 self._end(handle, "error", f"The engine failed while generating: {error}")
 
-    def _end(self, handle: _Handle, reason: FinishReason, error: str | None = None) -> None:
+    def _end(self, handle: Handle, reason: FinishReason, error: str | None = None) -> None:
         """End a request: free its cells and sampler, record its outcome, tell its listener."""
         seq = handle.sequence
         if seq.status is SequenceStatus.FINISHED:

@@ -7,7 +7,7 @@ Everything here runs before a request is queued, so that no input llama.cpp woul
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from tokenmill.engine.chat_template import ChatTemplate
 from tokenmill.engine.request import EngineRequest
@@ -26,6 +26,8 @@ class Tokenizer(Protocol):
 
     def detokenize(self, tokens: Sequence[int]) -> str: ...
 
+    def json_grammar(self, schema: dict[str, Any] | None) -> str: ...
+
 
 class PromptBuilder:
     def __init__(self, tokenizer: Tokenizer, template: ChatTemplate | None) -> None:
@@ -33,7 +35,6 @@ class PromptBuilder:
         self._template = template
 
     def chat(self, request: ChatRequest, request_id: str) -> EngineRequest:
-        _refuse_unsupported(request.sampling)
         if self._template is None:
             raise InvalidRequest(
                 "This model has no chat template; use /v1/completions.",
@@ -44,7 +45,11 @@ class PromptBuilder:
         return self._build(request_id, tokens, request.sampling, prompt_param="messages")
 
     def completion(self, request: CompletionRequest, request_id: str) -> EngineRequest:
-        _refuse_unsupported(request.sampling)
+        if request.echo and request.sampling.logprobs:
+            raise InvalidRequest(
+                "'echo' together with 'logprobs' (the prompt's logprobs) is not supported.",
+                param="echo",
+            )
         if isinstance(request.prompt, str):
             tokens = self._tokenizer.tokenize(request.prompt)
         else:
@@ -103,23 +108,23 @@ class PromptBuilder:
             prompt_tokens=tuple(tokens),
             max_tokens=max_tokens,
             sampling=sampling,
+            grammar=self._grammar(sampling.response_format),
         )
+
+    def _grammar(self, response_format: dict[str, Any] | None) -> str | None:
+        if response_format is None:
+            return None
+        schema = None
+        if response_format["type"] == "json_schema":
+            schema = response_format["json_schema"]["schema"]
+        try:
+            return self._tokenizer.json_grammar(schema)
+        except ValueError as error:
+            raise InvalidRequest(
+                f"'response_format' has a JSON Schema this engine cannot enforce: {error}",
+                param="response_format",
+            ) from None
 
 
 def _asking(max_tokens: int | None) -> str:
     return "" if max_tokens is None else f" and asks for {max_tokens} completion tokens"
-
-
-def _refuse_unsupported(sampling: SamplingParams) -> None:
-    if sampling.n > 1:
-        _not_yet("n", "'n' greater than 1")
-    if sampling.logprobs:
-        _not_yet("logprobs", "'logprobs'")
-    if sampling.response_format is not None:
-        _not_yet(
-            "response_format", f"'response_format' of type {sampling.response_format['type']!r}"
-        )
-
-
-def _not_yet(param: str, what: str) -> None:
-    raise InvalidRequest(f"{what} is not supported by this engine yet.", param=param)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,6 +20,7 @@ class EngineRequest:
     prompt_tokens: tuple[int, ...]
     max_tokens: int
     sampling: SamplingParams
+    grammar: str | None = None  # GBNF constraining the output, checked by llama.cpp already
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +34,44 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+def choices_usage(usages: Sequence[Usage]) -> Usage:
+    """The usage of a request's choices together: the prompt once, every completion token.
+
+    The prompt (and its cached part) is the first choice's; the others share it.
+    """
+    first = usages[0]
+    return Usage(
+        prompt_tokens=first.prompt_tokens,
+        completion_tokens=sum(usage.completion_tokens for usage in usages),
+        cached_tokens=first.cached_tokens,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    piece: bytes
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """A sampled token's log-probability and the likeliest tokens at its position."""
+
+    piece: bytes
+    logprob: float
+    top: tuple[TopLogprob, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class TextDelta:
-    """Newly generated text, safe to show: whole characters, no part of a stop string."""
+    """Newly generated text, safe to show: whole characters, no part of a stop string.
+
+    ``logprobs`` (when the request asked for them) covers the tokens sampled since the last
+    delta, which may be more or fewer than the characters suggest.
+    """
 
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

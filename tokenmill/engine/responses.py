@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tokenmill.engine.request import Usage
+from tokenmill.engine.request import TokenLogprob, Usage
 
 Json = dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One finished choice of a non-streamed response."""
+
+    text: str
+    finish_reason: str
+    logprobs: tuple[TokenLogprob, ...] = ()
+
+
 class ResponseFormat(Protocol):
-    def opening(self) -> list[Json]:
-        """Chunks sent before any generated text."""
+    def opening(self, index: int) -> list[Json]:
+        """Chunks sent for a choice before any generated text."""
         ...
 
-    def delta(self, text: str) -> Json: ...
+    def delta(self, index: int, text: str, logprobs: Sequence[TokenLogprob], offset: int) -> Json:
+        """A chunk of a choice's text; ``offset`` is how many characters of it came before."""
+        ...
 
-    def finish(self, finish_reason: str) -> Json: ...
+    def finish(self, index: int, finish_reason: str) -> Json: ...
 
     def usage_chunk(self, usage: Usage) -> Json: ...
 
-    def response(self, text: str, finish_reason: str, usage: Usage) -> Json: ...
+    def response(self, choices: Sequence[Choice], usage: Usage) -> Json: ...
 
 
 def usage_json(usage: Usage) -> Json:
@@ -38,35 +50,53 @@ class ChatFormat:
     request_id: str
     created: int
     model: str
+    logprobs: bool = False
 
-    def opening(self) -> list[Json]:
-        return [self._chunk({"role": "assistant", "content": ""}, None)]
+    def opening(self, index: int) -> list[Json]:
+        return [self._chunk(index, {"role": "assistant", "content": ""}, None)]
 
-    def delta(self, text: str) -> Json:
-        return self._chunk({"content": text}, None)
+    def delta(self, index: int, text: str, logprobs: Sequence[TokenLogprob], offset: int) -> Json:
+        return self._chunk(index, {"content": text}, None, self._logprobs(logprobs))
 
-    def finish(self, finish_reason: str) -> Json:
-        return self._chunk({}, finish_reason)
+    def finish(self, index: int, finish_reason: str) -> Json:
+        return self._chunk(index, {}, finish_reason)
 
     def usage_chunk(self, usage: Usage) -> Json:
         return {**self._head("chat.completion.chunk"), "choices": [], "usage": usage_json(usage)}
 
-    def response(self, text: str, finish_reason: str, usage: Usage) -> Json:
+    def response(self, choices: Sequence[Choice], usage: Usage) -> Json:
         return {
             **self._head("chat.completion"),
             "choices": [
                 {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "logprobs": None,
-                    "finish_reason": finish_reason,
+                    "index": index,
+                    "message": {"role": "assistant", "content": choice.text},
+                    "logprobs": self._logprobs(choice.logprobs),
+                    "finish_reason": choice.finish_reason,
                 }
+                for index, choice in enumerate(choices)
             ],
             "usage": usage_json(usage),
         }
 
-    def _chunk(self, delta: Json, finish_reason: str | None) -> Json:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+    def _logprobs(self, logprobs: Sequence[TokenLogprob]) -> Json | None:
+        if not self.logprobs:
+            return None
+        content = [
+            {
+                **_token_json(lp.piece, lp.logprob),
+                "top_logprobs": [_token_json(top.piece, top.logprob) for top in lp.top],
+            }
+            for lp in logprobs
+        ]
+        return {"content": content}
+
+    def _chunk(
+        self, index: int, delta: Json, finish_reason: str | None, logprobs: Json | None = None
+    ) -> Json:
+        choice = {
+            "index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason
+        }  # fmt: skip
         return {**self._head("chat.completion.chunk"), "choices": [choice]}
 
     def _head(self, kind: str) -> Json:
@@ -84,35 +114,62 @@ class CompletionFormat:
     created: int
     model: str
     echo: str | None = None
+    logprobs: bool = False
 
-    def opening(self) -> list[Json]:
-        return [self.delta(self.echo)] if self.echo else []
+    def opening(self, index: int) -> list[Json]:
+        return [self._chunk(index, self.echo, None)] if self.echo else []
 
-    def delta(self, text: str) -> Json:
-        return self._chunk(text, None)
+    def delta(self, index: int, text: str, logprobs: Sequence[TokenLogprob], offset: int) -> Json:
+        return self._chunk(index, text, None, self._logprobs(logprobs, offset))
 
-    def finish(self, finish_reason: str) -> Json:
-        return self._chunk("", finish_reason)
+    def finish(self, index: int, finish_reason: str) -> Json:
+        return self._chunk(index, "", finish_reason)
 
     def usage_chunk(self, usage: Usage) -> Json:
         return {**self._head(), "choices": [], "usage": usage_json(usage)}
 
-    def response(self, text: str, finish_reason: str, usage: Usage) -> Json:
+    def response(self, choices: Sequence[Choice], usage: Usage) -> Json:
         return {
             **self._head(),
             "choices": [
                 {
-                    "index": 0,
-                    "text": (self.echo or "") + text,
-                    "logprobs": None,
-                    "finish_reason": finish_reason,
+                    "index": index,
+                    "text": (self.echo or "") + choice.text,
+                    "logprobs": self._logprobs(choice.logprobs, 0),
+                    "finish_reason": choice.finish_reason,
                 }
+                for index, choice in enumerate(choices)
             ],
             "usage": usage_json(usage),
         }
 
-    def _chunk(self, text: str, finish_reason: str | None) -> Json:
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+    def _logprobs(self, logprobs: Sequence[TokenLogprob], offset: int) -> Json | None:
+        """The legacy shape; each top dict also holds the sampled token, as OpenAI's does."""
+        if not self.logprobs:
+            return None
+        offsets = []
+        before = b""
+        for lp in logprobs:
+            offsets.append(offset + len(before.decode(errors="ignore")))
+            before += lp.piece
+        tops = []
+        for lp in logprobs:
+            top = {_text(t.piece): t.logprob for t in lp.top}
+            top.setdefault(_text(lp.piece), lp.logprob)
+            tops.append(top)
+        return {
+            "tokens": [_text(lp.piece) for lp in logprobs],
+            "token_logprobs": [lp.logprob for lp in logprobs],
+            "top_logprobs": tops,
+            "text_offset": offsets,
+        }
+
+    def _chunk(
+        self, index: int, text: str, finish_reason: str | None, logprobs: Json | None = None
+    ) -> Json:
+        choice = {
+            "index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason
+        }  # fmt: skip
         return {**self._head(), "choices": [choice]}
 
     def _head(self) -> Json:
@@ -122,3 +179,11 @@ class CompletionFormat:
             "created": self.created,
             "model": self.model,
         }
+
+
+def _text(piece: bytes) -> str:
+    return piece.decode(errors="replace")
+
+
+def _token_json(piece: bytes, logprob: float) -> Json:
+    return {"token": _text(piece), "logprob": logprob, "bytes": list(piece)}

@@ -16,7 +16,7 @@ import llama_cpp
 import numpy as np
 
 from tokenmill.engine.blocks import CellCopy, CellOp
-from tokenmill.engine.sampling import build_sampler
+from tokenmill.engine.sampling import build_sampler, json_grammar
 
 MAX_SLOTS = 255  # llama.cpp allows 256 sequence ids in a context; one is the scratch slot
 SCRATCH_CELLS = 16  # cells kept out of the block ledger for the scratch slot
@@ -154,6 +154,10 @@ class LlamaRunner:
     def is_eog(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
 
+    def json_grammar(self, schema: dict[str, Any] | None) -> str:
+        """A checked GBNF grammar for JSON (any object without a schema); ValueError if none."""
+        return json_grammar(self._vocab, schema)
+
     # the worker thread's operations
 
     def clear(self) -> None:
@@ -216,8 +220,10 @@ class LlamaRunner:
             raise DecodeError(code)
         return rows
 
-    def sampler(self, sampling: Any, *, max_tokens: int) -> Any:
-        return build_sampler(sampling, self._vocab, self.vocab_size, max_tokens=max_tokens)
+    def sampler(self, sampling: Any, *, max_tokens: int, grammar: str | None = None) -> Any:
+        return build_sampler(
+            sampling, self._vocab, self.vocab_size, max_tokens=max_tokens, grammar=grammar
+        )
 
     def sample(self, sampler: Any, row: int) -> int:
         return int(llama_cpp.llama_sampler_sample(sampler, self._ctx, row))

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import llama_cpp
+from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
 
 from tokenmill.protocol.requests import SamplingParams
 
 _RANDOM_SEED = llama_cpp.LLAMA_DEFAULT_SEED  # llama.cpp draws a random seed for this value
 
 
-def build_sampler(sampling: SamplingParams, vocab: Any, vocab_size: int, *, max_tokens: int) -> Any:
-    """The chain: logit bias, penalties, then greedy, or top-k/top-p/min-p/temperature/seed.
+def build_sampler(
+    sampling: SamplingParams,
+    vocab: Any,
+    vocab_size: int,
+    *,
+    max_tokens: int,
+    grammar: str | None = None,
+) -> Any:
+    """The chain: logit bias, penalties, a grammar, then greedy, or top-k/top-p/min-p/
+    temperature/seed.
+
+    The grammar comes before any truncation, so that top-k or top-p never keep only tokens
+    the grammar forbids.
 
     The chain keeps state (penalty history, a grammar's position), so a sequence keeps its
     chain for its whole life, preemptions included.
@@ -36,6 +49,12 @@ def build_sampler(sampling: SamplingParams, vocab: Any, vocab_size: int, *, max_
                 vocab_size, max_tokens, 1.0, sampling.frequency_penalty, sampling.presence_penalty
             )
         )
+    if grammar is not None:
+        constraint = _grammar_sampler(vocab, grammar)
+        if constraint is None:
+            llama_cpp.llama_sampler_free(chain)
+            raise ValueError("llama.cpp could not parse the grammar")
+        add(constraint)
     if sampling.temperature == 0.0:
         add(llama_cpp.llama_sampler_init_greedy())
         return chain
@@ -55,3 +74,29 @@ def seed_of(seed: int | None) -> int:
         return int(_RANDOM_SEED)
     folded = seed % 2**32
     return folded - 1 if folded == _RANDOM_SEED else folded
+
+
+def json_grammar(vocab: Any, schema: dict[str, Any] | None) -> str:
+    """GBNF for JSON: any object when ``schema`` is None, else what the schema allows.
+
+    Raises ValueError when the schema cannot be converted or llama.cpp cannot parse the result,
+    so that a request never reaches decoding with a grammar that would give a NULL sampler.
+    """
+    if schema is None:
+        grammar = JSON_GBNF
+    else:
+        try:
+            grammar = json_schema_to_gbnf(json.dumps(schema))
+        except (AssertionError, ValueError, KeyError, TypeError, RecursionError) as error:
+            # The converter reports what it cannot handle with asserts and ValueErrors.
+            raise ValueError(str(error) or type(error).__name__) from None
+    sampler = _grammar_sampler(vocab, grammar)
+    if sampler is None:
+        raise ValueError("the grammar made from it does not parse")
+    llama_cpp.llama_sampler_free(sampler)
+    return grammar
+
+
+def _grammar_sampler(vocab: Any, grammar: str) -> Any:
+    sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+    return sampler if sampler else None

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokenmill.engine.request import EngineRequest, FinishReason, Usage
+from tokenmill.engine.request import EngineRequest, FinishReason, TextDelta, TokenLogprob, Usage
 from tokenmill.engine.text_stream import TextStream
 
 
@@ -40,6 +40,7 @@ class Sequence:
     last_token_seconds: float | None = None
     sampler: Any = None
     drafts: list[int] = field(default_factory=list)
+    pending_logprobs: list[TokenLogprob] = field(default_factory=list)
     text: TextStream = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,13 +77,23 @@ class Sequence:
             cached_tokens=self.cached_tokens,
         )
 
-    def append(self, token: int, piece: bytes, *, is_eog: bool, now_seconds: float) -> str:
+    def append(
+        self,
+        token: int,
+        piece: bytes,
+        *,
+        is_eog: bool,
+        now_seconds: float,
+        logprob: TokenLogprob | None = None,
+    ) -> str:
         """Record one sampled token; return the text it makes showable.
 
         Sets ``finish_reason`` when this token ends the request (end of generation, a stop
         string, or the token budget).
         """
         self.tokens.append(token)
+        if logprob is not None and not is_eog:
+            self.pending_logprobs.append(logprob)
         if self.first_token_seconds is None:
             self.first_token_seconds = now_seconds
         self.last_token_seconds = now_seconds
@@ -96,6 +107,21 @@ class Sequence:
             text += self.text.finish()
             self.finish_reason = "stop" if self.text.stopped else "length"
         return text
+
+    def delta(self, text: str) -> TextDelta | None:
+        """The event for text just made showable, with the logprobs of the tokens behind it.
+
+        Logprobs wait for text (a token may hold only part of a character, or what may become
+        a stop string); at the end they go out even without text, unless they belong to the
+        stop string that ended the request.
+        """
+        if not text and self.finish_reason is None:
+            return None
+        logprobs = tuple(self.pending_logprobs)
+        self.pending_logprobs.clear()
+        if text or (logprobs and not self.text.stopped):
+            return TextDelta(text, logprobs)
+        return None
 
     def finish(self, reason: FinishReason) -> None:
         self.status = SequenceStatus.FINISHED

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,8 +19,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tokenmill.engine.assembly import collect, sse
+from tokenmill.engine.choices import ChoiceGroups, choice_requests, merge
 from tokenmill.engine.engine import Engine
-from tokenmill.engine.request import EngineEvent, EngineRequest, Finished, TextDelta
+from tokenmill.engine.request import EngineEvent, EngineRequest, choices_usage
 from tokenmill.engine.responses import ChatFormat, CompletionFormat, ResponseFormat, usage_json
 from tokenmill.errors import (
     InvalidRequest,
@@ -35,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_DONE = b"data: [DONE]\n\n"
 
 
 def build_app(engine: Engine, served_name: str) -> Starlette:
@@ -104,13 +105,16 @@ class _Routes:
         self._engine = engine
         self._served_name = served_name
         self._created = self._now()
+        self._groups = ChoiceGroups()
 
     async def chat(self, request: Request) -> Response:
         parsed = parse_chat(parse_json_body(await request.body()))
         self._check_model(parsed.model)
         request_id: str = request.state.request_id
         engine_request = self._engine.prompts.chat(parsed, request_id)
-        fmt = ChatFormat(request_id, self._now(), self._served_name)
+        fmt = ChatFormat(
+            request_id, self._now(), self._served_name, logprobs=parsed.sampling.logprobs
+        )
         return await self._respond(request, engine_request, fmt, stream=parsed.stream)
 
     async def completion(self, request: Request) -> Response:
@@ -119,20 +123,34 @@ class _Routes:
         request_id: str = request.state.request_id
         engine_request = self._engine.prompts.completion(parsed, request_id)
         echo = self._engine.prompts.prompt_text(parsed) if parsed.echo else None
-        fmt = CompletionFormat(request_id, self._now(), self._served_name, echo=echo)
+        fmt = CompletionFormat(
+            request_id,
+            self._now(),
+            self._served_name,
+            echo=echo,
+            logprobs=parsed.sampling.logprobs,
+        )
         return await self._respond(request, engine_request, fmt, stream=parsed.stream)
 
     async def cancel(self, request: Request) -> Response:
         request_id: str = request.path_params["request_id"]
-        outcome = await self._engine.cancel(request_id)
-        if outcome is None:
+        members = self._groups.members(request_id)
+        found = await asyncio.gather(*(self._engine.cancel(member) for member in members))
+        outcomes = [outcome for outcome in found if outcome is not None]
+        if not outcomes:
             raise NotFound(
                 f"No request with id {request_id!r} is running or finished recently.",
                 param="request_id",
                 code="request_not_found",
             )
+        cancelled = any(outcome.status == "cancelled" for outcome in outcomes)
+        usage = choices_usage([outcome.usage for outcome in outcomes])
         return _json(
-            {"id": request_id, "status": outcome.status, "usage": usage_json(outcome.usage)}
+            {
+                "id": request_id,
+                "status": "cancelled" if cancelled else "finished",
+                "usage": usage_json(usage),
+            }
         )
 
     async def models(self, request: Request) -> Response:
@@ -168,59 +186,43 @@ class _Routes:
     async def _respond(
         self, request: Request, engine_request: EngineRequest, fmt: ResponseFormat, *, stream: bool
     ) -> Response:
-        events = self._engine.submit(engine_request)
+        choices = choice_requests(engine_request)
+        streams: list[AsyncIterator[EngineEvent]] = []
+        ids = [choice.request_id for choice in choices]
+
+        def abort_all() -> None:
+            for member in ids:
+                self._engine.abort(member)
+
+        try:
+            for choice in choices:
+                streams.append(self._engine.submit(choice))
+        except TokenmillError:
+            abort_all()  # the choices already queued
+            raise
+        self._groups.record(engine_request.request_id, ids)
+        events = merge(streams)
         if stream:
-            return _EventStream(
-                self._sse(events, fmt),
-                on_close=lambda: self._engine.abort(engine_request.request_id),
-            )
-        text, finished = await self._collect(request, events, engine_request.request_id)
-        if finished.error is not None:
-            raise TokenmillError(finished.error)
-        return _json(fmt.response(text, finished.finish_reason, finished.usage))
+            return _EventStream(sse(events, fmt, len(choices)), on_close=abort_all)
+        return _json(await self._collect(request, collect(events, fmt, len(choices)), abort_all))
 
     @staticmethod
-    async def _sse(events: AsyncIterator[EngineEvent], fmt: ResponseFormat) -> AsyncIterator[bytes]:
-        for chunk in fmt.opening():
-            yield _sse_event(chunk)
-        async for event in events:
-            if isinstance(event, TextDelta):
-                yield _sse_event(fmt.delta(event.text))
-                continue
-            if event.error is not None:
-                yield _sse_event(TokenmillError(event.error).body())
-            else:
-                yield _sse_event(fmt.finish(event.finish_reason))
-            yield _sse_event(fmt.usage_chunk(event.usage))
-            yield _DONE
-
     async def _collect(
-        self, request: Request, events: AsyncIterator[EngineEvent], request_id: str
-    ) -> tuple[str, Finished]:
-        """Gather a whole completion, cancelling it if the client goes away meanwhile."""
-        parts: list[str] = []
-
-        async def consume() -> Finished:
-            async for event in events:
-                if isinstance(event, TextDelta):
-                    parts.append(event.text)
-                else:
-                    return event
-            raise RuntimeError("the engine's event stream ended without a Finished event")
-
-        consumer = asyncio.ensure_future(consume())
+        request: Request, body: Coroutine[Any, Any, dict[str, Any]], abort: Callable[[], None]
+    ) -> dict[str, Any]:
+        """Wait for a whole response, cancelling it if the client goes away meanwhile."""
+        consumer = asyncio.ensure_future(body)
         watcher = asyncio.ensure_future(_wait_for_disconnect(request.receive))
         try:
             done, _ = await asyncio.wait({consumer, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if watcher in done:
-                self._engine.abort(request_id)
-            finished = await consumer
+                abort()
+            return await consumer
         finally:
             watcher.cancel()
             if not consumer.done():
                 consumer.cancel()
-                self._engine.abort(request_id)
-        return "".join(parts), finished
+                abort()
 
 
 class _EventStream(StreamingResponse):
@@ -252,10 +254,6 @@ def _json(data: Any, status_code: int = 200, headers: dict[str, str] | None = No
     return Response(
         orjson.dumps(data), status_code=status_code, headers=headers, media_type="application/json"
     )
-
-
-def _sse_event(data: Any) -> bytes:
-    return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
 def _error_response(error: TokenmillError, status_code: int | None = None) -> Response:
