@@ -32,7 +32,7 @@ from tokenmill.engine.scheduler import Scheduler, StepPlan
 from tokenmill.engine.seams import EngineSettings, Handle, Runner
 from tokenmill.engine.sequence import Sequence, SequenceStatus
 from tokenmill.engine.speculation import propose
-from tokenmill.errors import InvalidRequest, ServiceUnavailable
+from tokenmill.errors import ContextLengthExceeded, InvalidRequest, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,8 @@ class Engine:
         runner.clear()  # the block ledger below starts empty; so must the cells
         self._settings = settings
         blocks = BlockManager(
-            (runner.kv_cache_tokens - SCRATCH_CELLS) // BLOCK_TOKENS, settings.slots
+            settings.kv_cache_blocks or (runner.kv_cache_tokens - SCRATCH_CELLS) // BLOCK_TOKENS,
+            settings.slots,
         )
         self._scheduler = Scheduler(
             blocks,
@@ -124,6 +125,13 @@ class Engine:
             events=asyncio.Queue(),
             outcome=loop.create_future(),
         )
+        needed = len(request.prompt_tokens) + request.max_tokens
+        if not self._scheduler.can_ever_fit(needed):
+            raise ContextLengthExceeded(
+                f"The request needs {needed} KV cache cells (prompt plus max_tokens); this "
+                f"engine's cache holds {self._scheduler.blocks.total_blocks * BLOCK_TOKENS}.",
+                param="max_tokens",
+            )
         with self._lock:
             if self._stopping or self._thread is None:
                 raise ServiceUnavailable("The engine is not running.")

@@ -59,6 +59,7 @@ class EngineSettings:
     slots: int = 128
     speculative_tokens: int = 0  # prompt-lookup drafts per step for greedy requests; 0 is off
     speculative_max_decoding: int = 4  # draft only while this few streams decode
+    kv_cache_blocks: int | None = None  # the ledger's size; default: all the runner's cells
 
 
 @dataclass(slots=True)
