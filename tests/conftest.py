@@ -25,6 +25,45 @@ from tokenmill.clock import ManualClock
 from tokenmill.store.db import Database
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_url() -> str:
+    return os.environ.get("TOKENMILL_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    """The Redis server's URL; like PostgreSQL, missing fails under ``CI`` and skips otherwise."""
+    import redis
+
+    url = redis_url()
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5)
+        client.ping()
+        client.close()
+    except redis.RedisError as error:
+        message = f"Redis at {url} is unreachable: {error}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture
+def redis_namespace(redis_server: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    import redis
+
+    namespace = f"tm_test:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    yield namespace
+    client = redis.Redis.from_url(redis_server)
+    try:
+        keys = list(client.scan_iter(f"{namespace}:*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def postgres_url() -> str:

@@ -11,8 +11,8 @@ range) would block every later event, so a refused batch is retried one event at
 only the refused events are set aside, logged as errors with their content, in
 ``dead_letters``. Nothing is dropped silently.
 
-The durable journal goes in front of this: ``record`` appends and fsyncs the event before
-queueing it, and ``_mark_done`` is where the writer tells the journal what is in the database.
+The durable journal (``tokenmill.billing.journal``) goes in front of this: it fsyncs each
+event before handing it to ``record``, and ``on_written`` tells it what is in the database.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import itertools
 import logging
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
@@ -73,6 +73,8 @@ class UsageRecorder:
         self._closing = False
         self._stopped = False
         self._abandon = threading.Event()
+        # Told which events are in the database (or set aside), after each batch.
+        self.on_written: Callable[[list[UsageEvent]], None] | None = None
         self._thread = threading.Thread(target=self._run, name="usage-writer", daemon=True)
         self._thread.start()
 
@@ -178,6 +180,8 @@ class UsageRecorder:
         elif outcome == "abandoned":
             return False
         self._mark_done(len(batch))
+        if self.on_written is not None:
+            self.on_written(batch)
         return True
 
     def _insert_with_retries(self, events: list[UsageEvent]) -> _Outcome:

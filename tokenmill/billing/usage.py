@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Insert, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from tokenmill.billing.ledger import usage_debit_rows
 from tokenmill.store.db import Database
-from tokenmill.store.tables import UsageRecord
+from tokenmill.store.tables import LedgerEntry, UsageRecord
 
 USAGE_STATUSES = frozenset({"ok", "error", "cancelled"})
 
@@ -26,7 +28,7 @@ _MAX_CHARS = {
     "endpoint": 40,
     "error_code": 64,
 }
-_COUNTS = ("prompt_tokens", "cached_tokens", "completion_tokens")
+_COUNTS = ("prompt_tokens", "cached_tokens", "completion_tokens", "cost_micros")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,7 @@ class UsageEvent:
     http_status: int
     error_code: str | None
     created_at: datetime
+    cost_micros: int = 0
 
     def __post_init__(self) -> None:
         if not self.request_id:
@@ -64,8 +67,11 @@ class UsageEvent:
         if self.created_at.tzinfo is None:
             raise ValueError("usage created_at must be an aware (UTC) datetime")
 
+    def with_cost(self, cost_micros: int) -> UsageEvent:
+        return dataclasses.replace(self, cost_micros=cost_micros)
+
     def as_row(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in COLUMNS}
 
     @classmethod
     def from_row(cls, row: UsageRecord) -> UsageEvent:
@@ -85,7 +91,31 @@ class UsageEvent:
             http_status=row.http_status,
             error_code=row.error_code,
             created_at=row.created_at,
+            cost_micros=row.cost_micros,
         )
+
+
+COLUMNS = tuple(field.name for field in dataclasses.fields(UsageEvent))
+
+_STAGE = "usage_stage"
+# PostgreSQL: rows are copied into a temporary table, then moved in two statements, each
+# skipping what is already there; the ledger debits are made from the staged rows in SQL.
+_CREATE_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
+    "(LIKE usage_records INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_MOVE_USAGE = (
+    f"INSERT INTO usage_records ({', '.join(COLUMNS)}) "
+    f"SELECT DISTINCT ON (request_id) {', '.join(COLUMNS)} FROM {_STAGE} "
+    "ON CONFLICT (request_id) DO NOTHING"
+)
+_MOVE_DEBITS = (
+    "INSERT INTO ledger_entries "
+    "(tenant_id, kind, amount_micros, idempotency_key, key_id, model, created_at) "
+    f"SELECT DISTINCT ON (request_id) tenant_id, 'usage', -cost_micros, 'usage:' || request_id, "
+    f"key_id, model, created_at FROM {_STAGE} WHERE cost_micros > 0 "
+    "ON CONFLICT (idempotency_key) DO NOTHING"
+)
 
 
 class UsageRepository:
@@ -93,25 +123,46 @@ class UsageRepository:
         self._db = db
 
     def insert_many(self, events: Iterable[UsageEvent]) -> int:
-        """Writes the events whose ``request_id`` is new; returns how many that was.
+        """Writes the events whose ``request_id`` is new, and their ledger debits, in one
+        transaction; returns how many events were new.
 
-        Safe to repeat: an event already stored (or repeated in ``events``) is skipped.
+        Safe to repeat: an event already stored (or repeated in ``events``) is skipped, and
+        so is its debit (the ledger's idempotency key is the request id).
         """
-        unique: dict[str, dict[str, Any]] = {}
+        unique: dict[str, UsageEvent] = {}
         for event in events:
-            unique.setdefault(event.request_id, event.as_row())
-        rows = list(unique.values())
-        if not rows:
+            unique.setdefault(event.request_id, event)
+        if not unique:
             return 0
-        statement = self._insert_ignoring_duplicates().returning(UsageRecord.request_id)
-        with self._db.session() as session:
-            return len(session.execute(statement, rows).all())
-
-    def _insert_ignoring_duplicates(self) -> Insert:
-        table = cast(Table, UsageRecord.__table__)
         if self._db.dialect == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing(index_elements=["request_id"])
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=["request_id"])
+            return self._copy_in(list(unique.values()))
+        rows = [event.as_row() for event in unique.values()]
+        debits = usage_debit_rows(unique.values())
+        with self._db.session() as session:
+            written = session.execute(self._insert_ignoring(UsageRecord, "request_id"), rows)
+            if debits:
+                session.execute(self._insert_ignoring(LedgerEntry, "idempotency_key"), debits)
+            return int(written.rowcount)  # type: ignore[attr-defined]
+
+    def _copy_in(self, events: builtins.list[UsageEvent]) -> int:
+        with self._db.session() as session:
+            connection = session.connection()
+            raw = cast(Any, connection.connection.driver_connection)
+            with raw.cursor() as cursor:
+                cursor.execute(_CREATE_STAGE)
+                with cursor.copy(f"COPY {_STAGE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+                    for event in events:
+                        copy.write_row([getattr(event, name) for name in COLUMNS])
+                cursor.execute(_MOVE_USAGE)
+                written = int(cursor.rowcount)
+                cursor.execute(_MOVE_DEBITS)
+            return written
+
+    def _insert_ignoring(self, model: type[UsageRecord | LedgerEntry], unique: str) -> Insert:
+        table = cast(Table, model.__table__)
+        if self._db.dialect == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing(index_elements=[unique])
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=[unique])
 
     def get(self, request_id: str) -> UsageEvent | None:
         with self._db.session() as session:

@@ -60,6 +60,10 @@ class Principal:
     allowed_models: tuple[str, ...] | None
     expires_at: datetime | None
     revoked: bool
+    monthly_budget_micros: int | None = None
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    concurrency_limit: int | None = None
 
     def has_scope(self, scope: str) -> bool:
         return ALL_SCOPES in self.scopes or scope in self.scopes
@@ -85,10 +89,30 @@ class KeyInfo:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    monthly_budget_micros: int | None = None
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    concurrency_limit: int | None = None
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "object": "api_key",
+            "id": self.id,
+            "tenant_id": self.tenant_id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "role": self.role.value,
+            "scopes": list(self.scopes),
+            "allowed_models": list(self.allowed_models) if self.allowed_models else None,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            **{name: getattr(self, name) for name in KEY_TERMS},
+        }
 
     @classmethod
     def from_row(cls, row: ApiKey) -> KeyInfo:
@@ -103,6 +127,7 @@ class KeyInfo:
             created_at=row.created_at,
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
+            **key_terms(row),
         )
 
 
@@ -116,11 +141,36 @@ def principal_from_row(row: ApiKey) -> Principal:
         allowed_models=_optional_tuple(row.allowed_models),
         expires_at=row.expires_at,
         revoked=row.revoked_at is not None,
+        **key_terms(row),
     )
+
+
+KEY_TERMS = ("monthly_budget_micros", "rpm_limit", "tpm_limit", "concurrency_limit")
+
+
+def key_terms(row: ApiKey) -> dict[str, int | None]:
+    """A key's own spending cap and rate limits (``None``: none of its own)."""
+    return {name: getattr(row, name) for name in KEY_TERMS}
+
+
+def validate_terms(terms: dict[str, int | None]) -> dict[str, int | None]:
+    for name, value in terms.items():
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 0
+        ):
+            raise InvalidRequest(f"{name} is a non-negative integer or null.", param=name)
+    return terms
 
 
 def _optional_tuple(values: Iterable[str] | None) -> tuple[str, ...] | None:
     return tuple(values) if values is not None else None
+
+
+def _known_terms(terms: dict[str, int | None]) -> dict[str, int | None]:
+    unknown = set(terms) - set(KEY_TERMS)
+    if unknown:
+        raise InvalidRequest(f"Unknown key settings: {', '.join(sorted(unknown))}.")
+    return terms
 
 
 def _validate_role(role: Role | str) -> Role:
@@ -173,6 +223,7 @@ class KeyRepository:
         scopes: Iterable[str] = (ALL_SCOPES,),
         allowed_models: Iterable[str] | None = None,
         expires_at: datetime | None = None,
+        terms: dict[str, int | None] | None = None,
     ) -> tuple[KeyInfo, str]:
         """Issues a key. The secret is returned here and never again: only its hash is kept.
 
@@ -198,6 +249,7 @@ class KeyRepository:
             created_at=now,
             expires_at=expires_at,
             revoked_at=None,
+            **validate_terms(_known_terms(terms or {})),
         )
         with self._db.session() as session:
             if session.get(Tenant, tenant_id) is None:
@@ -227,6 +279,18 @@ class KeyRepository:
             if row.revoked_at is None:
                 row.revoked_at = self._clock.utcnow()
                 session.flush()
+            return KeyInfo.from_row(row)
+
+    def update_terms(self, key_id: str, terms: dict[str, int | None]) -> KeyInfo:
+        """Sets the named caps and limits (``None`` clears one); the others are kept."""
+        values = validate_terms(_known_terms(terms))
+        with self._db.session() as session:
+            row = session.get(ApiKey, key_id, with_for_update=True)
+            if row is None:
+                raise NotFound(f"No API key with id {key_id!r}.", param="key_id")
+            for name, value in values.items():
+                setattr(row, name, value)
+            session.flush()
             return KeyInfo.from_row(row)
 
     def revoked_since(self, since: datetime) -> builtins.list[tuple[str, datetime]]:

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import builtins
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from tokenmill.clock import Clock, SystemClock
-from tokenmill.errors import Conflict, InvalidRequest
+from tokenmill.control.keys import validate_terms
+from tokenmill.errors import Conflict, InvalidRequest, NotFound
 from tokenmill.store.db import Database
 from tokenmill.store.tables import Tenant
 
 MAX_TENANT_NAME_CHARS = 200
+
+
+TENANT_TERMS = ("monthly_budget_micros", "rpm_limit", "tpm_limit", "concurrency_limit")
+LIMIT_NAMES = ("rpm", "tpm", "concurrency")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +29,43 @@ class TenantInfo:
     id: str
     name: str
     created_at: datetime
+    monthly_budget_micros: int | None = None
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    concurrency_limit: int | None = None
+    model_limits: dict[str, dict[str, int | None]] | None = None
 
     @classmethod
     def from_row(cls, row: Tenant) -> TenantInfo:
-        return cls(id=row.id, name=row.name, created_at=row.created_at)
+        return cls(
+            id=row.id,
+            name=row.name,
+            created_at=row.created_at,
+            monthly_budget_micros=row.monthly_budget_micros,
+            rpm_limit=row.rpm_limit,
+            tpm_limit=row.tpm_limit,
+            concurrency_limit=row.concurrency_limit,
+            model_limits=row.model_limits,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {"object": "tenant", **asdict(self), "created_at": self.created_at.isoformat()}
+
+
+def validate_model_limits(value: Any) -> dict[str, dict[str, int | None]] | None:
+    """``{model: {"rpm": n, "tpm": n, "concurrency": n}}`` with non-negative integers."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidRequest("model_limits maps model ids to limits.", param="model_limits")
+    result: dict[str, dict[str, int | None]] = {}
+    for model, limits in value.items():
+        if not isinstance(limits, dict) or set(limits) - set(LIMIT_NAMES):
+            raise InvalidRequest(
+                f"Limits of {model!r} take only {', '.join(LIMIT_NAMES)}.", param="model_limits"
+            )
+        result[str(model)] = validate_terms(dict(limits))
+    return result
 
 
 def new_tenant_id() -> str:
@@ -63,6 +102,23 @@ class TenantRepository:
                 session.flush()
             except IntegrityError:
                 raise Conflict(f"A tenant named {name!r} already exists.", param="name") from None
+            return TenantInfo.from_row(row)
+
+    def update_terms(self, tenant_id: str, terms: dict[str, Any]) -> TenantInfo:
+        """Sets the named caps and limits (``None`` clears one); the others are kept."""
+        unknown = set(terms) - {*TENANT_TERMS, "model_limits"}
+        if unknown:
+            raise InvalidRequest(f"Unknown tenant settings: {', '.join(sorted(unknown))}.")
+        plain = validate_terms({k: v for k, v in terms.items() if k != "model_limits"})
+        with self._db.session() as session:
+            row = session.get(Tenant, tenant_id, with_for_update=True)
+            if row is None:
+                raise NotFound(f"No tenant with id {tenant_id!r}.", param="tenant_id")
+            for name, value in plain.items():
+                setattr(row, name, value)
+            if "model_limits" in terms:
+                row.model_limits = validate_model_limits(terms["model_limits"])
+            session.flush()
             return TenantInfo.from_row(row)
 
     def get(self, tenant_id: str) -> TenantInfo | None:

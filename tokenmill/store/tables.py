@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -73,6 +74,12 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime]
+    monthly_budget_micros: Mapped[int | None] = mapped_column(BigInteger)
+    rpm_limit: Mapped[int | None] = mapped_column(Integer)
+    tpm_limit: Mapped[int | None] = mapped_column(Integer)
+    concurrency_limit: Mapped[int | None] = mapped_column(Integer)
+    # {model: {"rpm": n, "tpm": n, "concurrency": n}}: limits per tenant per model.
+    model_limits: Mapped[dict[str, Any] | None]
 
 
 class ApiKey(Base):
@@ -89,6 +96,10 @@ class ApiKey(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    monthly_budget_micros: Mapped[int | None] = mapped_column(BigInteger)
+    rpm_limit: Mapped[int | None] = mapped_column(Integer)
+    tpm_limit: Mapped[int | None] = mapped_column(Integer)
+    concurrency_limit: Mapped[int | None] = mapped_column(Integer)
 
 
 class Model(Base):
@@ -137,8 +148,52 @@ class UsageRecord(Base):
     http_status: Mapped[int] = mapped_column(Integer)
     error_code: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
+    cost_micros: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     __table_args__ = (
         Index("ix_usage_tenant_created", "tenant_id", "created_at"),
         Index("ix_usage_key_created", "key_id", "created_at"),
+    )
+
+
+class PriceBookEntry(Base):
+    """One version of a model's price, in effect from ``effective_at`` until the next version."""
+
+    __tablename__ = "price_books"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200))
+    effective_at: Mapped[datetime]
+    input_micros_per_mtok: Mapped[int] = mapped_column(BigInteger)
+    cached_input_micros_per_mtok: Mapped[int] = mapped_column(BigInteger)
+    output_micros_per_mtok: Mapped[int] = mapped_column(BigInteger)
+    request_micros: Mapped[int] = mapped_column(BigInteger)
+    accelerator_hour_micros: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("model", "effective_at", name="uq_price_books_model_at"),)
+
+
+class LedgerEntry(Base):
+    """Append-only money movements; a tenant's balance is the sum of its entries.
+
+    ``amount_micros`` is signed: top-ups are positive, usage debits negative. The
+    ``idempotency_key`` (``usage:<request id>`` for usage) makes every write safe to repeat.
+    """
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(20))
+    amount_micros: Mapped[int] = mapped_column(BigInteger)
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    key_id: Mapped[str | None] = mapped_column(String(40))
+    model: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_ledger_tenant_created", "tenant_id", "created_at"),
+        Index("ix_ledger_created", "created_at"),
     )
