@@ -123,22 +123,11 @@ def run_upstream(port: int) -> None:
 
 
 def run_gateway(port: int, upstream_port: int, data_dir: Path) -> None:
-    """The real gateway stack, with the upstream registered as the model's replica."""
-    import uvicorn
-
-    from tokenmill.billing.recorder import UsageRecorder
-    from tokenmill.billing.usage import UsageRepository
+    """The real gateway stack as ``tokenmill serve`` builds it (journal and admission on),
+    with the upstream registered as the model's replica."""
     from tokenmill.catalog.repository import ModelRepository
     from tokenmill.clock import SystemClock
     from tokenmill.control.bootstrap import ensure_admin
-    from tokenmill.control.keycache import KeyCache
-    from tokenmill.control.keys import KeyRepository
-    from tokenmill.control.revocations import RevocationWatcher
-    from tokenmill.gateway.app import build_app
-    from tokenmill.gateway.directory import ModelDirectory, ModelEntry
-    from tokenmill.gateway.relay import UpstreamClient
-    from tokenmill.gateway.routing import Router
-    from tokenmill.gateway.services import Services
     from tokenmill.store.db import Database
 
     clock = SystemClock()
@@ -147,34 +136,36 @@ def run_gateway(port: int, upstream_port: int, data_dir: Path) -> None:
     secret = ensure_admin(db, clock)
     assert secret is not None
     (data_dir / "key").write_text(secret)
-    info = ModelRepository(db, clock).register(
-        MODEL, task="chat", artifact="bench", context_tokens=4096
-    )
+    ModelRepository(db, clock).register(MODEL, task="chat", artifact="bench", context_tokens=4096)
+    serve_gateway(port, upstream_port, db, data_dir)
+
+
+def serve_gateway(port: int, upstream_port: int, db, data_dir: Path, **options: bool) -> None:  # type: ignore[no-untyped-def]
+    """Runs the gateway ``build_gateway`` makes, the upstream as the model's only replica."""
+    import uvicorn
+
+    from tokenmill.clock import SystemClock
+    from tokenmill.gateway.app import build_app
+    from tokenmill.gateway.compose import build_gateway
+    from tokenmill.gateway.routing import Router
+    from tokenmill.settings import Settings
+
     router = Router()
     router.set_replicas(MODEL, [f"http://127.0.0.1:{upstream_port}"])
-    keys = KeyRepository(db, clock)
-    key_cache = KeyCache(keys, clock, 30.0)
-    services = Services(
-        keys=key_cache,
-        recorder=UsageRecorder(UsageRepository(db), 0.05),
-        directory=ModelDirectory(
-            [ModelEntry(info.id, info.task, info.context_tokens, None, info.created_at)]
-        ),
-        router=router,
-        upstream=UpstreamClient(60.0),
-        clock=clock,
-        loops=[RevocationWatcher(keys, key_cache, clock)],
-    )
-    uvicorn.run(
-        build_app(services),
-        host="127.0.0.1",
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        proxy_headers=False,
-    )
+    gateway = build_gateway(Settings(data_dir=data_dir), db, SystemClock(), router, **options)
+    try:
+        uvicorn.run(
+            build_app(gateway.services),
+            host="127.0.0.1",
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level="warning",
+            proxy_headers=False,
+        )
+    finally:
+        gateway.close()
 
 
 async def _load(url: str, key: str, concurrency: int, seconds: float, stream: bool) -> dict:

@@ -4,6 +4,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
 from tokenmill.gateway.http import HttpRequest, Response, StreamResponse
 
 
@@ -83,3 +85,18 @@ async def test_request_reads_a_body_in_parts_and_finds_headers() -> None:
     assert await request.body() == b"abcd"
     assert request.header(b"authorization") == "Bearer k"
     assert request.header(b"absent") is None
+
+
+async def test_a_stream_that_never_starts_still_runs_its_close_callback() -> None:
+    closed: list[bool] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"never"
+
+    async def send(message: dict[str, Any]) -> None:
+        raise OSError("the client is gone")
+
+    response = StreamResponse(chunks(), on_close=lambda: closed.append(True))
+    with pytest.raises(OSError):
+        await response(Peer().receive, send)
+    assert closed == [True]

@@ -30,6 +30,7 @@ EXACT: dict[str, dict[str, Handler]] = {
 }
 PREFIXED: list[tuple[str, str, dict[str, Handler]]] = [
     ("/v1/models/", "model", {"GET": routes.get_model}),
+    ("/admin/v1/", "admin_path", dict.fromkeys(("GET", "POST", "PATCH"), routes.admin_api)),
 ]
 
 

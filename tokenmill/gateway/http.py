@@ -107,9 +107,11 @@ class StreamResponse:
 
     The iterator sees the disconnect as ``CancelledError`` at its current ``await`` and runs
     its ``finally`` blocks, which is where the relay stops the replica and meters the request.
+    An iterator that never started has no ``finally`` to run: ``on_close`` is called last,
+    on every path, so what the request holds is released even then.
     """
 
-    __slots__ = ("chunks", "headers", "media_type", "status")
+    __slots__ = ("chunks", "headers", "media_type", "on_close", "status")
 
     def __init__(
         self,
@@ -117,11 +119,13 @@ class StreamResponse:
         status: int = 200,
         media_type: bytes = EVENT_STREAM,
         headers: dict[str, str] | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.chunks = chunks
         self.status = status
         self.media_type = media_type
         self.headers = headers
+        self.on_close = on_close
 
     async def __call__(self, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
@@ -156,7 +160,11 @@ class StreamResponse:
         finally:
             running = False
             watcher.cancel()
-            await _close(self.chunks)
+            try:
+                await _close(self.chunks)
+            finally:
+                if self.on_close is not None:
+                    self.on_close()
 
 
 async def _close(chunks: AsyncIterator[bytes]) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
+from tokenmill.billing.pricing import TokenUsage
 from tokenmill.billing.usage import UsageEvent
 from tokenmill.clock import Clock
 from tokenmill.control.keys import Principal
@@ -12,7 +15,17 @@ from tokenmill.errors import TokenmillError
 
 
 class UsageSink(Protocol):
-    def record(self, event: UsageEvent) -> None: ...
+    def record(self, event: UsageEvent) -> Awaitable[None] | None:
+        """Takes the event; what it returns, if anything, is done once the event is durable."""
+        ...
+
+
+class Settlement(Protocol):
+    """What admission gave the request: how to price its usage, and its reservation."""
+
+    def cost_micros(self, model: str, usage: TokenUsage, at: datetime) -> int: ...
+
+    def settle(self, actual_micros: int, actual_tokens: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -49,6 +62,16 @@ class Meter:
     tokens: TokenCounts = field(default_factory=TokenCounts)
     content_events: int = 0
     finished: bool = False
+    ticket: Settlement | None = None
+    _durable: Awaitable[None] | None = None
+
+    @property
+    def tenant_id(self) -> str:
+        return self.principal.tenant_id
+
+    @property
+    def key_id(self) -> str:
+        return self.principal.key_id
 
     def __post_init__(self) -> None:
         self.started_monotonic = self.clock.monotonic()
@@ -67,12 +90,14 @@ class Meter:
             return
         self.finished = True
         now = self.clock.monotonic()
+        created_at = self.clock.utcnow()
+        cost = self._cost(status, created_at)
         ttft = (
             self.first_token_monotonic - self.started_monotonic
             if self.first_token_monotonic is not None
             else None
         )
-        self.sink.record(
+        self._durable = self.sink.record(
             UsageEvent(
                 request_id=self.request_id,
                 tenant_id=self.principal.tenant_id,
@@ -88,9 +113,29 @@ class Meter:
                 status=status,
                 http_status=http_status,
                 error_code=error_code,
-                created_at=self.clock.utcnow(),
+                created_at=created_at,
+                cost_micros=cost,
             )
         )
+        if self.ticket is not None:
+            self.ticket.settle(cost, self.tokens.prompt_tokens + self.tokens.completion_tokens)
+
+    async def durable(self) -> None:
+        """Returns once the finished request's usage event is on disk."""
+        if self._durable is not None:
+            await self._durable
+
+    def _cost(self, status: str, at: datetime) -> int:
+        """Answered requests, and failed ones that made tokens, are billed; refusals are not."""
+        tokens = self.tokens
+        if self.ticket is None or (
+            status != "ok" and not (tokens.prompt_tokens or tokens.completion_tokens)
+        ):
+            return 0
+        usage = TokenUsage.clamped(
+            tokens.prompt_tokens, tokens.cached_tokens, tokens.completion_tokens
+        )
+        return self.ticket.cost_micros(self.model, usage, at)
 
     def finish_error(self, error: TokenmillError) -> None:
         """A refused or failed request: recorded, with no tokens billed unless some were made."""

@@ -1,14 +1,23 @@
-"""OpenAI-compatible routes: auth, validate, route, relay, meter, in that order."""
+"""OpenAI-compatible routes: auth, validate, admit, route, relay, meter, in that order."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
 
-from tokenmill.errors import TokenmillError
-from tokenmill.gateway.http import HttpRequest, Response, StreamResponse, json_response
+from tokenmill.errors import NotFound, TokenmillError
+from tokenmill.gateway import admin
+from tokenmill.gateway.admission import Ticket
+from tokenmill.gateway.http import (
+    ClientDisconnected,
+    HttpRequest,
+    Response,
+    StreamResponse,
+    json_response,
+)
 from tokenmill.gateway.metering import Meter
 from tokenmill.gateway.relay import (
     StreamBroken,
@@ -41,6 +50,13 @@ async def get_model(services: Services, request: HttpRequest) -> Response:
     return json_response(entry.as_openai())
 
 
+async def admin_api(services: Services, request: HttpRequest) -> Response:
+    principal = await services.keys.authenticate(request.header(AUTHORIZATION))
+    if services.admin is None:
+        raise NotFound("The admin API is not enabled on this gateway.", code="not_found")
+    return await admin.handle(services.admin, principal, request)
+
+
 async def chat_completions(services: Services, request: HttpRequest) -> Response | StreamResponse:
     return await _inference(services, request, "chat.completions", parse_chat)
 
@@ -57,16 +73,25 @@ async def _inference(
 ) -> Response | StreamResponse:
     principal = await services.keys.authenticate(request.header(AUTHORIZATION))
     request.request_id = services.ids.new()
-    meter = Meter(services.clock, services.recorder, principal, request.request_id, endpoint)
+    meter = Meter(services.clock, services.sink, principal, request.request_id, endpoint)
     lease: Lease | None = None
+    ticket: Ticket | None = None
     try:
-        body = parse_json_body(await request.body())
+        raw = await request.body()
+        body = parse_json_body(raw)
         if isinstance(body.get("model"), str):
             meter.model = body["model"]
         parsed = parse(body)
         meter.stream = parsed.stream
-        services.directory.resolve(parsed.model, principal)
+        entry = services.directory.resolve(parsed.model, principal)
+        if services.admission is not None:
+            sampling = parsed.sampling
+            ticket = meter.ticket = await services.admission.admit(
+                principal, entry, sampling.max_tokens, sampling.n, len(raw), request.request_id
+            )
         lease = services.router.acquire(parsed.model)
+        if services.journal is not None:
+            services.journal.begin(meter)
         if parsed.stream:
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         upstream = await services.upstream.post(
@@ -77,13 +102,30 @@ async def _inference(
             lease.release()
         meter.finish_error(error)
         raise
+    except BaseException as error:  # a client gone mid-request, or a bug: still metered
+        if lease is not None:
+            lease.release()
+        if isinstance(error, ClientDisconnected | asyncio.CancelledError):
+            meter.finish("cancelled", 499, "client_disconnected")
+        else:
+            meter.finish("error", 500, "server_error")
+        raise
     headers = {"x-request-id": request.request_id}
+    if ticket is not None:
+        headers.update(ticket.headers)
     if not parsed.stream or upstream.status != 200:
         return await _whole(services, upstream, lease, meter, headers)
     relay = StreamRelay(meter, include_usage=parsed.include_usage)
+
+    def close() -> None:  # all no-ops unless the stream never started (client gone at once)
+        upstream.release()
+        lease.release()
+        meter.finish("cancelled", 499, "client_disconnected")
+
     return StreamResponse(
         _stream(services, relay, upstream, lease, meter),
         headers={**headers, "cache-control": "no-cache"},
+        on_close=close,
     )
 
 
@@ -105,6 +147,7 @@ async def _whole(
         meter.finish("ok", 200)
     else:
         meter.finish("error", reply.status, error_code_of(reply.body))
+    await meter.durable()
     return Response(reply.body, reply.status, reply.content_type.encode(), headers)
 
 
@@ -124,6 +167,9 @@ async def _stream(
     completed = False
     try:
         async for data in relay_stream(upstream, relay, services.upstream.timeout_seconds):
+            if relay.done:  # the last bytes: they go out once the usage is journaled
+                meter.finish("ok", 200)
+                await meter.durable()
             yield data
         completed = True
     except StreamBroken as broken:

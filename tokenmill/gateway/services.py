@@ -9,10 +9,14 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tokenmill.billing.journal import UsageJournal
 from tokenmill.billing.usage import UsageEvent
 from tokenmill.clock import Clock, SystemClock
 from tokenmill.control.keys import Principal
+from tokenmill.gateway.admin import AdminApi
+from tokenmill.gateway.admission import Admission
 from tokenmill.gateway.directory import ModelDirectory
+from tokenmill.gateway.metering import UsageSink
 from tokenmill.gateway.relay import UpstreamClient
 from tokenmill.gateway.routing import Router
 
@@ -52,11 +56,22 @@ class Services:
     clock: Clock = field(default_factory=SystemClock)
     loops: list[BackgroundLoop] = field(default_factory=list)
     ids: RequestIds = field(default_factory=RequestIds)
+    admission: Admission | None = None  # budgets and limits; None admits everything
+    journal: UsageJournal | None = None  # durable usage, in front of ``recorder``
+    admin: AdminApi | None = None  # the /admin/v1 API
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def sink(self) -> UsageSink:
+        return self.journal if self.journal is not None else self.recorder
 
     async def start(self) -> None:
         await self.upstream.start()
-        self._tasks = [asyncio.create_task(loop.run()) for loop in self.loops]
+        loops = list(self.loops)
+        if self.admission is not None:
+            await self.admission.start()
+            loops.append(self.admission.sync)
+        self._tasks = [asyncio.create_task(loop.run()) for loop in loops]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -64,4 +79,8 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.upstream.close()
+        if self.admission is not None:
+            await self.admission.close()
+        if self.journal is not None:
+            await asyncio.to_thread(self.journal.close)
         await self.recorder.aflush()

@@ -1,0 +1,226 @@
+"""Live gateways for tests: real ``tokenmill`` gateway processes in front of a test replica.
+
+The test replica speaks the replica API (chat completions, streamed or whole, always with
+usage; ``DELETE /v1/requests/{id}``; ``/health``) and answers at once, or one token every
+``--token-delay`` seconds. ``GET /stats`` says how many completions reached it.
+
+    python -m tests.gateway.live replica --port P [--token-delay S]
+    python -m tests.gateway.live gateway --port P --replica URL --database URL [--redis URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from tokenmill.fleet.local import free_port
+
+MODEL = "test-model"
+PROMPT_TOKENS = 10
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class TestReplica:
+    def __init__(self, token_delay_seconds: float) -> None:
+        self.token_delay_seconds = token_delay_seconds
+        self.completions = 0
+        self.generated: dict[str, int] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        request_id = dict(scope["headers"]).get(b"x-request-id", b"").decode()
+        path = scope["path"]
+        if scope["method"] == "DELETE":
+            made = self.generated.get(path.rsplit("/", 1)[-1], 0)
+            await _send(send, 200, _usage(made))
+        elif path == "/health":
+            await _send(send, 200, {"status": "ok"})
+        elif path == "/stats":
+            await _send(send, 200, {"completions": self.completions})
+        else:
+            self.completions += 1
+            request = orjson.loads(body)
+            tokens = int(request.get("max_tokens") or 16)
+            if request.get("stream"):
+                await self._stream(send, request_id, tokens)
+            else:
+                reply = {"choices": [{"index": 0, "message": {"content": "x" * tokens}}]}
+                await _send(send, 200, {**reply, **_usage(tokens)})
+
+    async def _stream(self, send: Any, request_id: str, tokens: int) -> None:
+        headers = [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for i in range(tokens):
+            if self.token_delay_seconds:
+                await asyncio.sleep(self.token_delay_seconds)
+            self.generated[request_id] = i + 1
+            chunk = {"choices": [{"index": 0, "delta": {"content": "x"}}]}
+            await send({"type": "http.response.body", "body": _event(chunk), "more_body": True})
+        tail = _event({"choices": [], **_usage(tokens)}) + b"data: [DONE]\n\n"
+        await send({"type": "http.response.body", "body": tail})
+
+
+def _usage(completion_tokens: int) -> dict[str, Any]:
+    return {
+        "usage": {
+            "prompt_tokens": PROMPT_TOKENS,
+            "completion_tokens": completion_tokens,
+            "total_tokens": PROMPT_TOKENS + completion_tokens,
+        }
+    }
+
+
+def _event(obj: Any) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+async def _send(send: Any, status: int, obj: Any) -> None:
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": orjson.dumps(obj)})
+
+
+def _serve(app: Any, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_level="warning"
+    )
+
+
+def run_gateway(args: argparse.Namespace) -> None:
+    from tokenmill.clock import SystemClock
+    from tokenmill.gateway.app import build_app
+    from tokenmill.gateway.compose import build_gateway
+    from tokenmill.gateway.routing import Router
+    from tokenmill.settings import Settings
+    from tokenmill.store.db import Database
+
+    settings = Settings()
+    db = Database(args.database)
+    router = Router()
+    router.set_replicas(MODEL, [args.replica])
+    gateway = build_gateway(settings, db, SystemClock(), router)
+    try:
+        _serve(build_app(gateway.services), args.port)
+    finally:
+        gateway.close()
+        db.dispose()
+
+
+@dataclass
+class Live:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+def spawn(args: list[str], env: dict[str, str], log: Path) -> Live:
+    port = free_port()
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.gateway.live", *args, "--port", str(port)],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    live = Live(f"http://127.0.0.1:{port}", process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{args[0]} exited:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{live.url}/health", timeout=1).status_code == 200:
+                return live
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"{args[0]} did not come up:\n{log.read_text()}")
+
+
+def stop(live: Live) -> None:
+    if live.process.poll() is None:
+        live.process.terminate()
+        try:
+            live.process.wait(15)
+        except subprocess.TimeoutExpired:
+            live.process.kill()
+            live.process.wait()
+
+
+@contextmanager
+def running(args: list[str], env: dict[str, str], log: Path) -> Iterator[Live]:
+    live = spawn(args, env, log)
+    try:
+        yield live
+    finally:
+        stop(live)
+
+
+@contextmanager
+def live_gateways(
+    database_url: str,
+    data_dir: Path,
+    *,
+    gateways: int = 1,
+    redis_url: str | None = None,
+    token_delay_seconds: float = 0.0,
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[Live, list[Live]]]:
+    """A test replica and ``gateways`` gateway processes in front of it."""
+    extra = {"TOKENMILL_DATA_DIR": str(data_dir), "TOKENMILL_CONFIG": str(data_dir / "none")}
+    extra.update(env or {})
+    if redis_url:
+        extra["TOKENMILL_REDIS_URL"] = redis_url
+    log = data_dir / "live.log"
+    with ExitStack() as stack:
+        replica = stack.enter_context(
+            running(["replica", "--token-delay", str(token_delay_seconds)], extra, log)
+        )
+        started = [
+            stack.enter_context(
+                running(
+                    ["gateway", "--replica", replica.url, "--database", database_url], extra, log
+                )
+            )
+            for _ in range(gateways)
+        ]
+        yield replica, started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("role", choices=["replica", "gateway"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--token-delay", type=float, default=0.0)
+    parser.add_argument("--replica")
+    parser.add_argument("--database")
+    args = parser.parse_args()
+    if args.role == "replica":
+        _serve(TestReplica(args.token_delay), args.port)
+    else:
+        run_gateway(args)
+
+
+if __name__ == "__main__":
+    main()

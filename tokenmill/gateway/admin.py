@@ -1,0 +1,279 @@
+"""The admin REST API under ``/admin/v1``: tenants, keys, prices, credits, usage, statements.
+
+Every route authenticates the key, then ``tokenmill.control.access`` decides what it may
+see; the work (database reads and writes) runs in a thread, off the event loop. Errors are
+``tokenmill.errors`` values, mapped to OpenAI's error shape by the app like everywhere else.
+
+    GET  /admin/v1/tenants                      POST /admin/v1/tenants
+    GET  /admin/v1/tenants/{id}                 PATCH /admin/v1/tenants/{id}
+    GET  /admin/v1/tenants/{id}/keys            POST /admin/v1/tenants/{id}/keys
+    GET  /admin/v1/keys/{id}                    PATCH /admin/v1/keys/{id}
+    POST /admin/v1/keys/{id}/revoke
+    GET  /admin/v1/prices                       POST /admin/v1/prices
+    GET  /admin/v1/tenants/{id}/credits         POST /admin/v1/tenants/{id}/credits
+    GET  /admin/v1/tenants/{id}/usage?group_by=model|key|day&since=&until=
+    GET  /admin/v1/tenants/{id}/statements/{YYYY-MM}[.csv]
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from tokenmill.billing.ledger import LedgerRepository
+from tokenmill.billing.pricebook import PRICE_FIELDS, PriceBookRepository
+from tokenmill.billing.pricing import Price, format_micros
+from tokenmill.billing.statements import Reports
+from tokenmill.clock import Clock
+from tokenmill.control.access import (
+    require_admin,
+    require_grantable,
+    require_platform_admin,
+    require_tenant,
+)
+from tokenmill.control.keys import KEY_TERMS, KeyInfo, KeyRepository, Principal, Role
+from tokenmill.control.tenants import TenantInfo, TenantRepository
+from tokenmill.errors import InvalidRequest, NotFound
+from tokenmill.gateway.http import HttpRequest, Response, json_response
+from tokenmill.protocol.requests import parse_json_body
+from tokenmill.store.db import Database
+
+PREFIX = "/admin/v1/"
+CSV = b"text/csv; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    principal: Principal
+    params: tuple[str, ...]
+    query: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass(slots=True)
+class AdminApi:
+    tenants: TenantRepository
+    keys: KeyRepository
+    prices: PriceBookRepository
+    ledger: LedgerRepository
+    reports: Reports
+    invalidate_key: Callable[[str], None]
+
+    @classmethod
+    def build(cls, db: Database, clock: Clock, invalidate_key: Callable[[str], None]) -> AdminApi:
+        return cls(
+            TenantRepository(db, clock),
+            KeyRepository(db, clock),
+            PriceBookRepository(db, clock),
+            LedgerRepository(db, clock),
+            Reports(db),
+            invalidate_key,
+        )
+
+    # tenants
+
+    def list_tenants(self, call: Call) -> Any:
+        if call.principal.role == Role.PLATFORM_ADMIN:
+            found = self.tenants.list()
+        else:
+            found = [self._tenant(call, call.principal.tenant_id)]
+        return {"object": "list", "data": [t.as_json() for t in found]}
+
+    def create_tenant(self, call: Call) -> Any:
+        require_platform_admin(call.principal)
+        created = self.tenants.create(_str(call.body, "name"))
+        terms = {k: v for k, v in call.body.items() if k != "name"}
+        return (self.tenants.update_terms(created.id, terms) if terms else created).as_json()
+
+    def get_tenant(self, call: Call) -> Any:
+        return self._tenant(call, call.params[0]).as_json()
+
+    def update_tenant(self, call: Call) -> Any:
+        require_platform_admin(call.principal)  # a tenant does not raise its own limits
+        return self.tenants.update_terms(call.params[0], call.body).as_json()
+
+    def _tenant(self, call: Call, tenant_id: str) -> TenantInfo:
+        require_tenant(call.principal, tenant_id)
+        found = self.tenants.get(tenant_id)
+        if found is None:
+            raise NotFound(f"No tenant with id {tenant_id!r}.", param="tenant_id")
+        return found
+
+    # keys
+
+    def list_keys(self, call: Call) -> Any:
+        tenant = self._tenant(call, call.params[0])
+        return {"object": "list", "data": [k.as_json() for k in self.keys.list(tenant.id)]}
+
+    def create_key(self, call: Call) -> Any:
+        tenant = self._tenant(call, call.params[0])
+        body = call.body
+        try:
+            role = Role(body.get("role", Role.INFERENCE.value))
+        except ValueError:
+            raise InvalidRequest("role is one of " + ", ".join(Role), param="role") from None
+        require_grantable(call.principal, role)
+        expires_at = body.get("expires_at")
+        info, secret = self.keys.create(
+            tenant.id,
+            _str(body, "name"),
+            role=role,
+            allowed_models=body.get("allowed_models"),
+            expires_at=_when(expires_at, "expires_at") if expires_at else None,
+            terms={k: body[k] for k in KEY_TERMS if k in body},
+        )
+        return {**info.as_json(), "secret": secret}
+
+    def get_key(self, call: Call) -> Any:
+        return self._key(call).as_json()
+
+    def update_key(self, call: Call) -> Any:
+        key = self._key(call)
+        updated = self.keys.update_terms(key.id, call.body)
+        self.invalidate_key(key.id)
+        return updated.as_json()
+
+    def revoke_key(self, call: Call) -> Any:
+        key = self._key(call)
+        revoked = self.keys.revoke(key.id)
+        self.invalidate_key(key.id)
+        return revoked.as_json()
+
+    def _key(self, call: Call) -> KeyInfo:
+        key_id = call.params[0]
+        key = self.keys.get(key_id)
+        missing = NotFound(f"No API key with id {key_id!r}.", param="key_id")
+        if key is None:
+            raise missing
+        try:
+            require_tenant(call.principal, key.tenant_id)
+        except NotFound:
+            raise missing from None
+        return key
+
+    # prices, credits, usage, statements
+
+    def list_prices(self, call: Call) -> Any:
+        model = call.query.get("model")
+        return {"object": "list", "data": [v.as_json() for v in self.prices.list(model)]}
+
+    def create_price(self, call: Call) -> Any:
+        require_platform_admin(call.principal)
+        body = call.body
+        try:
+            price = Price(**{name: body.get(name, 0) for name in PRICE_FIELDS})
+        except ValueError as error:
+            raise InvalidRequest(str(error)) from None
+        effective_at = body.get("effective_at")
+        when = _when(effective_at, "effective_at") if effective_at else None
+        return self.prices.add(_str(body, "model"), price, when).as_json()
+
+    def get_credits(self, call: Call) -> Any:
+        tenant = self._tenant(call, call.params[0])
+        balance = self.ledger.balance(tenant.id)
+        entries = self.ledger.entries(tenant.id, limit=int(call.query.get("limit", "100")))
+        return {
+            "object": "credits",
+            "tenant_id": tenant.id,
+            "balance_micros": balance,
+            "balance": format_micros(balance),
+            "entries": [e.as_json() for e in entries],
+        }
+
+    def add_credits(self, call: Call) -> Any:
+        require_platform_admin(call.principal)
+        tenant = self._tenant(call, call.params[0])
+        body = call.body
+        amount = body.get("amount_micros")
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise InvalidRequest("amount_micros is an integer.", param="amount_micros")
+        key, note = body.get("idempotency_key"), body.get("note")
+        if body.get("kind", "topup") == "adjustment":
+            entry = self.ledger.adjust(tenant.id, amount, note=note or "", idempotency_key=key)
+        else:
+            entry = self.ledger.top_up(tenant.id, amount, idempotency_key=key, note=note)
+        return entry.as_json()
+
+    def usage(self, call: Call) -> Any:
+        tenant = self._tenant(call, call.params[0])
+        query = call.query
+        rows = self.reports.usage(
+            tenant.id,
+            query.get("group_by", "model"),
+            _when(query["since"], "since") if "since" in query else None,
+            _when(query["until"], "until") if "until" in query else None,
+        )
+        return {"object": "list", "data": [row.as_json() for row in rows]}
+
+    def statement(self, call: Call) -> Any:
+        tenant = self._tenant(call, call.params[0])
+        month = call.params[1]
+        as_csv = month.endswith(".csv")
+        statement = self.reports.statement(tenant.id, month.removesuffix(".csv"))
+        if as_csv:
+            return Response(statement.as_csv().encode(), media_type=CSV)
+        return statement.as_json()
+
+
+Handler = Callable[[AdminApi, Call], Any]
+
+ROUTES: list[tuple[str, tuple[str, ...], Handler]] = [
+    ("GET", ("tenants",), AdminApi.list_tenants),
+    ("POST", ("tenants",), AdminApi.create_tenant),
+    ("GET", ("tenants", "*"), AdminApi.get_tenant),
+    ("PATCH", ("tenants", "*"), AdminApi.update_tenant),
+    ("GET", ("tenants", "*", "keys"), AdminApi.list_keys),
+    ("POST", ("tenants", "*", "keys"), AdminApi.create_key),
+    ("GET", ("keys", "*"), AdminApi.get_key),
+    ("PATCH", ("keys", "*"), AdminApi.update_key),
+    ("POST", ("keys", "*", "revoke"), AdminApi.revoke_key),
+    ("GET", ("prices",), AdminApi.list_prices),
+    ("POST", ("prices",), AdminApi.create_price),
+    ("GET", ("tenants", "*", "credits"), AdminApi.get_credits),
+    ("POST", ("tenants", "*", "credits"), AdminApi.add_credits),
+    ("GET", ("tenants", "*", "usage"), AdminApi.usage),
+    ("GET", ("tenants", "*", "statements", "*"), AdminApi.statement),
+]
+
+
+def match(method: str, path: str) -> tuple[Handler, tuple[str, ...]]:
+    parts = tuple(path.strip("/").split("/"))
+    for route_method, pattern, handler in ROUTES:
+        if route_method != method or len(pattern) != len(parts):
+            continue
+        if all(p == "*" or p == part for p, part in zip(pattern, parts, strict=True)):
+            return handler, tuple(part for p, part in zip(pattern, parts, strict=True) if p == "*")
+    raise NotFound(f"No route {method} {PREFIX}{path}.", code="not_found")
+
+
+async def handle(admin: AdminApi, principal: Principal, request: HttpRequest) -> Response:
+    require_admin(principal)
+    handler, params = match(request.method, request.path_params["admin_path"])
+    body: dict[str, Any] = {}
+    if request.method in ("POST", "PATCH"):
+        raw = await request.body()
+        body = parse_json_body(raw) if raw.strip() else {}
+    query = dict(parse_qsl(request.scope.get("query_string", b"").decode("latin-1")))
+    result = await asyncio.to_thread(handler, admin, Call(principal, params, query, body))
+    return result if isinstance(result, Response) else json_response(result)
+
+
+def _str(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{name} is a string.", param=name)
+    return value
+
+
+def _when(value: Any, name: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidRequest(f"{name} is an ISO 8601 time.", param=name) from None
+    if moment.tzinfo is None:
+        raise InvalidRequest(f"{name} must carry a time zone.", param=name)
+    return moment

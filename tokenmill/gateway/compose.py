@@ -1,0 +1,127 @@
+"""Builds the gateway's ``Services`` from settings and a database: one place, used by
+``tokenmill serve``, the benchmarks and the live-gateway tests alike."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from tokenmill.billing.counters import BudgetCounters, LocalBudgetCounters
+from tokenmill.billing.journal import UsageJournal, open_slot, replay
+from tokenmill.billing.pricebook import PriceBookRepository
+from tokenmill.billing.pricing import TokenUsage
+from tokenmill.billing.recorder import UsageRecorder
+from tokenmill.billing.sync import BillingSync
+from tokenmill.billing.usage import UsageEvent, UsageRepository
+from tokenmill.catalog.repository import ModelRepository
+from tokenmill.clock import Clock
+from tokenmill.control.keycache import KeyCache
+from tokenmill.control.keys import KeyRepository
+from tokenmill.control.revocations import RevocationWatcher
+from tokenmill.gateway.admin import AdminApi
+from tokenmill.gateway.admission import Admission
+from tokenmill.gateway.directory import ModelDirectory, ModelEntry
+from tokenmill.gateway.limits.base import RateCounters
+from tokenmill.gateway.limits.local import LocalRateCounters
+from tokenmill.gateway.relay import UpstreamClient
+from tokenmill.gateway.routing import Router
+from tokenmill.gateway.services import Services
+from tokenmill.settings import Settings
+from tokenmill.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Gateway:
+    services: Services
+    recorder: UsageRecorder
+    journal: UsageJournal | None = None
+
+    def close(self) -> None:
+        """After the server stopped: journals, then writes, what is still queued."""
+        if self.journal is not None:
+            self.journal.close()
+        self.recorder.close()
+
+
+def open_journal(
+    settings: Settings, db: Database, clock: Clock, recorder: UsageRecorder
+) -> UsageJournal:
+    """This process's journal slot, after what an earlier process left in it is ingested."""
+    directory, lock = open_slot(settings.ensure_data_dir() / "journal")
+    prices = PriceBookRepository(db, clock).load()
+
+    def cost_of(event: UsageEvent) -> int:
+        usage = TokenUsage.clamped(
+            event.prompt_tokens, event.cached_tokens, event.completion_tokens
+        )
+        return prices.cost_micros(event.model, usage, event.created_at)
+
+    left = replay(directory, cost_of)
+    if left:
+        UsageRepository(db).insert_many(left)
+        log.info("replayed %d usage events from the journal in %s", len(left), directory)
+    journal = UsageJournal(directory, recorder, clock.utcnow, lock=lock)
+    journal.discard_replayed()
+    recorder.on_written = journal.ingested
+    journal.start()
+    return journal
+
+
+def counters(settings: Settings) -> tuple[BudgetCounters, RateCounters]:
+    """In-process by default; shared through Redis when ``redis_url`` is set."""
+    if not settings.redis_url:
+        return LocalBudgetCounters(), LocalRateCounters()
+    from tokenmill.billing.redis_counters import RedisBudgetCounters
+    from tokenmill.gateway.limits.redis_counters import RedisRateCounters
+    from tokenmill.store.redisclient import connect
+
+    client = connect(settings.redis_url)
+    namespace = settings.redis_namespace
+    return (
+        RedisBudgetCounters(client, f"{namespace}:budget"),
+        RedisRateCounters(client, f"{namespace}:rate"),
+    )
+
+
+def build_admission(settings: Settings, db: Database, clock: Clock) -> Admission:
+    budgets, rates = counters(settings)
+    return Admission(BillingSync(db, clock, budgets, settings.billing_sync_seconds), rates, clock)
+
+
+def directory_from(models: ModelRepository) -> ModelDirectory:
+    return ModelDirectory(
+        [
+            ModelEntry(m.id, m.task, m.context_tokens, m.owner_tenant_id, m.created_at)
+            for m in models.list()
+        ]
+    )
+
+
+def build_gateway(
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    router: Router,
+    *,
+    admission: bool = True,
+    journal: bool = True,
+) -> Gateway:
+    recorder = UsageRecorder(UsageRepository(db), settings.usage_flush_interval_seconds)
+    durable = open_journal(settings, db, clock, recorder) if journal else None
+    keys = KeyRepository(db, clock)
+    key_cache = KeyCache(keys, clock, settings.key_cache_ttl_seconds)
+    services = Services(
+        keys=key_cache,
+        recorder=recorder,
+        directory=directory_from(ModelRepository(db, clock)),
+        router=router,
+        upstream=UpstreamClient(settings.upstream_timeout_seconds),
+        clock=clock,
+        loops=[RevocationWatcher(keys, key_cache, clock)],
+        admission=build_admission(settings, db, clock) if admission else None,
+        journal=durable,
+        admin=AdminApi.build(db, clock, key_cache.invalidate),
+    )
+    return Gateway(services, recorder, durable)
