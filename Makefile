@@ -33,7 +33,10 @@ pytest: $(VENV)/.test-deps
 	$(BIN)/pytest -q
 
 bench: $(VENV)/.test-deps
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/metering.py
+	$(BIN)/python bench/engine.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

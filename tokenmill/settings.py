@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = None
     redis_url: str | None = None
+    redis_namespace: str = "tm"
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -45,6 +46,7 @@ class Settings(BaseSettings):
     upstream_timeout_seconds: float = 600.0
     usage_flush_interval_seconds: float = 0.05
     key_cache_ttl_seconds: float = 30.0
+    billing_sync_seconds: float = 1.0
     log_level: str = "info"
 
     @classmethod

@@ -1,19 +1,8 @@
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from click.testing import CliRunner
 
 from tokenmill.cli.main import format_table, main
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("TOKENMILL_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("TOKENMILL_CONFIG", str(tmp_path / "absent.toml"))
-    monkeypatch.delenv("TOKENMILL_DATABASE_URL", raising=False)
-    return CliRunner()
 
 
 def test_keys_create_list_revoke(cli: CliRunner) -> None:

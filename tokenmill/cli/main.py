@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from tokenmill.cli.admin import COMMANDS, limit_options, terms_from
 from tokenmill.clock import SystemClock
 from tokenmill.settings import Settings
 
@@ -53,6 +54,7 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--name", required=True, help="A name to recognise the key by.")
+@limit_options
 @click.option("--tenant", default="admin", show_default=True, help="Tenant name.")
 @click.option(
     "--role",
@@ -63,7 +65,12 @@ def keys() -> None:
 @click.option("--models", help="Comma-separated models the key may use (default: all).")
 @click.option("--expires-days", type=click.IntRange(min=1), help="Expire after this many days.")
 def keys_create(
-    name: str, tenant: str, role: str, models: str | None, expires_days: int | None
+    name: str,
+    tenant: str,
+    role: str,
+    models: str | None,
+    expires_days: int | None,
+    **limits: Any,
 ) -> None:
     """Create a key; its secret is printed once and never again."""
     from tokenmill.control.keys import KeyRepository
@@ -75,7 +82,12 @@ def keys_create(
     expires_at = clock.utcnow() + timedelta(days=expires_days) if expires_days else None
     allowed = [m.strip() for m in models.split(",") if m.strip()] if models else None
     info, secret = KeyRepository(db, clock).create(
-        found.id, name, role=role, allowed_models=allowed, expires_at=expires_at
+        found.id,
+        name,
+        role=role,
+        allowed_models=allowed,
+        expires_at=expires_at,
+        terms=terms_from(**limits),
     )
     click.echo(f"Created key {info.id} ({info.name}) for tenant {tenant}, role {info.role}.")
     click.echo("Secret (shown once, store it now):")
@@ -120,6 +132,18 @@ def keys_revoke(key_id: str) -> None:
     click.echo(f"Revoked key {info.id} ({info.name}).")
 
 
+@keys.command("set")
+@click.argument("key_id")
+@limit_options
+def keys_set(key_id: str, **limits: Any) -> None:
+    """Change a key's own cap and limits (those not given are kept)."""
+    from tokenmill.control.keys import KeyRepository
+
+    db, clock = _open_db()
+    info = KeyRepository(db, clock).update_terms(key_id, terms_from(**limits))
+    click.echo(f"Updated key {info.id} ({info.name}); gateways apply it within the key cache TTL.")
+
+
 @main.command()
 def models() -> None:
     """List the models in the library."""
@@ -160,6 +184,9 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
     ]
     return "\n".join(lines)
 
+
+for _command in COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

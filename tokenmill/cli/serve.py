@@ -7,21 +7,14 @@ import logging
 import click
 import uvicorn
 
-from tokenmill.billing.recorder import UsageRecorder
-from tokenmill.billing.usage import UsageRepository
 from tokenmill.catalog.bundled import bundled_model
 from tokenmill.catalog.repository import ModelRepository
 from tokenmill.clock import SystemClock
 from tokenmill.control.bootstrap import ensure_admin
-from tokenmill.control.keycache import KeyCache
-from tokenmill.control.keys import KeyRepository
-from tokenmill.control.revocations import RevocationWatcher
 from tokenmill.fleet.local import ReplicaSpec, start_replica
 from tokenmill.gateway.app import build_app
-from tokenmill.gateway.directory import ModelDirectory, ModelEntry
-from tokenmill.gateway.relay import UpstreamClient
+from tokenmill.gateway.compose import Gateway, build_gateway
 from tokenmill.gateway.routing import Router
-from tokenmill.gateway.services import Services
 from tokenmill.settings import Settings
 from tokenmill.store.db import Database
 
@@ -62,33 +55,18 @@ def run_serve(settings: Settings) -> None:
         ),
         log_dir=data_dir / "logs",
     )
-    recorder = UsageRecorder(UsageRepository(db), settings.usage_flush_interval_seconds)
+    gateway: Gateway | None = None
     try:
         click.echo(f"Starting a replica of {bundled.id} (log: {replica.log_path}) …")
         replica.wait_ready(settings.engine_start_timeout_seconds)
         router = Router()
         router.set_replicas(bundled.id, [replica.url])
-        keys = KeyRepository(db, clock)
-        key_cache = KeyCache(keys, clock, settings.key_cache_ttl_seconds)
-        services = Services(
-            keys=key_cache,
-            recorder=recorder,
-            directory=ModelDirectory(
-                [
-                    ModelEntry(m.id, m.task, m.context_tokens, m.owner_tenant_id, m.created_at)
-                    for m in models.list()
-                ]
-            ),
-            router=router,
-            upstream=UpstreamClient(settings.upstream_timeout_seconds),
-            clock=clock,
-            loops=[RevocationWatcher(keys, key_cache, clock)],
-        )
+        gateway = build_gateway(settings, db, clock, router)
         click.echo(
             f"tokenmill is serving {bundled.id} at http://{settings.host}:{settings.port}/v1"
         )
         uvicorn.run(
-            build_app(services),
+            build_app(gateway.services),
             host=settings.host,
             port=settings.port,
             loop="uvloop",
@@ -99,5 +77,6 @@ def run_serve(settings: Settings) -> None:
         )
     finally:
         replica.stop()
-        recorder.close()
+        if gateway is not None:
+            gateway.close()
         db.dispose()
