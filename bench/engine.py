@@ -120,7 +120,8 @@ async def load(url: str, concurrency: int, requests: int, max_tokens: int) -> di
         started = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    tokens = sum(s.completion_tokens for s in streams)
+    # llama-cpp-python's server reports no usage in streams: there, one chunk is one token
+    tokens = sum(s.completion_tokens or len(s.token_times) for s in streams)
     gaps = [g for s in streams for g in s.gaps()]
     return {
         "concurrency": concurrency,
@@ -177,19 +178,77 @@ async def prefix_cache(url: str, prefix_words: int = 700) -> dict:
     }
 
 
+class StartFailed(RuntimeError):
+    pass
+
+
+COPY_TEXT = (
+    "The old lighthouse stood on the red cliffs above the harbor, where fishing boats came "
+    "home each evening with their nets full of silver fish. The keeper, a quiet man named "
+    "Elias, climbed the one hundred and twelve steps every night to light the great lamp. "
+    "He kept a journal of every ship that passed, every storm that struck the coast, and "
+    "every bird that rested on the railing of the gallery. In winter the wind howled "
+    "through the cracks in the stone walls, and Elias wrapped himself in wool blankets "
+    "while he watched the dark sea for the lights of ships in trouble."
+)
+
+
+async def speculation(url_off: str, url_on: str) -> dict:
+    """Single stream, copy-heavy prompt: decode rate with and without prompt lookup."""
+    content = (
+        "Rewrite the following text exactly, changing only the word 'red' to 'grey':\n\n"
+        + COPY_TEXT
+    )
+    rates, texts = {}, {}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3600)) as session:
+        for name, url in (("off", url_off), ("on", url_on)):
+            await stream_chat(session, url, "warm up", 4)
+            result = await stream_chat(session, url, content, 220, logit_bias={})
+            span = result.token_times[-1] - result.token_times[0]
+            rates[name] = (result.completion_tokens - 1) / span
+            texts[name] = result.text
+    return {
+        "decode_tokens_per_second_off": rates["off"],
+        "decode_tokens_per_second_on": rates["on"],
+        "speedup": rates["on"] / rates["off"],
+        "identical_output": texts["on"] == texts["off"],
+        "completion_chars": len(texts["off"]),
+    }
+
+
+class Engine:
+    """A server process on a free port for the length of a ``with`` block."""
+
+    def __init__(self, command: list[str], log: Path) -> None:
+        self.command = command
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> str:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        self.process = start([*self.command, "--port", str(port)], url, self.log)
+        return url
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            stop(self.process)
+
+
 def start(command: list[str], url: str, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"{command[2]} exited; see {log}")
+            raise StartFailed(f"{command[2]} exited; see {log}")
         try:
             urllib.request.urlopen(f"{url}/v1/models", timeout=1)
             return process
         except OSError:
             time.sleep(0.2)
-    raise SystemExit(f"{url} did not come up; see {log}")
+    process.kill()
+    raise StartFailed(f"{url} did not come up; see {log}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -213,33 +272,38 @@ def main() -> None:
     per_level = {1: 3, 4: 8, 16: 32, 32: 64} if not args.quick else {1: 2, 4: 4, 16: 16, 32: 32}
     report: dict = {"benchmark": "engine", "threads": args.threads, "model": model}
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    ours = start(
-        [sys.executable, "-m", "tokenmill.engine", "--model", model, "--served-name", "bench",
-         "--port", str(port), "--threads", str(args.threads), "--log-level", "warning"],
-        url, logs / "bench-engine-tokenmill.log",
-    )  # fmt: skip
-    try:
-        report["tokenmill"] = [asyncio.run(load(url, c, per_level[c], 128)) for c in levels]
+    def ours(*extra: str) -> Engine:
+        """A fresh replica for each measurement, so none inherits another's cache."""
+        return Engine(
+            [sys.executable, "-m", "tokenmill.engine", "--model", model, "--served-name",
+             "bench", "--threads", str(args.threads), "--log-level", "warning", *extra],
+            logs / "bench-engine-tokenmill.log",
+        )  # fmt: skip
+
+    report["tokenmill"] = []
+    for c in levels:
+        with ours() as url:
+            report["tokenmill"].append(asyncio.run(load(url, c, per_level[c], 128)))
+    with ours() as url:
         report["chunked_prefill"] = asyncio.run(chunked_prefill(url))
+    with ours() as url:
         report["prefix_cache"] = asyncio.run(prefix_cache(url))
-    finally:
-        stop(ours)
+    with ours() as url_off, ours("--speculative-tokens", "6") as url_on:
+        report["speculation"] = asyncio.run(speculation(url_off, url_on))
+    write(args.out, report)
 
     if not args.skip_baseline:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        baseline = start(
-            [sys.executable, "-m", "llama_cpp.server", "--model", model, "--port", str(port),
-             "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads),
-             "--n_ctx", "4096", "--verbose", "False"],
-            url, logs / "bench-engine-llama-cpp-server.log",
+        baseline = Engine(
+            [sys.executable, "-m", "llama_cpp.server", "--model", model, "--n_threads",
+             str(args.threads), "--n_threads_batch", str(args.threads), "--n_ctx", "4096",
+             "--verbose", "False", "--interrupt_requests", "False"],
+            logs / "bench-engine-llama-cpp-server.log",
         )  # fmt: skip
         try:
-            report["llama_cpp_server"] = [asyncio.run(load(url, 16, per_level[16], 128))]
-        finally:
-            stop(baseline)
+            with baseline as url:
+                report["llama_cpp_server"] = [asyncio.run(load(url, 16, per_level[16], 128))]
+        except StartFailed as failed:
+            print(f"baseline not measured: {failed} (install with: pip install -e '.[bench]')")
 
     single = report["tokenmill"][0]["tokens_per_second"]
     print(
@@ -261,19 +325,17 @@ def main() -> None:
         report["goals"]["c16_over_llama_cpp_server_c16"] = c16["tokens_per_second"] / base
     report["goals"]["chunked_prefill_p99_over_median"] = report["chunked_prefill"]["ratio"]
     report["goals"]["prefix_cache_ttft_ratio"] = report["prefix_cache"]["ratio"]
-    print(
-        json.dumps(
-            {
-                "chunked_prefill": report["chunked_prefill"],
-                "prefix_cache": report["prefix_cache"],
-                "goals": report["goals"],
-            },
-            indent=2,
-        )
-    )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    report["goals"]["speculation_speedup"] = report["speculation"]["speedup"]
+    report["goals"]["speculation_identical_output"] = report["speculation"]["identical_output"]
+    shown = ("chunked_prefill", "prefix_cache", "speculation", "goals")
+    print(json.dumps({key: report[key] for key in shown}, indent=2))
+    write(args.out, report)
     print(f"wrote {args.out}")
+
+
+def write(out: Path, report: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

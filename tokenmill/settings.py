@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     default_model: str = "smollm2-135m-instruct"
     engine_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     engine_context_tokens: int = Field(default=4096, ge=64)
+    engine_kv_cache_tokens: int | None = Field(default=None, ge=64)
+    engine_max_running: int = Field(default=32, ge=1)
+    engine_speculative_tokens: int = Field(default=0, ge=0)
     engine_start_timeout_seconds: float = 120.0
 
     upstream_timeout_seconds: float = 600.0

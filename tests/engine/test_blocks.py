@@ -144,3 +144,17 @@ def test_release_is_idempotent() -> None:
     manager.release(seq)
     assert manager.release(seq) == []
     assert manager.used_blocks == 0
+
+
+def test_idle_cached_blocks_are_capped() -> None:
+    manager = BlockManager(total_blocks=20, slots=8, block_tokens=B, max_cached_blocks=2)
+    first, second = Seq(list(range(8))), Seq(list(range(50, 58)))
+    run(manager, first)
+    run(manager, second)
+    manager.release(first)
+    assert manager.cached_blocks == 2
+    ops = manager.release(second)  # two more would make four: the oldest two go
+    assert manager.cached_blocks == 2
+    assert sum(isinstance(op, CellRemoval) and op.end - op.start == B for op in ops) >= 2
+    assert manager.match(list(range(8))) == []
+    assert len(manager.match([*range(50, 58), 1])) == 2

@@ -52,6 +52,9 @@ def run_serve(settings: Settings) -> None:
             model_path=bundled.path(),
             threads=settings.engine_threads,
             context_tokens=settings.engine_context_tokens,
+            kv_cache_tokens=settings.engine_kv_cache_tokens,
+            max_running=settings.engine_max_running,
+            speculative_tokens=settings.engine_speculative_tokens,
         ),
         log_dir=data_dir / "logs",
     )

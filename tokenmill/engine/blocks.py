@@ -69,11 +69,20 @@ def chain_hash(previous: int | None, tokens: Seq[int]) -> int:
 
 
 class BlockManager:
-    def __init__(self, total_blocks: int, slots: int, block_tokens: int = BLOCK_TOKENS) -> None:
+    def __init__(
+        self,
+        total_blocks: int,
+        slots: int,
+        block_tokens: int = BLOCK_TOKENS,
+        max_cached_blocks: int | None = None,
+    ) -> None:
         if total_blocks < 1 or slots < 1:
             raise ValueError("a KV cache needs at least one block and one slot")
         self.block_tokens = block_tokens
         self.total_blocks = total_blocks
+        # Cached cells are not free for llama.cpp: attention spans every cell up to the
+        # highest one in use, so a cache full of idle prefixes slows every step.
+        self.max_cached_blocks = total_blocks if max_cached_blocks is None else max_cached_blocks
         self._blocks = [Block(i) for i in range(total_blocks)]
         self._free: deque[int] = deque(range(total_blocks))
         self._cached: OrderedDict[int, None] = OrderedDict()  # ref 0, still hashed, LRU first
@@ -195,6 +204,8 @@ class BlockManager:
         if not held:
             self._held.pop(slot, None)
             self._free_slots.append(slot)
+        while len(self._cached) > self.max_cached_blocks:
+            ops.append(self._evict(next(iter(self._cached))))
         return ops
 
     # internals

@@ -59,9 +59,13 @@ class Engine:
         )
         runner.clear()  # the block ledger below starts empty; so must the cells
         self._settings = settings
+        total_blocks = (
+            settings.kv_cache_blocks or (runner.kv_cache_tokens - SCRATCH_CELLS) // BLOCK_TOKENS
+        )
         blocks = BlockManager(
-            settings.kv_cache_blocks or (runner.kv_cache_tokens - SCRATCH_CELLS) // BLOCK_TOKENS,
+            total_blocks,
             settings.slots,
+            max_cached_blocks=int(total_blocks * settings.prefix_cache_share),
         )
         self._scheduler = Scheduler(
             blocks,

@@ -60,6 +60,7 @@ class EngineSettings:
     speculative_tokens: int = 0  # prompt-lookup drafts per step for greedy requests; 0 is off
     speculative_max_decoding: int = 4  # draft only while this few streams decode
     kv_cache_blocks: int | None = None  # the ledger's size; default: all the runner's cells
+    prefix_cache_share: float = 0.25  # at most this share of the cache holds idle prefixes
 
 
 @dataclass(slots=True)
