@@ -3,10 +3,11 @@
     .venv/bin/python bench/engine.py [--quick] [--out bench/results/engine.json]
 
 One run, same model file, same threads. Streaming requests with prompts of about 100 tokens
-and 128 output tokens (end-of-generation banned, so every request makes exactly 128) at
-concurrency 1, 4, 16, 32; then, on our engine: a 1,500-token prompt arriving while 16 streams
-decode (chunked prefill), a second request sharing a 1,000-token prefix (prefix cache), and
-prompt-lookup speculation on a copy-heavy prompt. Prints a table and writes JSON.
+and 128 output tokens (end-of-generation banned, so every request makes exactly 128) from
+1, 4, 16 and 32 clients whose arrivals do not line up; then, on our engine: a 1,500-token
+prompt arriving while 16 streams decode (chunked prefill), a second request sharing a
+1,000-token prefix (prefix cache), and prompt-lookup speculation on a copy-heavy prompt.
+Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class Stream:
         return [b - a for a, b in zip(self.token_times, self.token_times[1:], strict=False)]
 
 
-def prompt(i: int, words: int = 80) -> str:
+def prompt(i: int, words: int = 58) -> str:
     body = " ".join(WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(words))
     return f"Request {i}. Continue this list of words: {body}"
 
@@ -105,36 +106,43 @@ async def stream_chat(
     return result
 
 
-async def load(url: str, concurrency: int, requests: int, max_tokens: int) -> dict:
-    """``requests`` streams, ``concurrency`` at a time; aggregate completion tokens/s."""
-    queue = list(range(requests))
+async def load(
+    url: str, concurrency: int, window_seconds: float, max_tokens: int, cycle_seconds: float
+) -> dict:
+    """``concurrency`` clients, each sending one stream after another.
+
+    Clients start spread over one request's duration (``cycle_seconds``), so arrivals do not
+    line up; tokens/s counts the tokens that arrived in a window after every client started.
+    """
+    stagger = cycle_seconds / concurrency
+    begin = time.perf_counter()
+    opens = begin + stagger * (concurrency - 1) + min(cycle_seconds, 5.0)
+    closes = opens + window_seconds
     streams: list[Stream] = []
 
-    async def worker(session: aiohttp.ClientSession) -> None:
-        while queue:
-            i = queue.pop()
-            streams.append(await stream_chat(session, url, prompt(i), max_tokens))
+    async def client(index: int, session: aiohttp.ClientSession) -> None:
+        await asyncio.sleep(index * stagger)
+        n = 0
+        while time.perf_counter() < closes:
+            streams.append(await stream_chat(session, url, prompt(index * 1000 + n), max_tokens))
+            n += 1
 
-    timeout = aiohttp.ClientTimeout(total=3600)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    # llama-cpp-python's server reports no usage in streams: there, one chunk is one token
-    tokens = sum(s.completion_tokens or len(s.token_times) for s in streams)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3600)) as session:
+        await asyncio.gather(*(client(i, session) for i in range(concurrency)))
+    tokens = sum(1 for s in streams for t in s.token_times if opens <= t < closes)
     gaps = [g for s in streams for g in s.gaps()]
     return {
         "concurrency": concurrency,
         "requests": len(streams),
-        "completion_tokens": tokens,
-        "seconds": elapsed,
-        "tokens_per_second": tokens / elapsed,
+        "window_seconds": window_seconds,
+        "tokens_in_window": tokens,
+        "tokens_per_second": tokens / window_seconds,
         "ttft_p50_s": statistics.median(s.ttft for s in streams),
         "tpot_p50_s": statistics.median(gaps) if gaps else None,
     }
 
 
-async def chunked_prefill(url: str, streams: int = 16, long_words: int = 1100) -> dict:
+async def chunked_prefill(url: str, streams: int = 16, long_words: int = 1400) -> dict:
     """Streams decode; a long prompt arrives; how much do the streams' token gaps grow?"""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3600)) as session:
         running = [
@@ -166,7 +174,7 @@ async def chunked_prefill(url: str, streams: int = 16, long_words: int = 1100) -
     }
 
 
-async def prefix_cache(url: str, prefix_words: int = 700) -> dict:
+async def prefix_cache(url: str, prefix_words: int = 920) -> dict:
     shared = prompt(4242, prefix_words)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3600)) as session:
         first = await stream_chat(session, url, shared + "\nQuestion one: which word is first?", 4)
@@ -263,13 +271,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench/results/engine.json"))
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--quick", action="store_true", help="fewer requests per level")
+    parser.add_argument("--quick", action="store_true", help="shorter measuring windows")
     parser.add_argument("--skip-baseline", action="store_true")
     args = parser.parse_args()
     model = str(bundled_model("smollm2-135m-instruct").path())
     logs = Path(os.environ.get("TMPDIR", "/tmp"))
     levels = (1, 4, 16, 32)
-    per_level = {1: 3, 4: 8, 16: 32, 32: 64} if not args.quick else {1: 2, 4: 4, 16: 16, 32: 32}
+    window = 15.0 if args.quick else 40.0
+    # one request's duration at each level, roughly: spreads the clients' first arrivals
+    cycle = {1: 2.0, 4: 4.0, 16: 12.0, 32: 20.0}
     report: dict = {"benchmark": "engine", "threads": args.threads, "model": model}
 
     def ours(*extra: str) -> Engine:
@@ -283,7 +293,7 @@ def main() -> None:
     report["tokenmill"] = []
     for c in levels:
         with ours() as url:
-            report["tokenmill"].append(asyncio.run(load(url, c, per_level[c], 128)))
+            report["tokenmill"].append(asyncio.run(load(url, c, window, 128, cycle[c])))
     with ours() as url:
         report["chunked_prefill"] = asyncio.run(chunked_prefill(url))
     with ours() as url:
@@ -301,7 +311,7 @@ def main() -> None:
         )  # fmt: skip
         try:
             with baseline as url:
-                report["llama_cpp_server"] = [asyncio.run(load(url, 16, per_level[16], 128))]
+                report["llama_cpp_server"] = [asyncio.run(load(url, 16, window, 128, cycle[16]))]
         except StartFailed as failed:
             print(f"baseline not measured: {failed} (install with: pip install -e '.[bench]')")
 
