@@ -224,9 +224,10 @@ class UsageJournal:
             }
         )
         with self._cond:
+            # No wake-up: the line goes out with the next write, at most one progress
+            # interval away, which is soon enough for a request that is still running.
             self._running[request.request_id] = (request, 0)
             self._queue.append((request.request_id, line, None))
-            self._cond.notify()
 
     def record(self, event: UsageEvent) -> Durable:
         """Queues the event; what it returns is done once the event is on disk (then the event
