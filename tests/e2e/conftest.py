@@ -17,6 +17,7 @@ import openai
 import pytest
 
 from tests.conftest import postgres_schema
+from tests.processes import wait_healthy
 from tokenmill.billing.usage import UsageEvent, UsageRepository
 from tokenmill.fleet.local import free_port
 from tokenmill.store.db import Database
@@ -108,7 +109,7 @@ def platform(
     key = _read_banner(process)
     threading.Thread(target=_drain, args=(process.stdout,), daemon=True).start()
     base_url = f"http://127.0.0.1:{port}"
-    _wait_healthy(base_url, process, data_dir)
+    wait_healthy(base_url, process, data_dir / "serve.log")
     db = Database(database_url or f"sqlite:///{data_dir / 'tokenmill.db'}")
     try:
         yield Platform(base_url, key, data_dir, env, db, process)
@@ -141,17 +142,3 @@ def _read_banner(process: subprocess.Popen[str]) -> str:
     if key is None:
         raise AssertionError("tokenmill serve printed no admin key:\n" + "".join(lines))
     return key
-
-
-def _wait_healthy(base_url: str, process: subprocess.Popen[str], data_dir: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError((data_dir / "serve.log").read_text())
-        try:
-            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("gateway did not become healthy")

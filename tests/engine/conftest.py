@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.processes import wait_healthy
 from tokenmill.engine.__main__ import bundled_model_path
 from tokenmill.engine.runner import LlamaRunner
+from tokenmill.fleet.local import free_port
 
 RUNNER_CONTEXT_TOKENS = 1024
 SERVER_CONTEXT_TOKENS = 2048
@@ -48,7 +48,7 @@ def runner(model_path: Path) -> Iterator[LlamaRunner]:
 
 @pytest.fixture(scope="session")
 def server_url(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("engine") / "server.log"
     command = [
         sys.executable, "-m", "tokenmill.engine",
@@ -65,7 +65,7 @@ def server_url(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, process, log_path)
+        wait_healthy(url, process, log_path, STARTUP_SECONDS)
         yield url
     finally:
         process.terminate()
@@ -80,24 +80,3 @@ def server_url(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 def client(server_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server_url, timeout=120) as http:
         yield http
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the engine exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"the engine did not become healthy:\n{log_path.read_text()}")

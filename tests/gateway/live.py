@@ -15,16 +15,15 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
+from tests.processes import wait_healthy
 from tokenmill.fleet.local import free_port
 
 MODEL = "test-model"
@@ -144,18 +143,8 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> Live:
             stderr=subprocess.STDOUT,
         )
     live = Live(f"http://127.0.0.1:{port}", process)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"{args[0]} exited:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{live.url}/health", timeout=1).status_code == 200:
-                return live
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    process.kill()
-    raise AssertionError(f"{args[0]} did not come up:\n{log.read_text()}")
+    wait_healthy(live.url, process, log)
+    return live
 
 
 def stop(live: Live) -> None:
