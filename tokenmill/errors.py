@@ -55,6 +55,12 @@ class ContextLengthExceeded(InvalidRequest):
     default_code = "context_length_exceeded"
 
 
+class InvalidArtifact(InvalidRequest):
+    """A model file that cannot be served: not the format it claims, truncated or corrupt."""
+
+    default_code = "invalid_artifact"
+
+
 class Unauthorized(TokenmillError):
     status = 401
     type = "invalid_request_error"
@@ -113,7 +119,21 @@ class UpstreamError(TokenmillError):
     default_code = "upstream_error"
 
 
+class HubError(TokenmillError):
+    """A model hub failed us: unreachable, a bad answer, or bytes that do not match its hashes."""
+
+    status = 502
+    type = "server_error"
+    default_code = "hub_error"
+
+
 class EngineOverloaded(TokenmillError):
     status = 503
     type = "server_error"
     default_code = "engine_overloaded"
+
+
+class NoCapacity(ServiceUnavailable):
+    """Placement found no accelerator that can take a replica; the message names the constraint."""
+
+    default_code = "no_capacity"
