@@ -4,29 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.datastructures import Headers, MutableHeaders
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from tokenmill.engine.assembly import collect, sse
 from tokenmill.engine.choices import ChoiceGroups, choice_requests, merge
 from tokenmill.engine.engine import Engine
+from tokenmill.engine.http import (
+    EXCEPTION_HANDLERS,
+    RequestIdMiddleware,
+)
 from tokenmill.engine.request import EngineEvent, EngineRequest, choices_usage
 from tokenmill.engine.responses import ChatFormat, CompletionFormat, ResponseFormat, usage_json
 from tokenmill.errors import (
-    InvalidRequest,
-    MethodNotAllowed,
     ModelNotFound,
     NotFound,
     TokenmillError,
@@ -34,9 +32,6 @@ from tokenmill.errors import (
 from tokenmill.protocol.requests import parse_chat, parse_completion, parse_json_body
 
 logger = logging.getLogger(__name__)
-
-REQUEST_ID_HEADER = "x-request-id"
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def build_app(engine: Engine, served_name: str) -> Starlette:
@@ -59,45 +54,11 @@ def build_app(engine: Engine, served_name: str) -> Starlette:
             Route("/health", routes.health, methods=["GET"]),
             Route("/metrics", routes.metrics, methods=["GET"]),
         ],
-        exception_handlers={
-            TokenmillError: _tokenmill_error,
-            HTTPException: _http_error,
-            Exception: _unexpected_error,
-        },
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.add_middleware(RequestIdMiddleware)
     return app
-
-
-class RequestIdMiddleware:
-    """Takes the caller's ``x-request-id`` (or makes one), and echoes it on every response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = Headers(scope=scope).get(REQUEST_ID_HEADER)
-        request_id = incoming or uuid.uuid4().hex
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
-            await send(message)
-
-        if not _VALID_REQUEST_ID.fullmatch(request_id):
-            request_id = uuid.uuid4().hex
-            error = InvalidRequest(
-                "'x-request-id' must be 1 to 128 letters, digits or '.', '_', ':', '-'.",
-                param=REQUEST_ID_HEADER,
-            )
-            await _error_response(error)(scope, receive, send_with_id)
-            return
-        scope.setdefault("state", {})["request_id"] = request_id
-        await self.app(scope, receive, send_with_id)
 
 
 class _Routes:
@@ -254,35 +215,3 @@ def _json(data: Any, status_code: int = 200, headers: dict[str, str] | None = No
     return Response(
         orjson.dumps(data), status_code=status_code, headers=headers, media_type="application/json"
     )
-
-
-def _error_response(error: TokenmillError, status_code: int | None = None) -> Response:
-    return Response(
-        error.body_bytes(),
-        status_code=status_code or error.status,
-        headers=error.headers,
-        media_type="application/json",
-    )
-
-
-async def _tokenmill_error(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, TokenmillError):
-        return await _unexpected_error(request, exc)
-    return _error_response(exc)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, HTTPException):
-        return await _unexpected_error(request, exc)
-    where = f"{request.method} {request.url.path}"
-    if exc.status_code == 404:
-        return _error_response(NotFound(f"There is no route {where}.", code="not_found"))
-    if exc.status_code == 405:
-        allowed = dict(exc.headers or {})
-        return _error_response(MethodNotAllowed(f"{where} is not allowed.", headers=allowed))
-    return _error_response(InvalidRequest(str(exc.detail)), exc.status_code)
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _error_response(TokenmillError("The engine hit an internal error."))
