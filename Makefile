@@ -15,6 +15,13 @@ $(VENV)/.serve-deps: pyproject.toml | $(BIN)/python
 
 $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
+	@# The console's browser tests drive Debian's Chromium (Playwright's own download needs
+	@# the internet); install it when it is missing and apt-get is there to do it.
+	if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+		|| { apt-get update && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y --no-install-recommends chromium; }; \
+	fi
 	touch $@ $(VENV)/.serve-deps
 
 serve: $(VENV)/.serve-deps

@@ -38,13 +38,25 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
-    default_model: str = "smollm2-135m-instruct"
+    # The bundled models ``serve`` puts in the library and deploys (empty: none).
+    bundled_models: list[str] = ["smollm2-135m-instruct", "gemma-3-270m", "all-minilm-l6-v2"]
+    bundled_min_replicas: int = Field(default=1, ge=0)
+    bundled_max_replicas: int = Field(default=2, ge=1)
+    bundled_idle_seconds: int = Field(default=600, ge=1)
+    fleet_backend: str = "local"  # local | ray
+    ray_address: str | None = None
+    # The host's memory is split into this many CPU slots, so placement (and dedicated
+    # isolation) works on a machine without accelerators.
+    fleet_cpu_slots: int = Field(default=4, ge=1)
+    fleet_autoscaler: str = "reactive"
+    queue_timeout_seconds: float = Field(default=60.0, gt=0)
+    max_queued_requests: int = Field(default=256, ge=1)
     engine_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     engine_context_tokens: int = Field(default=4096, ge=64)
     engine_kv_cache_tokens: int | None = Field(default=None, ge=64)
     engine_max_running: int = Field(default=32, ge=1)
     engine_speculative_tokens: int = Field(default=0, ge=0)
-    engine_start_timeout_seconds: float = 120.0
+    engine_start_timeout_seconds: float = 180.0
 
     upstream_timeout_seconds: float = 600.0
     usage_flush_interval_seconds: float = 0.05

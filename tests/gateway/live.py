@@ -5,7 +5,9 @@ usage; ``DELETE /v1/requests/{id}``; ``/health``) and answers at once, or one to
 ``--token-delay`` seconds. ``GET /stats`` says how many completions reached it.
 
     python -m tests.gateway.live replica --port P [--token-delay S]
-    python -m tests.gateway.live gateway --port P --replica URL --database URL [--redis URL]
+    python -m tests.gateway.live embeddings --port P --model NAME  (the real embedding replica)
+    python -m tests.gateway.live gateway --port P --replica URL --database URL [--model NAME]
+        [--redis URL]
 """
 
 from __future__ import annotations
@@ -27,8 +29,15 @@ from tests.processes import wait_healthy
 from tokenmill.fleet.local import free_port
 
 MODEL = "test-model"
+EMBEDDINGS_MODEL = "all-minilm-l6-v2"
 PROMPT_TOKENS = 10
 ROOT = Path(__file__).resolve().parents[2]
+STARTUP_SECONDS = 120  # the embedding replica imports torch and loads its model first
+
+
+def served_name(model: str) -> str:
+    """What the gateway routes a registered model by, and names it to its replica."""
+    return f"{model}@1"
 
 
 class TestReplica:
@@ -117,7 +126,7 @@ def run_gateway(args: argparse.Namespace) -> None:
     settings = Settings()
     db = Database(args.database)
     router = Router()
-    router.set_replicas(MODEL, [args.replica])
+    router.set_replicas(served_name(args.model), [args.replica])
     gateway = build_gateway(settings, db, SystemClock(), router)
     try:
         _serve(build_app(gateway.services), args.port)
@@ -143,7 +152,7 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> Live:
             stderr=subprocess.STDOUT,
         )
     live = Live(f"http://127.0.0.1:{port}", process)
-    wait_healthy(live.url, process, log)
+    wait_healthy(live.url, process, log, STARTUP_SECONDS)
     return live
 
 
@@ -175,23 +184,26 @@ def live_gateways(
     redis_url: str | None = None,
     token_delay_seconds: float = 0.0,
     env: dict[str, str] | None = None,
+    embeddings: bool = False,
 ) -> Iterator[tuple[Live, list[Live]]]:
-    """A test replica and ``gateways`` gateway processes in front of it."""
+    """A test replica (or, with ``embeddings``, the real embedding replica serving
+    ``EMBEDDINGS_MODEL``) and ``gateways`` gateway processes in front of it."""
     extra = {"TOKENMILL_DATA_DIR": str(data_dir), "TOKENMILL_CONFIG": str(data_dir / "none")}
     extra.update(env or {})
     if redis_url:
         extra["TOKENMILL_REDIS_URL"] = redis_url
     log = data_dir / "live.log"
     with ExitStack() as stack:
+        model = EMBEDDINGS_MODEL if embeddings else MODEL
+        role = ["embeddings"] if embeddings else ["replica"]
         replica = stack.enter_context(
-            running(["replica", "--token-delay", str(token_delay_seconds)], extra, log)
-        )
-        started = [
-            stack.enter_context(
-                running(
-                    ["gateway", "--replica", replica.url, "--database", database_url], extra, log
-                )
+            running(
+                [*role, "--model", model, "--token-delay", str(token_delay_seconds)], extra, log
             )
+        )
+        gateway = ["gateway", "--replica", replica.url, "--database", database_url]
+        started = [
+            stack.enter_context(running([*gateway, "--model", model], extra, log))
             for _ in range(gateways)
         ]
         yield replica, started
@@ -199,7 +211,8 @@ def live_gateways(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=["replica", "gateway"])
+    parser.add_argument("role", choices=["replica", "embeddings", "gateway"])
+    parser.add_argument("--model", default=MODEL)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token-delay", type=float, default=0.0)
     parser.add_argument("--replica")
@@ -207,6 +220,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.role == "replica":
         _serve(TestReplica(args.token_delay), args.port)
+    elif args.role == "embeddings":
+        from tokenmill.engine.embed.__main__ import main as embed
+
+        embed(
+            ["--served-name", served_name(args.model), "--port", str(args.port), "--threads", "1"]
+        )
     else:
         run_gateway(args)
 

@@ -27,6 +27,7 @@ class EntryKind(StrEnum):
     TOPUP = "topup"
     USAGE = "usage"
     ADJUSTMENT = "adjustment"
+    ACCELERATOR = "accelerator"
 
 
 def usage_idempotency_key(request_id: str) -> str:
@@ -138,6 +139,14 @@ class LedgerRepository:
         if not note.strip():
             raise InvalidRequest("An adjustment needs a note saying why.", param="note")
         return self._append(tenant_id, EntryKind.ADJUSTMENT, amount_micros, idempotency_key, note)
+
+    def charge_accelerator_time(
+        self, tenant_id: str, amount_micros: int, *, idempotency_key: str, note: str
+    ) -> LedgerRecord:
+        """A dedicated replica's hours, debited once per replica run (the key says which)."""
+        if amount_micros < 0:
+            raise InvalidRequest("A charge is not negative.", param="amount_micros")
+        return self._append(tenant_id, EntryKind.ACCELERATOR, -amount_micros, idempotency_key, note)
 
     def _append(
         self,

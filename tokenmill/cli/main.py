@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tokenmill.cli.admin import COMMANDS, limit_options, terms_from
+from tokenmill.cli.library import deployments, models
 from tokenmill.clock import SystemClock
 from tokenmill.settings import Settings
 
@@ -24,14 +25,17 @@ def main() -> None:
 @main.command()
 @click.option("--host", help="Address to listen on (TOKENMILL_HOST).")
 @click.option("--port", type=int, help="Port to listen on (TOKENMILL_PORT).")
-@click.option("--model", "model_id", help="Bundled model to serve (TOKENMILL_DEFAULT_MODEL).")
-def serve(host: str | None, port: int | None, model_id: str | None) -> None:
-    """Start the gateway and a local replica of the default model."""
+@click.option(
+    "--models",
+    help="Comma-separated bundled models to install and deploy (TOKENMILL_BUNDLED_MODELS).",
+)
+def serve(host: str | None, port: int | None, models: str | None) -> None:
+    """Start the platform: the gateway, the fleet, and the bundled models' deployments."""
     from tokenmill.cli.serve import run_serve
 
-    overrides = {
-        k: v for k, v in {"host": host, "port": port, "default_model": model_id}.items() if v
-    }
+    overrides: dict[str, object] = {k: v for k, v in {"host": host, "port": port}.items() if v}
+    if models is not None:
+        overrides["bundled_models"] = [m.strip() for m in models.split(",") if m.strip()]
     run_serve(Settings(**overrides))  # type: ignore[arg-type]
 
 
@@ -144,26 +148,6 @@ def keys_set(key_id: str, **limits: Any) -> None:
     click.echo(f"Updated key {info.id} ({info.name}); gateways apply it within the key cache TTL.")
 
 
-@main.command()
-def models() -> None:
-    """List the models in the library."""
-    from tokenmill.catalog.bundled import BUNDLED
-    from tokenmill.catalog.repository import ModelRepository
-
-    db, clock = _open_db()
-    registered = {m.id: m for m in ModelRepository(db, clock).list()}
-    rows = [
-        [m.id, m.task, str(m.context_tokens), m.owner_tenant_id or "public", m.artifact]
-        for m in registered.values()
-    ]
-    rows += [
-        [b.id, b.task, str(b.context_tokens), "public", f"bundled ({b.package})"]
-        for b in BUNDLED.values()
-        if b.id not in registered
-    ]
-    click.echo(format_table(["ID", "TASK", "CONTEXT", "OWNER", "ARTIFACT"], rows))
-
-
 def _open_db() -> tuple[Database, SystemClock]:
     from tokenmill.store.db import Database
 
@@ -185,7 +169,7 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-for _command in COMMANDS:
+for _command in (*COMMANDS, models, deployments):
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -7,11 +7,15 @@ import logging
 import click
 import uvicorn
 
-from tokenmill.catalog.bundled import bundled_model
+from tokenmill.billing.pricebook import PriceBookRepository
+from tokenmill.catalog.install import install_bundled
 from tokenmill.catalog.repository import ModelRepository
 from tokenmill.clock import SystemClock
 from tokenmill.control.bootstrap import ensure_admin
-from tokenmill.fleet.local import ReplicaSpec, start_replica
+from tokenmill.fleet.compose import build_fleet, ensure_default_deployments
+from tokenmill.fleet.controller import FleetController
+from tokenmill.fleet.deployments import DeploymentRepository
+from tokenmill.gateway.admin_console import replica_loads
 from tokenmill.gateway.app import build_app
 from tokenmill.gateway.compose import Gateway, build_gateway
 from tokenmill.gateway.routing import Router
@@ -38,36 +42,26 @@ def run_serve(settings: Settings) -> None:
     click.echo(f"Data directory: {data_dir}")
     click.echo(f"Database: {db.url.render_as_string(hide_password=True)}")
 
-    bundled = bundled_model(settings.default_model)
     models = ModelRepository(db, clock)
-    models.register(
-        bundled.id,
-        task=bundled.task,
-        artifact=str(bundled.path()),
-        context_tokens=min(bundled.context_tokens, settings.engine_context_tokens),
-    )
-    replica = start_replica(
-        ReplicaSpec(
-            model_id=bundled.id,
-            model_path=bundled.path(),
-            threads=settings.engine_threads,
-            context_tokens=settings.engine_context_tokens,
-            kv_cache_tokens=settings.engine_kv_cache_tokens,
-            max_running=settings.engine_max_running,
-            speculative_tokens=settings.engine_speculative_tokens,
-        ),
-        log_dir=data_dir / "logs",
+    installed = install_bundled(models, PriceBookRepository(db, clock), settings.bundled_models)
+    ensure_default_deployments(settings, DeploymentRepository(db, clock), installed)
+
+    router = Router(
+        queue_timeout_seconds=settings.queue_timeout_seconds,
+        max_queued=settings.max_queued_requests,
     )
     gateway: Gateway | None = None
+    fleet: FleetController | None = None
     try:
-        click.echo(f"Starting a replica of {bundled.id} (log: {replica.log_path}) …")
-        replica.wait_ready(settings.engine_start_timeout_seconds)
-        router = Router()
-        router.set_replicas(bundled.id, [replica.url])
         gateway = build_gateway(settings, db, clock, router)
-        click.echo(
-            f"tokenmill is serving {bundled.id} at http://{settings.host}:{settings.port}/v1"
-        )
+        fleet = build_fleet(settings, db, clock, router)
+        router.on_demand = fleet.wake
+        gateway.services.loops.append(fleet)
+        if gateway.services.admin is not None:
+            gateway.services.admin.fleet_status = fleet.status
+            gateway.services.admin.replica_load = replica_loads(router)
+        names = ", ".join(m.id for m in installed) or "no bundled models"
+        click.echo(f"tokenmill is serving {names} at http://{settings.host}:{settings.port}/v1")
         uvicorn.run(
             build_app(gateway.services),
             host=settings.host,
@@ -79,7 +73,8 @@ def run_serve(settings: Settings) -> None:
             log_level=settings.log_level,
         )
     finally:
-        replica.stop()
+        if fleet is not None:
+            fleet.shutdown()
         if gateway is not None:
             gateway.close()
         db.dispose()

@@ -25,9 +25,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from tokenmill.billing.ledger import LedgerRepository
+from tokenmill.billing.overview import UsageOverview
 from tokenmill.billing.pricebook import PRICE_FIELDS, PriceBookRepository
 from tokenmill.billing.pricing import Price, format_micros
 from tokenmill.billing.statements import Reports
+from tokenmill.catalog.repository import ModelRepository
 from tokenmill.clock import Clock
 from tokenmill.control.access import (
     require_admin,
@@ -38,6 +40,8 @@ from tokenmill.control.access import (
 from tokenmill.control.keys import KEY_TERMS, KeyInfo, KeyRepository, Principal, Role
 from tokenmill.control.tenants import TenantInfo, TenantRepository
 from tokenmill.errors import InvalidRequest, NotFound
+from tokenmill.fleet.deployments import DeploymentRepository
+from tokenmill.gateway import admin_console, admin_library
 from tokenmill.gateway.http import HttpRequest, Response, json_response
 from tokenmill.protocol.requests import parse_json_body
 from tokenmill.store.db import Database
@@ -62,6 +66,13 @@ class AdminApi:
     ledger: LedgerRepository
     reports: Reports
     invalidate_key: Callable[[str], None]
+    models: ModelRepository
+    deployments: DeploymentRepository
+    # The fleet controller's live view (deployments with their replicas), when this
+    # gateway runs the fleet.
+    fleet_status: Callable[[], list[dict[str, Any]]] | None = None
+    overview: UsageOverview | None = None  # the console's live traffic (admin_console)
+    replica_load: Callable[[], dict[str, int]] | None = None  # requests in flight by replica
 
     @classmethod
     def build(cls, db: Database, clock: Clock, invalidate_key: Callable[[str], None]) -> AdminApi:
@@ -72,6 +83,9 @@ class AdminApi:
             LedgerRepository(db, clock),
             Reports(db),
             invalidate_key,
+            ModelRepository(db, clock),
+            DeploymentRepository(db, clock),
+            overview=UsageOverview(db, clock),
         )
 
     # tenants
@@ -238,6 +252,8 @@ ROUTES: list[tuple[str, tuple[str, ...], Handler]] = [
     ("GET", ("tenants", "*", "usage"), AdminApi.usage),
     ("GET", ("tenants", "*", "statements", "*"), AdminApi.statement),
 ]
+ROUTES += admin_library.ROUTES
+ROUTES += admin_console.ROUTES
 
 
 def match(method: str, path: str) -> tuple[Handler, tuple[str, ...]]:

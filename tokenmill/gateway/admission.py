@@ -25,7 +25,7 @@ from tokenmill.billing.budget import (
 from tokenmill.billing.pricing import TokenUsage
 from tokenmill.billing.sync import BillingSync, Limits, TenantTerms
 from tokenmill.clock import Clock
-from tokenmill.control.keys import Principal
+from tokenmill.control.keys import Principal, Role
 from tokenmill.errors import InsufficientQuota, RateLimited
 from tokenmill.gateway.directory import ModelEntry
 from tokenmill.gateway.limits.base import RateCounters
@@ -108,14 +108,17 @@ class Admission:
         request_id: str,
     ) -> Ticket:
         """Raises ``InsufficientQuota`` when credit or a cap cannot cover the request, and
-        ``RateLimited`` (with ``Retry-After``) when a rate limit is reached: both 429."""
+        ``RateLimited`` (with ``Retry-After``) when a rate limit is reached: both 429.
+
+        The platform's own admins (the operator) are metered and billed like anyone, but not
+        held to prepaid credit: a fresh install answers its admin before anyone tops up."""
         now = self.clock.utcnow()
         view = self.sync.view
         terms = view.terms_of(principal.tenant_id)
         price = view.prices.price_at(model.id, now)
         context = model.context_tokens
         ticket = Ticket(self)
-        if not price.is_free:
+        if not price.is_free and principal.role != Role.PLATFORM_ADMIN:
             amount = reservation_micros(body_bytes, max_tokens, choices, context, price)
             budget = BudgetRequest(
                 tenant_id=principal.tenant_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from tokenmill.console.assets import ConsoleAssets
 from tokenmill.errors import MethodNotAllowed, NotFound, TokenmillError
 from tokenmill.gateway import routes
 from tokenmill.gateway.http import (
@@ -21,15 +22,20 @@ from tokenmill.gateway.services import Services
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Services, HttpRequest], Awaitable[Response | StreamResponse]]
+console = ConsoleAssets().handle  # the web console's files, read once from package data
 
 EXACT: dict[str, dict[str, Handler]] = {
     "/v1/models": {"GET": routes.list_models},
     "/v1/chat/completions": {"POST": routes.chat_completions},
     "/v1/completions": {"POST": routes.completions},
+    "/v1/embeddings": {"POST": routes.embeddings},
     "/health": {"GET": routes.health},
+    "/console": {"GET": console},
+    "/console/": {"GET": console},
 }
 PREFIXED: list[tuple[str, str, dict[str, Handler]]] = [
     ("/v1/models/", "model", {"GET": routes.get_model}),
+    ("/console/", "console_path", {"GET": console}),
     ("/admin/v1/", "admin_path", dict.fromkeys(("GET", "POST", "PATCH"), routes.admin_api)),
 ]
 

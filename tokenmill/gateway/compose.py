@@ -20,7 +20,7 @@ from tokenmill.control.keys import KeyRepository
 from tokenmill.control.revocations import RevocationWatcher
 from tokenmill.gateway.admin import AdminApi
 from tokenmill.gateway.admission import Admission
-from tokenmill.gateway.directory import ModelDirectory, ModelEntry
+from tokenmill.gateway.library import LibraryWatcher, load_directory
 from tokenmill.gateway.limits.base import RateCounters
 from tokenmill.gateway.limits.local import LocalRateCounters
 from tokenmill.gateway.relay import UpstreamClient
@@ -90,15 +90,6 @@ def build_admission(settings: Settings, db: Database, clock: Clock) -> Admission
     return Admission(BillingSync(db, clock, budgets, settings.billing_sync_seconds), rates, clock)
 
 
-def directory_from(models: ModelRepository) -> ModelDirectory:
-    return ModelDirectory(
-        [
-            ModelEntry(m.id, m.task, m.context_tokens, m.owner_tenant_id, m.created_at)
-            for m in models.list()
-        ]
-    )
-
-
 def build_gateway(
     settings: Settings,
     db: Database,
@@ -112,14 +103,16 @@ def build_gateway(
     durable = open_journal(settings, db, clock, recorder) if journal else None
     keys = KeyRepository(db, clock)
     key_cache = KeyCache(keys, clock, settings.key_cache_ttl_seconds)
+    models = ModelRepository(db, clock)
+    directory = load_directory(models)
     services = Services(
         keys=key_cache,
         recorder=recorder,
-        directory=directory_from(ModelRepository(db, clock)),
+        directory=directory,
         router=router,
         upstream=UpstreamClient(settings.upstream_timeout_seconds),
         clock=clock,
-        loops=[RevocationWatcher(keys, key_cache, clock)],
+        loops=[RevocationWatcher(keys, key_cache, clock), LibraryWatcher(models, directory)],
         admission=build_admission(settings, db, clock) if admission else None,
         journal=durable,
         admin=AdminApi.build(db, clock, key_cache.invalidate),

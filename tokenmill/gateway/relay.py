@@ -109,6 +109,9 @@ class StreamRelay:
         self._include_usage = include_usage
         self._buffer = b""
         self.done = False
+        # Set before the error event goes out: a client that leaves on reading it must not
+        # turn a broken upstream into a cancellation.
+        self.broken: TokenmillError | None = None
 
     def feed(self, data: bytes) -> bytes:
         """Takes bytes as they arrive; returns the complete events to pass on now."""
@@ -159,12 +162,14 @@ async def relay_stream(
             if out:
                 yield out
     except UpstreamError as error:
+        relay.broken = error
         yield b"data: " + error.body_bytes() + b"\n\n"
         raise StreamBroken(error) from None
     finally:
         response.release()
     if not relay.done:
         early = UpstreamError("The model replica ended the stream early.")
+        relay.broken = early
         yield b"data: " + early.body_bytes() + b"\n\n"
         raise StreamBroken(early)
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from tokenmill.errors import NotFound, TokenmillError
+from tokenmill.errors import InvalidRequest, NotFound, TokenmillError, UpstreamError
+from tokenmill.fleet.balancer import prefix_blocks
 from tokenmill.gateway import admin
 from tokenmill.gateway.admission import Ticket
 from tokenmill.gateway.http import (
@@ -26,12 +27,26 @@ from tokenmill.gateway.relay import (
     read_reply,
     relay_stream,
 )
-from tokenmill.gateway.routing import Lease
+from tokenmill.gateway.routing import PREFIX_BLOCK_BYTES, Lease
 from tokenmill.gateway.services import Services
 from tokenmill.gateway.upstream import UpstreamResponse
+from tokenmill.protocol.embeddings import parse_embeddings
 from tokenmill.protocol.requests import parse_chat, parse_completion, parse_json_body
 
 AUTHORIZATION = b"authorization"
+SEND_ATTEMPTS = 2
+TASKS_OF = {
+    "chat.completions": ("chat",),
+    "completions": ("chat", "completion"),
+    "embeddings": ("embeddings",),
+}
+
+
+def prompt_blocks(body: dict[str, Any]) -> tuple[int, ...]:
+    """Prefix hashes of the prompt as sent (messages or prompt), for prefix-affine routing."""
+    prompt = body.get("messages") or body.get("prompt") or body.get("input")
+    text = prompt.encode() if isinstance(prompt, str) else orjson.dumps(prompt)
+    return prefix_blocks(text, PREFIX_BLOCK_BYTES)
 
 
 async def health(services: Services, request: HttpRequest) -> Response:
@@ -40,14 +55,15 @@ async def health(services: Services, request: HttpRequest) -> Response:
 
 async def list_models(services: Services, request: HttpRequest) -> Response:
     principal = await services.keys.authenticate(request.header(AUTHORIZATION))
-    data = [entry.as_openai() for entry in services.directory.visible(principal)]
+    data = [entry.as_openai(name) for name, entry in services.directory.visible(principal)]
     return json_response({"object": "list", "data": data})
 
 
 async def get_model(services: Services, request: HttpRequest) -> Response:
     principal = await services.keys.authenticate(request.header(AUTHORIZATION))
-    entry = services.directory.resolve(request.path_params["model"], principal)
-    return json_response(entry.as_openai())
+    name = request.path_params["model"]
+    entry = services.directory.resolve(name, principal)
+    return json_response(entry.as_openai(name, card=True))
 
 
 async def admin_api(services: Services, request: HttpRequest) -> Response:
@@ -63,6 +79,10 @@ async def chat_completions(services: Services, request: HttpRequest) -> Response
 
 async def completions(services: Services, request: HttpRequest) -> Response | StreamResponse:
     return await _inference(services, request, "completions", parse_completion)
+
+
+async def embeddings(services: Services, request: HttpRequest) -> Response | StreamResponse:
+    return await _inference(services, request, "embeddings", parse_embeddings)
 
 
 async def _inference(
@@ -84,19 +104,47 @@ async def _inference(
         parsed = parse(body)
         meter.stream = parsed.stream
         entry = services.directory.resolve(parsed.model, principal)
+        meter.model = entry.id
+        if entry.task not in TASKS_OF[endpoint]:
+            raise InvalidRequest(
+                f"The model '{parsed.model}' is a {entry.task} model; it does not serve "
+                f"/v1/{endpoint.replace('.', '/')}.",
+                param="model",
+                code="model_not_supported",
+            )
         if services.admission is not None:
             sampling = parsed.sampling
             ticket = meter.ticket = await services.admission.admit(
                 principal, entry, sampling.max_tokens, sampling.n, len(raw), request.request_id
             )
-        lease = services.router.acquire(parsed.model)
-        if services.journal is not None:
-            services.journal.begin(meter)
+        body["model"] = entry.served_name
         if parsed.stream:
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        upstream = await services.upstream.post(
-            lease.url + request.path, orjson.dumps(body), request.request_id
-        )
+        tokens = len(raw) // 4 + (parsed.sampling.max_tokens or 0) * parsed.sampling.n
+        payload = orjson.dumps(body)
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            lease = await services.router.acquire(
+                entry.served_name,
+                tenant_id=principal.tenant_id,
+                tokens=tokens,
+                prefix=lambda: prompt_blocks(body),
+            )
+            if attempt == 1 and services.journal is not None:
+                services.journal.begin(meter)
+            try:
+                upstream = await services.upstream.post(
+                    lease.url + request.path, payload, request.request_id
+                )
+            except UpstreamError:
+                # Nothing was sent to the client yet: another replica may answer instead.
+                services.router.suspect(lease)
+                lease.release()
+                lease = None
+                if attempt == SEND_ATTEMPTS:
+                    raise
+                continue
+            sent = lease
+            break
     except TokenmillError as error:
         if lease is not None:
             lease.release()
@@ -114,16 +162,16 @@ async def _inference(
     if ticket is not None:
         headers.update(ticket.headers)
     if not parsed.stream or upstream.status != 200:
-        return await _whole(services, upstream, lease, meter, headers)
+        return await _whole(services, upstream, sent, meter, headers)
     relay = StreamRelay(meter, include_usage=parsed.include_usage)
 
     def close() -> None:  # all no-ops unless the stream never started (client gone at once)
         upstream.release()
-        lease.release()
+        sent.release()
         meter.finish("cancelled", 499, "client_disconnected")
 
     return StreamResponse(
-        _stream(services, relay, upstream, lease, meter),
+        _stream(services, relay, upstream, sent, meter),
         headers={**headers, "cache-control": "no-cache"},
         on_close=close,
     )
@@ -175,6 +223,8 @@ async def _stream(
     except StreamBroken as broken:
         error_code = broken.error.code or "upstream_error"
     finally:
+        if relay.broken is not None:
+            error_code = relay.broken.code or "upstream_error"
         if completed or relay.done:
             meter.finish("ok", 200)
         else:

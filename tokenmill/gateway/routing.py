@@ -1,25 +1,64 @@
-"""Picks a replica for a model: the ready one with the fewest requests in flight.
+"""Picks a replica for a request, and holds requests while a pool has none ready.
 
-The choice is a pure function of the candidates; the ``Router`` only keeps the in-flight
-counts, which a lease returns on every path (safe to release twice).
+A *pool* is the set of ready replicas of one deployment (or, for replicas registered by hand,
+of one served name). The choice among them is ``tokenmill.fleet.balancer``'s policy, fed with
+the live in-flight counts kept here; a lease returns its load on every path (safe to release
+twice). When a pool the fleet manages has no ready replica, the request waits in a bounded
+queue while the fleet scales it from zero, and gets a 503 with ``Retry-After`` at the timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tokenmill.errors import ServiceUnavailable
+from tokenmill.fleet.balancer import BalancingPolicy, PrefixIndex, ReplicaLoad, build_policy
+from tokenmill.fleet.deployments import Binding
+
+PREFIX_BLOCK_BYTES = 64
 
 
 @dataclass(slots=True)
 class ReplicaEndpoint:
     url: str
+    replica_id: str = ""
     in_flight: int = 0
+    outstanding_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        self.replica_id = self.replica_id or self.url
+
+
+@dataclass(slots=True)
+class Pool:
+    key: str
+    managed: bool = False
+    endpoints: list[ReplicaEndpoint] = field(default_factory=list)
+    waiting: int = 0
+    arrived_total: int = 0
+    last_request_at: float | None = None
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    prefixes: PrefixIndex = field(default_factory=PrefixIndex)
+    retired: dict[str, ReplicaEndpoint] = field(default_factory=dict)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(e.in_flight for e in self.endpoints)
+
+    def wake(self) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.waiters.clear()
 
 
 @dataclass(slots=True)
 class Lease:
     endpoint: ReplicaEndpoint
+    tokens: int = 0
     released: bool = False
 
     @property
@@ -30,26 +69,183 @@ class Lease:
         if not self.released:
             self.released = True
             self.endpoint.in_flight -= 1
+            self.endpoint.outstanding_tokens -= self.tokens
 
 
-def least_loaded(candidates: list[ReplicaEndpoint]) -> ReplicaEndpoint | None:
-    return min(candidates, key=lambda e: e.in_flight, default=None)
-
-
-@dataclass(slots=True)
 class Router:
-    replicas: dict[str, list[ReplicaEndpoint]] = field(default_factory=dict)
+    def __init__(
+        self,
+        policy: str | BalancingPolicy = "prefix_affinity",
+        *,
+        queue_timeout_seconds: float = 60.0,
+        max_queued: int = 256,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.policy = build_policy(policy) if isinstance(policy, str) else policy
+        self.queue_timeout_seconds = queue_timeout_seconds
+        self.max_queued = max_queued
+        self.pools: dict[str, Pool] = {}
+        self.bindings: dict[str, list[Binding]] = {}
+        self.on_demand: Callable[[str], None] = lambda key: None
+        self._monotonic = monotonic
 
-    def set_replicas(self, model_id: str, urls: list[str]) -> None:
-        current = {e.url: e for e in self.replicas.get(model_id, [])}
-        self.replicas[model_id] = [current.get(url) or ReplicaEndpoint(url) for url in urls]
+    @property
+    def replicas(self) -> dict[str, list[ReplicaEndpoint]]:
+        return {key: pool.endpoints for key, pool in self.pools.items()}
 
-    def acquire(self, model_id: str) -> Lease:
-        endpoint = least_loaded(self.replicas.get(model_id, []))
-        if endpoint is None:
+    def pool(self, key: str) -> Pool:
+        found = self.pools.get(key)
+        if found is None:
+            found = self.pools[key] = Pool(key)
+        return found
+
+    def bind(self, served_name: str, bindings: Sequence[Binding]) -> None:
+        """Which managed pools serve a name (set by the fleet as deployments change)."""
+        for binding in bindings:
+            self.pool(binding.pool_key).managed = True
+        if bindings:
+            self.bindings[served_name] = list(bindings)
+        else:
+            self.bindings.pop(served_name, None)
+
+    def set_replicas(self, key: str, urls: Sequence[str | tuple[str, str]]) -> None:
+        """The ready replicas of a pool, as URLs or (replica id, URL); keeps in-flight counts."""
+        pool = self.pool(key)
+        current = {e.replica_id: e for e in pool.endpoints}
+        endpoints = []
+        for item in urls:
+            replica_id, url = item if isinstance(item, tuple) else (item, item)
+            endpoints.append(current.get(replica_id) or ReplicaEndpoint(url, replica_id))
+        for gone in set(current) - {e.replica_id for e in endpoints}:
+            pool.prefixes.forget(gone)
+            pool.retired[gone] = current[gone]
+        pool.endpoints = endpoints
+        if endpoints:
+            pool.wake()
+
+    def suspect(self, lease: Lease) -> None:
+        """Takes a replica that could not be reached out of its pool until the fleet, which
+        watches it, publishes it again (or replaces it)."""
+        for pool in self.pools.values():
+            if lease.endpoint in pool.endpoints:
+                pool.endpoints = [e for e in pool.endpoints if e is not lease.endpoint]
+                pool.retired[lease.endpoint.replica_id] = lease.endpoint
+
+    def pool_load(self, key: str) -> tuple[int, int, float | None, int]:
+        """What the autoscaler sees of a pool: waiting, in flight, last arrival, arrivals."""
+        pool = self.pool(key)
+        in_flight = pool.in_flight + sum(e.in_flight for e in pool.retired.values())
+        return pool.waiting, in_flight, pool.last_request_at, pool.arrived_total
+
+    def in_flight_of(self, key: str, replica_id: str) -> int:
+        """Requests still on one replica, also after it left the pool (draining)."""
+        pool = self.pool(key)
+        for endpoint in pool.endpoints:
+            if endpoint.replica_id == replica_id:
+                return endpoint.in_flight
+        retired = pool.retired.get(replica_id)
+        if retired is not None and retired.in_flight <= 0:
+            del pool.retired[replica_id]
+            return 0
+        return retired.in_flight if retired is not None else 0
+
+    def pool_for(self, served_name: str, tenant_id: str | None = None) -> Pool:
+        bindings = self.bindings.get(served_name)
+        if not bindings:
+            return self.pool(served_name)
+        own = next(
+            (b for b in bindings if b.tenant_id is not None and b.tenant_id == tenant_id), None
+        )
+        shared = next((b for b in bindings if b.tenant_id is None), None)
+        chosen = own or shared
+        if chosen is None:
             raise ServiceUnavailable(
-                f"No replica of '{model_id}' is running; try again shortly.",
+                f"'{served_name}' runs only on dedicated deployments of other tenants.",
+                code="model_not_deployed",
+            )
+        return self.pool(chosen.pool_key)
+
+    def try_acquire(
+        self, pool: Pool, tokens: int = 0, prefix: Callable[[], Sequence[int]] | None = None
+    ) -> Lease | None:
+        endpoints = pool.endpoints
+        if not endpoints:
+            return None
+        if len(endpoints) == 1:
+            endpoint = endpoints[0]
+        else:
+            blocks = prefix() if prefix is not None else ()
+            loads = [
+                ReplicaLoad(
+                    e.replica_id,
+                    True,
+                    e.outstanding_tokens,
+                    e.in_flight,
+                    pool.prefixes.cached(e.replica_id),
+                )
+                for e in endpoints
+            ]
+            chosen = self.policy.choose(loads, blocks, tokens)
+            endpoint = next((e for e in endpoints if e.replica_id == chosen), endpoints[0])
+            if blocks:
+                pool.prefixes.record(endpoint.replica_id, blocks)
+        endpoint.in_flight += 1
+        endpoint.outstanding_tokens += tokens
+        return Lease(endpoint, tokens)
+
+    async def acquire(
+        self,
+        served_name: str,
+        *,
+        tenant_id: str | None = None,
+        tokens: int = 0,
+        prefix: Callable[[], Sequence[int]] | None = None,
+    ) -> Lease:
+        pool = self.pool_for(served_name, tenant_id)
+        pool.arrived_total += 1
+        pool.last_request_at = self._monotonic()
+        lease = self.try_acquire(pool, tokens, prefix)
+        if lease is not None:
+            return lease
+        if not pool.managed:
+            raise ServiceUnavailable(
+                f"No replica of '{served_name}' is running; try again shortly.",
                 headers={"Retry-After": "5"},
             )
-        endpoint.in_flight += 1
-        return Lease(endpoint)
+        if pool.waiting >= self.max_queued:
+            raise ServiceUnavailable(
+                f"Too many requests are waiting for '{served_name}' to start; try again shortly.",
+                headers={"Retry-After": "2"},
+                code="queue_full",
+            )
+        return await self._wait(pool, served_name, tokens, prefix)
+
+    async def _wait(
+        self,
+        pool: Pool,
+        served_name: str,
+        tokens: int,
+        prefix: Callable[[], Sequence[int]] | None,
+    ) -> Lease:
+        pool.waiting += 1
+        deadline = self._monotonic() + self.queue_timeout_seconds
+        try:
+            self.on_demand(pool.key)
+            while (remaining := deadline - self._monotonic()) > 0:
+                waiter = asyncio.get_running_loop().create_future()
+                pool.waiters.append(waiter)
+                try:
+                    await asyncio.wait_for(waiter, remaining)
+                except TimeoutError:
+                    break
+                lease = self.try_acquire(pool, tokens, prefix)
+                if lease is not None:
+                    return lease
+        finally:
+            pool.waiting -= 1
+        raise ServiceUnavailable(
+            f"No replica of '{served_name}' became ready within "
+            f"{self.queue_timeout_seconds:g} s; try again shortly.",
+            headers={"Retry-After": "10"},
+            code="no_replica_ready",
+        )

@@ -20,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Named constraints: SQLite alters tables by copying them (Alembic batch mode), which can only
@@ -111,6 +112,39 @@ class Model(Base):
     artifact: Mapped[str] = mapped_column(String(1000))
     context_tokens: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
+    engine: Mapped[str] = mapped_column(String(40), default="tokenmill", server_default="tokenmill")
+    card: Mapped[dict[str, Any] | None]
+    published: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    default_version: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime | None]
+
+
+class ModelVersion(Base):
+    """One artifact of a model with its engine settings; ``facts`` are read off the artifact."""
+
+    __tablename__ = "model_versions"
+
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    artifact: Mapped[str] = mapped_column(String(1000))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    settings: Mapped[dict[str, Any]]
+    facts: Mapped[dict[str, Any]]
+    measured: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+
+
+class ModelAlias(Base):
+    """A stable name (``chat-small``) for one version; moving it needs no client change."""
+
+    __tablename__ = "model_aliases"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"))
+    version: Mapped[str] = mapped_column(String(100))
+    owner_tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"))
+    updated_at: Mapped[datetime]
 
 
 class Deployment(Base):
@@ -126,6 +160,32 @@ class Deployment(Base):
     max_replicas: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime]
+    version: Mapped[str | None] = mapped_column(String(100))
+    idle_seconds: Mapped[int] = mapped_column(Integer, default=300, server_default="300")
+    # {"target_load_per_replica", "scale_out_delay_seconds", "scale_in_delay_seconds"}
+    scaling: Mapped[dict[str, Any] | None]
+    # {"accelerator_kind", "region"}
+    constraints: Mapped[dict[str, Any] | None]
+    updated_at: Mapped[datetime | None]
+
+
+class ReplicaRun(Base):
+    """One replica's life, from start to stop: where it ran and, for dedicated ones, its bill."""
+
+    __tablename__ = "replica_runs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"), index=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(40))
+    served_name: Mapped[str] = mapped_column(String(300))
+    node_id: Mapped[str] = mapped_column(String(200))
+    accelerator_ids: Mapped[list[str]]
+    url: Mapped[str | None] = mapped_column(String(300))
+    state: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime]
+    ready_at: Mapped[datetime | None]
+    stopped_at: Mapped[datetime | None]
+    restarts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class UsageRecord(Base):

@@ -1,0 +1,99 @@
+// The console's only door to the platform: its JSON APIs, with the signed-in key.
+const KEY = "tokenmill.key";
+
+export const session = {
+  get key() { return sessionStorage.getItem(KEY); },
+  set(key) { sessionStorage.setItem(KEY, key); },
+  clear() { sessionStorage.removeItem(KEY); },
+};
+
+export class ApiError extends Error {
+  constructor(status, message, code) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+function headers(json) {
+  const out = { authorization: `Bearer ${session.key}` };
+  if (json) out["content-type"] = "application/json";
+  return out;
+}
+
+async function failure(response) {
+  let message = `${response.status} ${response.statusText}`;
+  let code = null;
+  try {
+    const error = (await response.json()).error;
+    message = error.message;
+    code = error.code;
+  } catch { /* not OpenAI's error shape */ }
+  return new ApiError(response.status, message, code);
+}
+
+/** A JSON API call; throws ApiError on any non-2xx answer. */
+export async function api(path, { method = "GET", body, raw = false } = {}) {
+  const response = await fetch(path, {
+    method,
+    headers: headers(body !== undefined),
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) throw await failure(response);
+  return raw ? response : response.json();
+}
+
+/** Downloads a file the API serves behind the key (fetch, then a blob link). */
+export async function download(path, filename) {
+  const response = await api(path, { raw: true });
+  const url = URL.createObjectURL(await response.blob());
+  const link = Object.assign(document.createElement("a"), { href: url, download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+/** Streams a chat completion: calls onDelta(text) per token, resolves to
+ *  {requestId, usage, ttftMs, finishReason}. */
+export async function streamChat(body, onDelta, signal) {
+  const started = performance.now();
+  const response = await fetch("/v1/chat/completions", {
+    method: "POST",
+    headers: headers(true),
+    body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
+    signal,
+  });
+  if (!response.ok) throw await failure(response);
+  const result = { requestId: response.headers.get("x-request-id"), usage: null, ttftMs: null,
+    finishReason: null };
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      for (const line of event.split("\n")) {
+        if (!line.startsWith("data:")) continue;
+        const data = line.slice(5).trim();
+        if (data === "[DONE]") return result;
+        const chunk = JSON.parse(data);
+        if (chunk.error) throw new ApiError(500, chunk.error.message, chunk.error.code);
+        if (chunk.usage) result.usage = chunk.usage;
+        for (const choice of chunk.choices || []) {
+          const text = choice.delta?.content;
+          if (text) {
+            if (result.ttftMs === null) result.ttftMs = performance.now() - started;
+            onDelta(text);
+          }
+          if (choice.finish_reason) result.finishReason = choice.finish_reason;
+        }
+      }
+    }
+  }
+  return result;
+}

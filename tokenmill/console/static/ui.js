@@ -1,0 +1,92 @@
+// Small DOM helpers: elements, tables, forms, notices. No templates, no innerHTML of data.
+
+/** h("div.card#id", {onclick, ...attrs}, ...children) */
+export function h(spec, attrs = {}, ...children) {
+  const [tag, ...rest] = spec.split(/(?=[.#])/);
+  const el = document.createElement(tag || "div");
+  for (const part of rest) {
+    if (part[0] === ".") el.classList.add(part.slice(1));
+    else el.id = part.slice(1);
+  }
+  if (attrs instanceof Node || typeof attrs !== "object" || Array.isArray(attrs)) {
+    children.unshift(attrs);
+    attrs = {};
+  }
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else if (name === "dataset") Object.assign(el.dataset, value);
+    else if (name in el && name !== "list") el[name] = value;
+    else el.setAttribute(name, value === true ? "" : value);
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+}
+
+export const section = (title, ...children) =>
+  h("section.panel", h("h2", title), ...children);
+
+/** A table: columns [{label, cell: row => node|string, num?}], rows. */
+export function table(columns, rows, { empty = "Nothing here yet.", rowAttrs } = {}) {
+  if (!rows.length) return h("p.empty", empty);
+  return h("table.grid",
+    h("thead", h("tr", columns.map((c) => h(c.num ? "th.num" : "th", c.label)))),
+    h("tbody", rows.map((row) => h("tr", rowAttrs ? rowAttrs(row) : {},
+      columns.map((c) => h(c.num ? "td.num" : "td", c.cell(row)))))));
+}
+
+/** A stat tile. */
+export const stat = (label, value, note) =>
+  h("div.stat", h("div.stat-label", label), h("div.stat-value", value), note && h("div.stat-note", note));
+
+export function field(label, input, hint) {
+  return h("label.field", h("span", label), input, hint && h("small", hint));
+}
+
+export const input = (name, attrs = {}) => h("input", { name, ...attrs });
+
+export function select(name, options, value) {
+  return h("select", { name }, options.map(([v, label]) =>
+    h("option", { value: v, selected: v === value }, label)));
+}
+
+/** A form whose submit calls onSubmit(values) and shows its error in place. */
+export function form(fields, submitLabel, onSubmit, { inline = false } = {}) {
+  const status = h("div.form-status");
+  const button = h("button", { type: "submit" }, submitLabel);
+  const el = h(inline ? "form.inline" : "form.stacked", fields, h("div.actions", button, status));
+  el.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    status.textContent = "";
+    status.className = "form-status";
+    button.disabled = true;
+    try {
+      await onSubmit(Object.fromEntries(new FormData(el)), el);
+    } catch (error) {
+      status.textContent = error.message;
+      status.className = "form-status error";
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return el;
+}
+
+export const notice = (text, kind = "error") => h(`div.notice.${kind}`, text);
+
+export const badge = (text, kind = text) => h(`span.badge.${String(kind).replace(/\W/g, "")}`, text);
+
+/** Integer or null from a form value. */
+export function intOrNull(value) {
+  if (value === undefined || value === null || String(value).trim() === "") return null;
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new Error(`${value} is not a whole number`);
+  return n;
+}

@@ -1,0 +1,102 @@
+"""Fleet backends: where a placed replica's process actually runs.
+
+One interface, two implementations: ``LocalBackend`` (subprocesses on this machine, the
+default) and ``RayBackend`` (``tokenmill.fleet.ray_backend``: Ray actors on a Ray cluster).
+The controller decides what runs where; a backend only starts, watches and stops processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from tokenmill.fleet.engines.base import EngineAdapter, LaunchSettings
+from tokenmill.fleet.local import _die_with_parent, free_port
+from tokenmill.fleet.placement import Assignment
+
+log = logging.getLogger(__name__)
+
+
+class ReplicaProcess(Protocol):
+    url: str
+    log_path: Path | None
+
+    def alive(self) -> bool: ...
+
+    def stop(self, grace_seconds: float = 10.0) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def free_port(self, assignment: Assignment) -> int: ...
+
+    def launch(
+        self, adapter: EngineAdapter, settings: LaunchSettings, assignment: Assignment
+    ) -> ReplicaProcess: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class LocalProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path | None
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        if not self.alive():
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(grace_seconds)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.alive():
+            self.process.kill()
+        self.process.wait()
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, log_dir: Path, host: str = "127.0.0.1") -> None:
+        self.log_dir = log_dir
+        self.host = host
+
+    def free_port(self, assignment: Assignment) -> int:
+        return free_port(self.host)
+
+    def launch(
+        self, adapter: EngineAdapter, settings: LaunchSettings, assignment: Assignment
+    ) -> LocalProcess:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"replica-{assignment.replica_id}.log"
+        command = adapter.command(settings)
+        log.info("starting %s on port %d: %s", assignment.replica_id, settings.port, command)
+        with open(log_path, "ab") as log_file:
+            process = subprocess.Popen(
+                command,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                env={**os.environ, **adapter.env(settings)},
+            )
+        return LocalProcess(f"http://{settings.host}:{settings.port}", process, log_path)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,396 @@
+"""The fleet controller: makes the running replicas match the deployments.
+
+Each step it reloads deployments now and then, watches every replica (health and warm-up
+while starting, liveness while ready, in-flight work while draining), asks each deployment's
+autoscaler for a replica count, and carries the decision out: place and launch, or drain and
+stop. The autoscaler decides, the controller acts. Ready replicas are published to the
+router through ``ReadySink``; the router tells the controller when a request waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tokenmill.catalog.repository import ModelInfo, ModelRepository
+from tokenmill.errors import NoCapacity, TokenmillError
+from tokenmill.fleet.autoscale import (
+    AUTOSCALERS,
+    Autoscaler,
+    LoadSnapshot,
+    ScalingConfig,
+    ScalingDecision,
+)
+from tokenmill.fleet.backend import Backend
+from tokenmill.fleet.deployments import DeploymentInfo, DeploymentRepository
+from tokenmill.fleet.engines import adapter_for
+from tokenmill.fleet.engines.base import EngineAdapter, LaunchSettings
+from tokenmill.fleet.inventory import Inventory
+from tokenmill.fleet.placement import Assignment, PlacementRequest, place
+from tokenmill.fleet.replicas import Replica, ReplicaRuns, ReplicaState
+from tokenmill.fleet.warmup import warm_up
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+STARTING_TICK_SECONDS = 0.05
+
+
+class ReadySink(Protocol):
+    """The gateway's router as the controller sees it."""
+
+    def bind(self, served_name: str, bindings: Sequence[Any]) -> None: ...
+
+    def set_replicas(self, key: str, urls: Sequence[str | tuple[str, str]]) -> None: ...
+
+    def pool_load(self, key: str) -> tuple[int, int, float | None, int]:
+        """(waiting, in flight, last request monotonic time, arrived total)."""
+        ...
+
+    def in_flight_of(self, key: str, replica_id: str) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FleetOptions:
+    threads: int = 2
+    autoscaler: str = "reactive"
+    placement: str = "binpack"
+    tick_seconds: float = 0.25
+    reload_seconds: float = 2.0
+    start_timeout_seconds: float = 180.0
+    drain_timeout_seconds: float = 60.0
+    backoff_seconds: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0)
+    target_load_per_replica: float = 8.0
+    scale_out_delay_seconds: float = 5.0
+    scale_in_delay_seconds: float = 30.0
+
+
+@dataclass(slots=True)
+class Managed:
+    info: DeploymentInfo
+    autoscaler: Autoscaler
+    replicas: list[Replica] = field(default_factory=list)
+    failures: int = 0
+    retry_at_seconds: float = 0.0
+    last_decision: ScalingDecision | None = None
+    last_error: str | None = None
+
+    def live(self, *states: ReplicaState) -> list[Replica]:
+        wanted = states or tuple(ReplicaState.live())
+        return [r for r in self.replicas if r.state in wanted]
+
+
+class FleetController:
+    def __init__(
+        self,
+        *,
+        deployments: DeploymentRepository,
+        models: ModelRepository,
+        router: ReadySink,
+        backend: Backend,
+        inventory: Inventory,
+        runs: ReplicaRuns | None = None,
+        options: FleetOptions | None = None,
+        bindings: Callable[[list[DeploymentInfo]], dict[str, list[Any]]] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.deployments = deployments
+        self.models = models
+        self.router = router
+        self.backend = backend
+        self.inventory = inventory
+        self.runs = runs
+        self.options = options or FleetOptions()
+        self._bindings = bindings
+        self._monotonic = monotonic
+        self.managed: dict[str, Managed] = {}
+        self._models: dict[str, ModelInfo] = {}
+        self._reloaded_at = -1e18
+        self._wake = asyncio.Event()
+        self._bound: set[str] = set()
+
+    def wake(self, key: str = "") -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.step()
+            except Exception:
+                log.exception("fleet step failed; retrying")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._next_tick_seconds())
+
+    def _next_tick_seconds(self) -> float:
+        """Short while a replica is starting: a request may be waiting for it."""
+        starting = any(
+            r.state == ReplicaState.STARTING and not r.warming
+            for m in self.managed.values()
+            for r in m.replicas
+        )
+        return STARTING_TICK_SECONDS if starting else self.options.tick_seconds
+
+    async def step(self) -> None:
+        now = self._monotonic()
+        if now - self._reloaded_at >= self.options.reload_seconds:
+            await self.reload()
+        for managed in list(self.managed.values()):
+            await self._watch(managed)
+            if managed.info.active:
+                await self._scale(managed)
+            else:
+                for replica in managed.live(ReplicaState.STARTING, ReplicaState.READY):
+                    self._drain(managed, replica)
+            self._publish(managed)
+
+    async def reload(self) -> None:
+        infos = await asyncio.to_thread(self.deployments.list)
+        models = await asyncio.to_thread(self.models.list)
+        self._models = {m.id: m for m in models}
+        self._reloaded_at = self._monotonic()
+        for info in infos:
+            managed = self.managed.get(info.id)
+            if managed is None:
+                self.managed[info.id] = Managed(info, self._autoscaler(info))
+            elif managed.info != info:
+                managed.info = info
+                managed.autoscaler = self._autoscaler(info)
+        if self._bindings is not None:
+            current = self._bindings(infos)
+            for served_name in self._bound - set(current):
+                self.router.bind(served_name, [])
+            for served_name, bindings in current.items():
+                self.router.bind(served_name, bindings)
+            self._bound = set(current)
+
+    def _autoscaler(self, info: DeploymentInfo) -> Autoscaler:
+        o = self.options
+        config = ScalingConfig(
+            min_replicas=info.min_replicas,
+            max_replicas=max(info.max_replicas, 1),
+            target_load_per_replica=float(
+                info.scaling.get("target_load_per_replica", o.target_load_per_replica)
+            ),
+            scale_out_delay_seconds=float(
+                info.scaling.get("scale_out_delay_seconds", o.scale_out_delay_seconds)
+            ),
+            scale_in_delay_seconds=float(
+                info.scaling.get("scale_in_delay_seconds", o.scale_in_delay_seconds)
+            ),
+            idle_seconds_before_zero=float(info.idle_seconds),
+        )
+        return AUTOSCALERS[info.scaling.get("policy", o.autoscaler)](config)
+
+    async def _scale(self, managed: Managed) -> None:
+        now = self._monotonic()
+        waiting, in_flight, last_request, arrived = self.router.pool_load(managed.info.id)
+        snapshot = LoadSnapshot(
+            now_seconds=now,
+            ready_replicas=len(managed.live(ReplicaState.READY)),
+            starting_replicas=len(managed.live(ReplicaState.STARTING)),
+            queued_requests=waiting,
+            in_flight_requests=in_flight,
+            last_request_at_seconds=last_request,
+            arrived_requests_total=arrived,
+        )
+        decision = managed.autoscaler.decide(snapshot)
+        managed.last_decision = decision
+        if decision.delta > 0 and now >= managed.retry_at_seconds:
+            for _ in range(decision.delta):
+                if not await self._start(managed):
+                    break
+        elif decision.delta < 0:
+            newest_first = sorted(
+                managed.live(ReplicaState.STARTING, ReplicaState.READY),
+                key=lambda r: (r.state == ReplicaState.READY, -r.started_at_seconds),
+            )
+            for replica in newest_first[: -decision.delta]:
+                self._drain(managed, replica)
+
+    def assignments(self) -> list[Assignment]:
+        return [r.assignment for m in self.managed.values() for r in m.live()]
+
+    async def _start(self, managed: Managed) -> bool:
+        info = managed.info
+        model = self._models.get(info.model_id)
+        version = model.version(info.version) if model else None
+        if model is None or version is None:
+            managed.last_error = f"model {info.served_name} is not in the library"
+            return False
+        replica_id = f"rep_{secrets.token_hex(5)}"
+        footprint = info.settings.get("memory_bytes") or int(
+            (version.size_bytes or 256 * MIB) * 1.25 + 256 * MIB
+        )
+        request = PlacementRequest(
+            deployment_id=info.id,
+            replica_id=replica_id,
+            memory_bytes=footprint,
+            accelerators=max(1, int(info.settings.get("accelerators", 1))),
+            accelerator_kind=info.constraints.get("accelerator_kind"),
+            region=info.constraints.get("region"),
+            tenant_id=info.tenant_id,
+            dedicated=info.dedicated,
+        )
+        try:
+            assignment = place(self.inventory, self.assignments(), request, self.options.placement)
+            adapter = adapter_for(info.engine if info.engine != "auto" else model.engine)
+            settings = self._launch_settings(info, model, version.artifact, assignment)
+            process = await asyncio.to_thread(self.backend.launch, adapter, settings, assignment)
+        except (NoCapacity, TokenmillError, OSError) as error:
+            managed.last_error = str(error)
+            log.warning("cannot start a replica of %s: %s", info.served_name, error)
+            self._back_off(managed)
+            return False
+        replica = Replica(replica_id, info, assignment, process, self._monotonic(), adapter)
+        managed.replicas.append(replica)
+        if self.runs is not None:
+            await asyncio.to_thread(self.runs.started, replica, managed.failures)
+        return True
+
+    def _launch_settings(
+        self, info: DeploymentInfo, model: ModelInfo, artifact: str, assignment: Assignment
+    ) -> LaunchSettings:
+        from pathlib import Path
+
+        s = info.settings
+        version = model.version(info.version)
+        context = version.context_tokens(model.context_tokens) if version else 2048
+        context = min(int(s.get("context_tokens") or context), context)
+        gpus = sum(
+            1 for a in assignment.accelerator_ids if self.inventory.accelerator(a).kind != "cpu"
+        )
+        return LaunchSettings(
+            model_path=Path(artifact),
+            served_name=info.served_name,
+            port=self.backend.free_port(assignment),
+            context_tokens=context,
+            max_running=s.get("max_running"),
+            threads=s.get("threads") or self.options.threads,
+            speculative_tokens=int(s.get("speculative_tokens", 0)),
+            kv_cache_tokens=s.get("kv_cache_tokens"),
+            accelerators=gpus,
+        )
+
+    async def _watch(self, managed: Managed) -> None:
+        now = self._monotonic()
+        for replica in list(managed.replicas):
+            if replica.state == ReplicaState.STOPPED or replica.state == ReplicaState.FAILED:
+                managed.replicas.remove(replica)
+                continue
+            if not replica.process.alive() and replica.state != ReplicaState.DRAINING:
+                log.warning("replica %s of %s died", replica.id, managed.info.served_name)
+                await self._finish(managed, replica, ReplicaState.FAILED)
+                self._back_off(managed)
+                continue
+            if replica.state == ReplicaState.STARTING and not replica.warming:
+                if now - replica.started_at_seconds > self.options.start_timeout_seconds:
+                    managed.last_error = f"replica {replica.id} did not become ready in time"
+                    await self._finish(managed, replica, ReplicaState.FAILED)
+                    self._back_off(managed)
+                elif await asyncio.to_thread(_healthy, replica.url, replica.adapter):
+                    replica.warming = True
+                    asyncio.get_running_loop().create_task(self._warm(managed, replica))
+            elif replica.state == ReplicaState.DRAINING:
+                in_flight = self.router.in_flight_of(managed.info.id, replica.id)
+                since = replica.draining_since_seconds or now
+                if in_flight == 0 or now - since > self.options.drain_timeout_seconds:
+                    await self._finish(managed, replica, ReplicaState.STOPPED)
+
+    async def _warm(self, managed: Managed, replica: Replica) -> None:
+        model = self._models.get(managed.info.model_id)
+        task = model.task if model else "chat"
+        try:
+            measured = await asyncio.to_thread(warm_up, replica.url, managed.info.served_name, task)
+        except Exception as error:  # a replica that cannot answer is not ready
+            log.warning("warm-up of %s failed: %s", replica.id, error)
+            replica.warming = False
+            return
+        if replica.state != ReplicaState.STARTING:
+            return
+        replica.state = ReplicaState.READY
+        replica.ready_at_seconds = self._monotonic()
+        managed.failures = 0
+        managed.last_error = None
+        self._publish(managed)
+        self.wake()
+        if self.runs is not None:
+            await asyncio.to_thread(self.runs.ready, replica)
+        if measured:
+            await asyncio.to_thread(
+                self.models.record_measured,
+                managed.info.model_id,
+                managed.info.version,
+                measured,
+            )
+
+    def _drain(self, managed: Managed, replica: Replica) -> None:
+        replica.state = ReplicaState.DRAINING
+        replica.draining_since_seconds = self._monotonic()
+        self._publish(managed)
+
+    async def _finish(self, managed: Managed, replica: Replica, state: ReplicaState) -> None:
+        was_live = replica.state in ReplicaState.live()
+        if was_live:  # out of the router at once; it holds its accelerator until it exits
+            replica.state = ReplicaState.DRAINING
+            self._publish(managed)
+        await asyncio.to_thread(replica.process.stop)
+        replica.state = state
+        if was_live and self.runs is not None:
+            await asyncio.to_thread(self.runs.stopped, replica, state)
+
+    def _back_off(self, managed: Managed) -> None:
+        delays = self.options.backoff_seconds
+        managed.retry_at_seconds = (
+            self._monotonic() + delays[min(managed.failures, len(delays) - 1)]
+        )
+        managed.failures += 1
+
+    def _publish(self, managed: Managed) -> None:
+        ready = [(r.id, r.url) for r in managed.replicas if r.state == ReplicaState.READY]
+        self.router.set_replicas(managed.info.id, ready)
+
+    def status(self) -> list[dict[str, Any]]:
+        out = []
+        for managed in self.managed.values():
+            decision = managed.last_decision
+            out.append(
+                {
+                    **managed.info.as_json(),
+                    "replicas": [r.as_json() for r in managed.replicas],
+                    "scaling_reason": decision.reason.value if decision else None,
+                    "target_replicas": decision.target_replicas if decision else None,
+                    "last_error": managed.last_error,
+                }
+            )
+        return out
+
+    def shutdown(self) -> None:
+        """Stops every replica (the platform is going down); closes their runs."""
+        for managed in self.managed.values():
+            for replica in managed.replicas:
+                if replica.state in ReplicaState.live():
+                    replica.process.stop()
+                    if self.runs is not None:
+                        self.runs.stopped(replica, ReplicaState.STOPPED)
+                    replica.state = ReplicaState.STOPPED
+        self.backend.close()
+
+
+def _healthy(url: str, adapter: EngineAdapter) -> bool:
+    """The engine's own health answer, as its adapter reads it (a 503 while loading is no)."""
+    try:
+        with urllib.request.urlopen(f"{url}{adapter.health_path}", timeout=0.5) as resp:
+            return adapter.ready(resp.status, resp.read())
+    except urllib.error.HTTPError as error:
+        return adapter.ready(error.code, error.read())
+    except (urllib.error.URLError, OSError):
+        return False
