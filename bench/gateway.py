@@ -151,7 +151,7 @@ def serve_gateway(port: int, upstream_port: int, db, data_dir: Path, **options: 
     from tokenmill.settings import Settings
 
     router = Router()
-    router.set_replicas(MODEL, [f"http://127.0.0.1:{upstream_port}"])
+    router.set_replicas(f"{MODEL}@1", [f"http://127.0.0.1:{upstream_port}"])
     gateway = build_gateway(Settings(data_dir=data_dir), db, SystemClock(), router, **options)
     try:
         uvicorn.run(
