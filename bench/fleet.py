@@ -104,7 +104,10 @@ async def first_token_seconds(session: aiohttp.ClientSession, base: str) -> floa
     async with session.post(f"{base}/v1/chat/completions", json=body) as response:
         response.raise_for_status()
         async for line in response.content:
-            if line.startswith(b"data: ") and b'"content":"' in line:
+            if not line.startswith(b"data: ") or line.strip() == b"data: [DONE]":
+                continue
+            choices = json.loads(line[6:]).get("choices") or [{}]
+            if (choices[0].get("delta") or {}).get("content"):
                 return time.perf_counter() - started
     raise RuntimeError("no token came back")
 
@@ -113,17 +116,21 @@ async def load(base: str, key: str, clients: int, seconds: float) -> dict[str, f
     headers = {"authorization": f"Bearer {key}"}
     tokens = 0
     stop_at = time.monotonic() + seconds
-    body = {
-        "model": CHAT,
-        "messages": [{"role": "user", "content": PROMPT}],
-        "max_tokens": 64,
-        "logit_bias": EOG_BAN,
-    }
 
     async def client(session: aiohttp.ClientSession, index: int) -> None:
         nonlocal tokens
         await asyncio.sleep(index * 0.05)
+        sent = 0
         while time.monotonic() < stop_at:
+            sent += 1
+            body = {  # every request its own prompt: no shared prefix to pin it to a replica
+                "model": CHAT,
+                "messages": [
+                    {"role": "user", "content": f"Client {index}, request {sent}. {PROMPT}"}
+                ],
+                "max_tokens": 64,
+                "logit_bias": EOG_BAN,
+            }
             async with session.post(f"{base}/v1/chat/completions", json=body) as response:
                 reply = await response.json()
             if time.monotonic() <= stop_at:

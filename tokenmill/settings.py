@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # isolation) works on a machine without accelerators.
     fleet_cpu_slots: int = Field(default=4, ge=1)
     fleet_autoscaler: str = "reactive"
+    routing_policy: str = "prefix_affinity"  # or least_outstanding, round_robin
+    # How much more loaded (in outstanding tokens) the replica holding a prompt's prefix may
+    # be than the least loaded one and still get the request.
+    routing_max_imbalance_tokens: int = Field(default=2048, ge=0)
     queue_timeout_seconds: float = Field(default=60.0, gt=0)
     max_queued_requests: int = Field(default=256, ge=1)
     engine_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)

@@ -14,6 +14,7 @@ from tokenmill.clock import SystemClock
 from tokenmill.control.bootstrap import ensure_admin
 from tokenmill.fleet.compose import build_fleet, ensure_default_deployments
 from tokenmill.fleet.controller import FleetController
+from tokenmill.fleet.balancer import build_policy
 from tokenmill.fleet.deployments import DeploymentRepository
 from tokenmill.gateway.admin_console import replica_loads
 from tokenmill.gateway.app import build_app
@@ -46,7 +47,13 @@ def run_serve(settings: Settings) -> None:
     installed = install_bundled(models, PriceBookRepository(db, clock), settings.bundled_models)
     ensure_default_deployments(settings, DeploymentRepository(db, clock), installed)
 
+    options = (
+        {"max_imbalance_tokens": settings.routing_max_imbalance_tokens}
+        if settings.routing_policy == "prefix_affinity"
+        else {}
+    )
     router = Router(
+        build_policy(settings.routing_policy, **options),
         queue_timeout_seconds=settings.queue_timeout_seconds,
         max_queued=settings.max_queued_requests,
     )

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from tokenmill.catalog.repository import ModelInfo, ModelRepository
@@ -259,8 +260,6 @@ class FleetController:
     def _launch_settings(
         self, info: DeploymentInfo, model: ModelInfo, artifact: str, assignment: Assignment
     ) -> LaunchSettings:
-        from pathlib import Path
-
         s = info.settings
         version = model.version(info.version)
         context = version.context_tokens(model.context_tokens) if version else 2048
