@@ -6,15 +6,14 @@ import builtins
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 
 from tokenmill.billing.ledger import usage_debit_rows
 from tokenmill.store.db import Database
-from tokenmill.store.tables import LedgerEntry, UsageRecord
+from tokenmill.store.tables import UsageRecord
 
 USAGE_STATUSES = frozenset({"ok", "error", "cancelled"})
 
@@ -97,6 +96,28 @@ class UsageEvent:
 
 COLUMNS = tuple(field.name for field in dataclasses.fields(UsageEvent))
 
+_LEDGER_COLUMNS = (
+    "tenant_id", "kind", "amount_micros", "idempotency_key", "key_id", "model", "note",
+    "created_at",
+)  # fmt: skip
+_SQLITE_USAGE = (
+    f"INSERT INTO usage_records ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in COLUMNS)}) ON CONFLICT (request_id) DO NOTHING"
+)
+_SQLITE_DEBITS = (
+    f"INSERT INTO ledger_entries ({', '.join(_LEDGER_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _LEDGER_COLUMNS)}) "
+    "ON CONFLICT (idempotency_key) DO NOTHING"
+)
+
+
+def _sqlite_value(value: Any) -> Any:
+    """What SQLAlchemy would store in SQLite: UTC wall time as text with microseconds."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
 _STAGE = "usage_stage"
 # PostgreSQL: rows are copied into a temporary table, then moved in two statements, each
 # skipping what is already there; the ledger debits are made from the staged rows in SQL.
@@ -136,13 +157,24 @@ class UsageRepository:
             return 0
         if self._db.dialect == "postgresql":
             return self._copy_in(list(unique.values()))
-        rows = [event.as_row() for event in unique.values()]
-        debits = usage_debit_rows(unique.values())
+        return self._insert_sqlite(list(unique.values()))
+
+    def _insert_sqlite(self, events: builtins.list[UsageEvent]) -> int:
+        """Straight to the driver: this runs in every gateway, beside the requests it meters,
+        and SQLAlchemy's per-row work would cost them several times what SQLite does."""
+        rows = [tuple(_sqlite_value(getattr(e, name)) for name in COLUMNS) for e in events]
+        debits = [
+            tuple(_sqlite_value(row[name]) for name in _LEDGER_COLUMNS)
+            for row in usage_debit_rows(events)
+        ]
         with self._db.session() as session:
-            written = session.execute(self._insert_ignoring(UsageRecord, "request_id"), rows)
+            raw = cast(Any, session.connection().connection.driver_connection)
+            before = raw.total_changes
+            raw.executemany(_SQLITE_USAGE, rows)
+            written = int(raw.total_changes - before)
             if debits:
-                session.execute(self._insert_ignoring(LedgerEntry, "idempotency_key"), debits)
-            return int(written.rowcount)  # type: ignore[attr-defined]
+                raw.executemany(_SQLITE_DEBITS, debits)
+            return written
 
     def _copy_in(self, events: builtins.list[UsageEvent]) -> int:
         with self._db.session() as session:
@@ -157,12 +189,6 @@ class UsageRepository:
                 written = int(cursor.rowcount)
                 cursor.execute(_MOVE_DEBITS)
             return written
-
-    def _insert_ignoring(self, model: type[UsageRecord | LedgerEntry], unique: str) -> Insert:
-        table = cast(Table, model.__table__)
-        if self._db.dialect == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing(index_elements=[unique])
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=[unique])
 
     def get(self, request_id: str) -> UsageEvent | None:
         with self._db.session() as session:
