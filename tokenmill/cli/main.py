@@ -10,6 +10,7 @@ import click
 
 from tokenmill.cli.admin import COMMANDS, limit_options, terms_from
 from tokenmill.cli.library import deployments, models
+from tokenmill.cli.sim import sim
 from tokenmill.clock import SystemClock
 from tokenmill.settings import Settings
 
@@ -171,6 +172,7 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
 
 for _command in (*COMMANDS, models, deployments):
     main.add_command(_command)
+main.add_command(sim)
 
 if __name__ == "__main__":
     main()

@@ -12,9 +12,9 @@ from tokenmill.catalog.install import install_bundled
 from tokenmill.catalog.repository import ModelRepository
 from tokenmill.clock import SystemClock
 from tokenmill.control.bootstrap import ensure_admin
+from tokenmill.fleet.balancer import build_policy
 from tokenmill.fleet.compose import build_fleet, ensure_default_deployments
 from tokenmill.fleet.controller import FleetController
-from tokenmill.fleet.balancer import build_policy
 from tokenmill.fleet.deployments import DeploymentRepository
 from tokenmill.gateway.admin_console import replica_loads
 from tokenmill.gateway.app import build_app

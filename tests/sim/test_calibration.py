@@ -1,0 +1,78 @@
+"""The simulator's CPU engine model against our real engine, on a slice of the Azure trace.
+
+A slice of the Azure conversation trace (first 40 requests, arrival times as recorded, token
+counts scaled down to suit a 135M model on two cores: prompts / 8, outputs / 4) is replayed on
+a live replica of the bundled SmolLM2, then in the simulator with the committed calibration
+(``tokenmill/sim/calibration/cpu_smollm2.json``). Throughput and median latency must agree
+within 15%. Other load on the machine slows the real engine and not the simulator: run it on
+a quiet machine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tokenmill.sim.live import (
+    LiveRequest,
+    replay,
+    scaled_trace_slice,
+    start_smollm2,
+    summarize_replay,
+    wait_until_quiet,
+)
+from tokenmill.sim.perf import cpu_profile
+from tokenmill.sim.run import simulate_replica
+from tokenmill.sim.workload import AZURE_CONV, DATA_DIR, SimRequest, load_azure
+
+SLICE = 40
+TOLERANCE = 0.15
+
+pytestmark = pytest.mark.model
+
+
+def trace_slice() -> list[LiveRequest]:
+    rows = load_azure(DATA_DIR / AZURE_CONV)
+    return scaled_trace_slice(
+        [(r.arrival_seconds, r.prompt_tokens, r.output_tokens) for r in rows], 0, SLICE
+    )
+
+
+def test_simulated_replica_agrees_with_the_real_engine(tmp_path: Path) -> None:
+    busy = wait_until_quiet(busy_below=0.25, timeout_seconds=60)
+    if busy >= 0.25 and not os.environ.get("CI"):  # CI runs nothing beside the tests
+        pytest.skip(f"other programs keep the CPUs {busy:.0%} busy; timings would be theirs")
+    requests = trace_slice()
+    replica = start_smollm2(tmp_path, threads=min(2, os.cpu_count() or 1))
+    try:
+        replay(replica.url, "sim-calibration", [LiveRequest(0.0, 16, 2)])  # warm up
+        outcomes = replay(replica.url, "sim-calibration", requests, seed=5)
+    finally:
+        replica.stop()
+    assert [o.output_tokens for o in outcomes] == [r.output_tokens for r in requests]
+    real = summarize_replay(
+        [o.arrival_seconds for o in outcomes],
+        [o.first_token_seconds for o in outcomes],
+        [o.finish_seconds for o in outcomes],
+        [o.output_tokens for o in outcomes],
+    )
+    simulated_requests = [
+        SimRequest(i, o.arrival_seconds, "smollm2", o.prompt_tokens, o.output_tokens)
+        for i, o in enumerate(outcomes)
+    ]
+    records = simulate_replica(cpu_profile(), simulated_requests)
+    simulated = summarize_replay(
+        [r.request.arrival_seconds for r in records],
+        [r.first_token_seconds or 0.0 for r in records],
+        [r.finish_seconds or 0.0 for r in records],
+        [r.request.output_tokens for r in records],
+    )
+    print(f"real {real}\nsimulated {simulated}")
+    assert simulated.throughput_tokens_per_second == pytest.approx(
+        real.throughput_tokens_per_second, rel=TOLERANCE
+    )
+    assert simulated.median_latency_seconds == pytest.approx(
+        real.median_latency_seconds, rel=TOLERANCE
+    )

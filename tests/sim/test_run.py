@@ -1,0 +1,59 @@
+"""A small end-to-end run of each policy over the real placement, autoscaler and balancer."""
+
+import pytest
+
+from tokenmill.sim.report import PolicyReport, Report, plot, table, write_json
+from tokenmill.sim.run import Scenario, build_workload, simulate
+
+
+@pytest.fixture(scope="module")
+def scenario() -> Scenario:
+    return Scenario(trace="gamma", models=10, rate_per_second=4.0, duration_seconds=600.0)
+
+
+def test_policies_serve_the_same_trace_with_very_different_fleets(scenario: Scenario) -> None:
+    workload = build_workload(scenario)
+    results = {
+        p: simulate(scenario, workload, p, 24) for p in ("dedicated", "reactive", "tokenmill")
+    }
+    for result in results.values():
+        assert result.summary.requests == len(workload.requests) > 1000
+        assert result.summary.completed == result.summary.requests
+        assert result.summary.slo_attainment > 0.95
+    dedicated = results["dedicated"].summary
+    tokenmill = results["tokenmill"].summary
+    assert dedicated.accelerators_provisioned == pytest.approx(10.0)  # one per model, all along
+    assert dedicated.cold_starts < 0.01 * dedicated.requests  # only before the first loads
+    assert tokenmill.accelerators_provisioned < 0.5 * dedicated.accelerators_provisioned
+    assert tokenmill.busy_utilisation > 2 * dedicated.busy_utilisation
+    assert tokenmill.cold_starts > 0
+
+
+def test_a_fleet_too_small_for_dedicated_misses_the_slo(scenario: Scenario) -> None:
+    workload = build_workload(scenario)
+    result = simulate(scenario, workload, "dedicated", 5)
+    assert result.summary.placement_failures > 0
+    assert result.summary.slo_attainment < 0.99
+    assert result.summary.extra["minimum_accelerators"] == 10
+
+
+def test_mooncake_prefixes_hit_the_cache_under_prefix_affinity() -> None:
+    scenario = Scenario(trace="mooncake", models=4, duration_seconds=300.0)
+    workload = build_workload(scenario)
+    summary = simulate(scenario, workload, "tokenmill", 16).summary
+    # a replica's KV cache holds a few hundred 512-token blocks: far from every prefix seen
+    assert summary.prefix_hit_rate is not None and 0.01 < summary.prefix_hit_rate < 0.4
+    assert summary.rejected == 0
+
+
+def test_report_writes_table_json_and_plots(scenario: Scenario, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    workload = build_workload(scenario)
+    report = Report({"trace": "gamma"}, workload.note)
+    for policy in ("dedicated", "tokenmill"):
+        result = simulate(scenario, workload, policy, 12)
+        report.policies.append(PolicyReport(result.summary, result.timeline))
+    text = table(report)
+    assert "dedicated" in text and "tokenmill" in text
+    write_json(report, tmp_path / "report.json")
+    assert (tmp_path / "report.json").stat().st_size > 1000
+    assert {p.name for p in plot(report, tmp_path)} >= {"load.png", "replicas.png", "ttft_p99.png"}
