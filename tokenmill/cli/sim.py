@@ -153,6 +153,10 @@ def sim(
             seed=seed,
         )
         workload = build_workload(scenario)
+    except FileNotFoundError as exc:
+        raise click.ClickException(
+            f"{exc.filename} is missing: point TOKENMILL_TRACE_DIR at the traces' directory."
+        ) from exc
     except (ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     largest = accelerators or max(16, 2 * models)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,22 @@ from pathlib import Path
 from tokenmill.sim.perf import ARCHITECTURES, ModelSpec, model_spec
 
 MOONCAKE_BLOCK_TOKENS = 512
-DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def trace_dir() -> Path:
+    """Where the traces are: ``TOKENMILL_TRACE_DIR``, else ``../shared/data`` beside the
+    checkout (or beside the working directory)."""
+    configured = os.environ.get("TOKENMILL_TRACE_DIR")
+    if configured:
+        return Path(configured)
+    candidates = [
+        Path(__file__).resolve().parents[2].parent / "shared" / "data",
+        Path.cwd().resolve().parent / "shared" / "data",
+    ]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+DATA_DIR = trace_dir()
 AZURE_CONV = "azure_llm_2023_conv.csv"
 MOONCAKE_CONV = "mooncake_conversation.jsonl"
 
