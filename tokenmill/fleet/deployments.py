@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from tokenmill.clock import Clock
 from tokenmill.errors import InvalidRequest, NotFound
+from tokenmill.fleet.autoscale import AUTOSCALERS
 from tokenmill.store.db import Database
 from tokenmill.store.tables import Deployment
 
@@ -149,6 +150,20 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def check_scaling(scaling: dict[str, Any]) -> dict[str, Any]:
+    for name, value in scaling.items():
+        if name == "policy":
+            if value not in AUTOSCALERS:
+                known = ", ".join(sorted(AUTOSCALERS))
+                raise InvalidRequest(f"scaling.policy is one of {known}.", param="scaling.policy")
+        elif name not in SCALING_SETTINGS:
+            known = ", ".join(("policy", *SCALING_SETTINGS))
+            raise InvalidRequest(f"Unknown scaling setting '{name}' (known: {known}).", param=name)
+        elif not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            raise InvalidRequest(f"{name} is a positive number.", param=f"scaling.{name}")
+    return scaling
+
+
 class DeploymentRepository:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
@@ -182,7 +197,7 @@ class DeploymentRepository:
             min_replicas=min_replicas,
             max_replicas=max_replicas,
             idle_seconds=idle_seconds,
-            scaling=dict(scaling or {}),
+            scaling=check_scaling(dict(scaling or {})),
             constraints=dict(constraints or {}),
             status="active",
             created_at=now,
@@ -213,6 +228,7 @@ class DeploymentRepository:
                 row.mode, row.tenant_id, row.min_replicas, row.max_replicas, row.idle_seconds
             )
             check_settings(dict(row.settings or {}))
+            check_scaling(dict(row.scaling or {}))
             if row.status not in ("active", "stopped"):
                 raise InvalidRequest("status is active or stopped.", param="status")
             row.updated_at = self._clock.utcnow()
