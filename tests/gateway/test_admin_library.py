@@ -1,0 +1,104 @@
+"""The admin routes of the model library and the fleet: who may see and change what."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.gateway.test_admin import World, world  # noqa: F401 (the fixture)
+from tokenmill.catalog.bundled import bundled_model
+from tokenmill.catalog.repository import ModelRepository
+from tokenmill.clock import SystemClock
+
+CHAT = "smollm2-135m-instruct"
+
+
+@pytest.fixture
+def gguf(tmp_path: Path) -> Path:
+    target = tmp_path / "own.gguf"
+    shutil.copyfile(bundled_model(CHAT).path(), target)
+    return target
+
+
+async def test_a_tenant_admin_adds_a_private_model_others_cannot_see(
+    world: World,  # noqa: F811
+    gguf: Path,
+) -> None:
+    added = await world.call(world.alpha_admin, "POST", "/admin/v1/models", {"path": str(gguf)})
+    assert added.status_code == 200, added.text
+    model = added.json()
+    assert (model["id"], model["owner"], model["published"]) == ("own", world.alpha_id, False)
+    assert model["card"]["architecture"] == "llama" and model["versions"][0]["sha256"]
+    listed = await world.call(world.beta_admin, "GET", "/admin/v1/models")
+    assert "own" not in [m["id"] for m in listed.json()["data"]]
+    hidden = await world.call(world.beta_admin, "GET", "/admin/v1/models/own")
+    assert hidden.status_code == 404
+    refused = await world.call(
+        world.alpha_admin, "PATCH", "/admin/v1/models/own", {"published": True}
+    )
+    assert refused.status_code == 403  # only a platform admin publishes
+    published = await world.call(
+        world.platform, "PATCH", "/admin/v1/models/own", {"published": True}
+    )
+    assert published.json()["published"] is True
+    seen = await world.call(world.beta_admin, "GET", "/admin/v1/models/own")
+    assert seen.status_code == 200
+
+
+async def test_aliases_are_the_platforms_or_a_tenants_own(
+    world: World,  # noqa: F811
+    gguf: Path,
+) -> None:
+    ModelRepository(world.db, SystemClock()).register(
+        CHAT, task="chat", artifact="/x", context_tokens=512
+    )
+    body = {"name": "chat-small", "model": CHAT, "version": "1"}
+    assert (await world.call(world.platform, "POST", "/admin/v1/aliases", body)).status_code == 200
+    # a tenant admin may alias only its own models
+    foreign = await world.call(
+        world.alpha_admin, "POST", "/admin/v1/aliases", {**body, "name": "x"}
+    )
+    assert foreign.status_code == 404
+    await world.call(world.alpha_admin, "POST", "/admin/v1/models", {"path": str(gguf)})
+    own = {"name": "ours", "model": "own", "version": "1"}
+    assert (
+        await world.call(world.alpha_admin, "POST", "/admin/v1/aliases", own)
+    ).status_code == 200
+    beta = await world.call(world.beta_admin, "GET", "/admin/v1/aliases")
+    assert [a["name"] for a in beta.json()["data"]] == ["chat-small"]
+
+
+async def test_deployments_are_made_by_platform_admins_and_seen_by_their_tenant(
+    world: World,  # noqa: F811
+) -> None:
+    ModelRepository(world.db, SystemClock()).register(
+        CHAT, task="chat", artifact="/x", context_tokens=512
+    )
+    body = {"model": CHAT, "mode": "dedicated", "tenant_id": world.alpha_id, "max_replicas": 2}
+    denied = await world.call(world.alpha_admin, "POST", "/admin/v1/deployments", body)
+    assert denied.status_code == 403
+    made = await world.call(world.platform, "POST", "/admin/v1/deployments", body)
+    assert made.status_code == 200, made.text
+    deployment = made.json()
+    assert (deployment["version"], deployment["replicas"]) == ("1", [])
+    path = f"/admin/v1/deployments/{deployment['id']}"
+    assert (await world.call(world.alpha_admin, "GET", path)).status_code == 200
+    assert (await world.call(world.beta_admin, "GET", path)).status_code == 404
+    beta_list = await world.call(world.beta_admin, "GET", "/admin/v1/deployments")
+    assert beta_list.json()["data"] == []
+    scaled = await world.call(world.platform, "PATCH", path, {"min_replicas": 1})
+    assert scaled.json()["min_replicas"] == 1
+    bad = await world.call(world.platform, "PATCH", path, {"min_replicas": 5})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "max_replicas"
+    stopped = await world.call(world.platform, "POST", f"{path}/stop")
+    assert stopped.json()["status"] == "stopped"
+
+
+async def test_a_bad_file_is_a_400_naming_what_is_wrong(world: World, tmp_path: Path) -> None:  # noqa: F811
+    text = tmp_path / "notes.gguf"
+    text.write_text("not a model")
+    response = await world.call(world.platform, "POST", "/admin/v1/models", {"path": str(text)})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_artifact"
