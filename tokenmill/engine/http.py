@@ -8,12 +8,17 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import uvicorn
+from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tokenmill.errors import InvalidRequest, MethodNotAllowed, NotFound, TokenmillError
@@ -91,3 +96,29 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: _http_error,
     Exception: _unexpected_error,
 }
+
+
+GRACEFUL_SHUTDOWN_SECONDS = 10  # then open streams are cancelled and the process exits
+
+
+def replica_app(
+    routes: list[Route],
+    lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]],
+) -> Starlette:
+    """A replica's app: its routes, errors in OpenAI's shape, request ids on everything."""
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def serve_replica(app: Starlette, host: str, port: int, log_level: str) -> None:
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        log_level=log_level,
+    )

@@ -19,8 +19,7 @@ from tokenmill.engine.assembly import collect, sse
 from tokenmill.engine.choices import ChoiceGroups, choice_requests, merge
 from tokenmill.engine.engine import Engine
 from tokenmill.engine.http import (
-    EXCEPTION_HANDLERS,
-    RequestIdMiddleware,
+    replica_app,
 )
 from tokenmill.engine.request import EngineEvent, EngineRequest, choices_usage
 from tokenmill.engine.responses import ChatFormat, CompletionFormat, ResponseFormat, usage_json
@@ -45,8 +44,8 @@ def build_app(engine: Engine, served_name: str) -> Starlette:
         finally:
             await engine.stop()
 
-    app = Starlette(
-        routes=[
+    return replica_app(
+        [
             Route("/v1/chat/completions", routes.chat, methods=["POST"]),
             Route("/v1/completions", routes.completion, methods=["POST"]),
             Route("/v1/requests/{request_id}", routes.cancel, methods=["DELETE"]),
@@ -54,11 +53,8 @@ def build_app(engine: Engine, served_name: str) -> Starlette:
             Route("/health", routes.health, methods=["GET"]),
             Route("/metrics", routes.metrics, methods=["GET"]),
         ],
-        exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=lifespan,
+        lifespan,
     )
-    app.add_middleware(RequestIdMiddleware)
-    return app
 
 
 class _Routes:

@@ -8,11 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-import uvicorn
-
 from tokenmill.engine.embed.server import DEFAULT_MAX_BATCH_INPUTS, build_app
+from tokenmill.engine.http import serve_replica
 
-GRACEFUL_SHUTDOWN_SECONDS = 10
 BUNDLED_SERVED_NAME = "all-minilm-l6-v2"
 
 
@@ -73,16 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = EmbeddingModel(model_dir, threads=args.threads)
     app = build_app(model, served_name, max_batch_inputs=args.max_batch_inputs)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        log_level=args.log_level,
-    )
+    serve_replica(app, args.host, args.port, args.log_level)
     return 0
 
 

@@ -30,8 +30,7 @@ from tokenmill.engine.embed.batcher import Batcher
 from tokenmill.engine.embed.metrics import EmbedMetrics
 from tokenmill.engine.embed.model import EmbeddingModel, Vectors
 from tokenmill.engine.http import (
-    EXCEPTION_HANDLERS,
-    RequestIdMiddleware,
+    replica_app,
 )
 from tokenmill.errors import (
     InvalidRequest,
@@ -63,18 +62,15 @@ def build_app(
         finally:
             await batcher.stop()
 
-    app = Starlette(
-        routes=[
+    return replica_app(
+        [
             Route("/v1/embeddings", routes.embeddings, methods=["POST"]),
             Route("/v1/models", routes.models, methods=["GET"]),
             Route("/health", routes.health, methods=["GET"]),
             Route("/metrics", routes.metrics, methods=["GET"]),
         ],
-        exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=lifespan,
+        lifespan,
     )
-    app.add_middleware(RequestIdMiddleware)
-    return app
 
 
 class _Routes:
