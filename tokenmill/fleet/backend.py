@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tokenmill.fleet.engines.base import EngineAdapter, LaunchSettings
-from tokenmill.fleet.local import _die_with_parent, free_port
+from tokenmill.fleet.local import _die_with_parent, free_port, stop_process
 from tokenmill.fleet.placement import Assignment
 
 log = logging.getLogger(__name__)
@@ -56,18 +55,10 @@ class LocalProcess:
         return self.process.poll() is None
 
     def stop(self, grace_seconds: float = 10.0) -> None:
-        if not self.alive():
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(grace_seconds)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_process(self.process, grace_seconds)
 
     def kill(self) -> None:
-        if self.alive():
-            self.process.kill()
-        self.process.wait()
+        stop_process(self.process, 0)
 
 
 class LocalBackend:

@@ -88,14 +88,19 @@ class LocalReplica:
         )
 
     def stop(self, grace_seconds: float = 10.0) -> None:
-        if not self.alive():
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(grace_seconds)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, grace_seconds)
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_seconds: float) -> None:
+    """SIGTERM, then SIGKILL after the grace period; waits for the process to end."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
