@@ -42,7 +42,7 @@ from tokenmill.sim.live import (
 )
 from tokenmill.sim.perf import EngineProfile, StepCost
 from tokenmill.sim.run import simulate_replica
-from tokenmill.sim.workload import AZURE_CONV, DATA_DIR, SimRequest, load_azure
+from tokenmill.sim.workload import AZURE_CONV, SimRequest, load_azure, trace_dir
 
 # (concurrent requests, prompt tokens, output tokens)
 BURSTS = (
@@ -82,7 +82,7 @@ Run = list[list[float]]
 
 def measure(threads: int) -> list[Run]:
     rows = [(r.arrival_seconds, r.prompt_tokens, r.output_tokens)
-            for r in load_azure(DATA_DIR / AZURE_CONV)]  # fmt: skip
+            for r in load_azure(trace_dir() / AZURE_CONV)]  # fmt: skip
     runs: list[list[LiveRequest]] = [
         [LiveRequest(0.0, prompt, output)] * count for count, prompt, output in BURSTS
     ]

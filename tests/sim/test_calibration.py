@@ -25,7 +25,7 @@ from tokenmill.sim.live import (
 )
 from tokenmill.sim.perf import cpu_profile
 from tokenmill.sim.run import simulate_replica
-from tokenmill.sim.workload import AZURE_CONV, DATA_DIR, SimRequest, load_azure
+from tokenmill.sim.workload import AZURE_CONV, SimRequest, load_azure, trace_dir
 
 SLICE = 40
 TOLERANCE = 0.15
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.model
 
 
 def trace_slice() -> list[LiveRequest]:
-    rows = load_azure(DATA_DIR / AZURE_CONV)
+    rows = load_azure(trace_dir() / AZURE_CONV)
     return scaled_trace_slice(
         [(r.arrival_seconds, r.prompt_tokens, r.output_tokens) for r in rows], 0, SLICE
     )

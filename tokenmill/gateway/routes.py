@@ -227,12 +227,15 @@ async def _stream(
             error_code = relay.broken.code or "upstream_error"
         if completed or relay.done:
             meter.finish("ok", 200)
+            lease.release()
         else:
-            counts = await services.upstream.abort(lease.url, meter.request_id)
-            if counts is not None:
-                meter.tokens = counts
             cancelled = error_code == "client_disconnected"
-            meter.finish(
-                "cancelled" if cancelled else "error", 499 if cancelled else 502, error_code
-            )
-        lease.release()
+            try:
+                counts = await services.upstream.abort(lease.url, meter.request_id)
+                if counts is not None:
+                    meter.tokens = counts
+            finally:  # also when the client leaves during the abort, having read the error
+                meter.finish(
+                    "cancelled" if cancelled else "error", 499 if cancelled else 502, error_code
+                )
+                lease.release()

@@ -24,7 +24,6 @@ from tokenmill.sim.policies import build_sim_policy, model_demands
 from tokenmill.sim.replica import Device, ReplicaState, RequestRecord, SimReplica
 from tokenmill.sim.workload import (
     AZURE_CONV,
-    DATA_DIR,
     DEFAULT_MIX,
     MOONCAKE_BLOCK_TOKENS,
     MOONCAKE_CONV,
@@ -39,6 +38,7 @@ from tokenmill.sim.workload import (
     overlay,
     poisson_arrivals,
     synthetic_rows,
+    trace_dir,
 )
 
 TRACES = ("azure", "mooncake", "poisson", "gamma")
@@ -63,7 +63,7 @@ class Scenario:
     tick_seconds: float = 2.0
     sample_seconds: float = 30.0
     drain_seconds: float = 600.0
-    data_dir: Path = DATA_DIR
+    data_dir: Path = field(default_factory=trace_dir)
 
 
 @dataclass(slots=True)

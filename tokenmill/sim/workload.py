@@ -41,7 +41,6 @@ def trace_dir() -> Path:
     return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
-DATA_DIR = trace_dir()
 AZURE_CONV = "azure_llm_2023_conv.csv"
 MOONCAKE_CONV = "mooncake_conversation.jsonl"
 
