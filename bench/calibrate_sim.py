@@ -107,11 +107,12 @@ def measure(threads: int) -> list[Run]:
     return measured
 
 
-def error(coefficients: tuple[float, ...], runs: list[Run]) -> float:
-    """Mean squared log ratio of simulated to measured time to first token and to finish."""
+def error(coefficients: tuple[float, ...], runs: list[Run], weights: list[float]) -> float:
+    """Weighted mean squared log ratio of simulated to measured time to first token and to
+    finish."""
     profile = replace(ENGINE, cost=StepCost(*coefficients))
-    total, count = 0.0, 0
-    for run in runs:
+    total, count = 0.0, 0.0
+    for run, weight in zip(runs, weights, strict=True):
         requests = [SimRequest(i, r[0], "smollm2", int(r[1]), int(r[2])) for i, r in enumerate(run)]
         for observed, record in zip(run, simulate_replica(profile, requests), strict=True):
             assert record.first_token_seconds is not None and record.finish_seconds is not None
@@ -119,23 +120,23 @@ def error(coefficients: tuple[float, ...], runs: list[Run]) -> float:
                                     (observed[4], record.finish_seconds)):  # fmt: skip
                 elapsed_real = max(real - observed[0], 1e-3)
                 elapsed_sim = max(simulated - observed[0], 1e-3)
-                total += math.log(elapsed_sim / elapsed_real) ** 2
-                count += 1
+                total += weight * math.log(elapsed_sim / elapsed_real) ** 2
+                count += weight
     return total / count
 
 
-def fit(runs: list[Run]) -> tuple[tuple[float, ...], float]:
+def fit(runs: list[Run], weights: list[float]) -> tuple[tuple[float, ...], float]:
     """Multiplicative pattern search: scale one coefficient up or down by ``step``, keep any
     improvement, halve the step (in log terms) when nothing improves."""
     best = START
-    best_error = error(best, runs)
+    best_error = error(best, runs, weights)
     step = 2.0
     while step > 1.01:
         improved = False
         for index in range(len(best)):
             for factor in (step, 1 / step):
                 trial = tuple(v * factor if i == index else v for i, v in enumerate(best))
-                trial_error = error(trial, runs)
+                trial_error = error(trial, runs, weights)
                 if trial_error < best_error:
                     best, best_error, improved = trial, trial_error, True
         if not improved:
@@ -166,7 +167,12 @@ def main() -> None:
             "columns": ["arrival", "prompt_tokens", "output_tokens", "first_token", "finish"],
             "runs": runs,
         }
-    coefficients, squared_log_error = fit(measurement["runs"])
+    runs = measurement["runs"]
+    slices = len(measurement["trace_slices"])
+    # The trace replays are the traffic the simulator exists for: they count as much as all
+    # the bursts together, which only pin down the cost of each batch shape.
+    weights = [1.0] * (len(runs) - slices) + [(len(runs) - slices) / slices] * slices
+    coefficients, squared_log_error = fit(runs, weights)
     result: dict[str, object] = {n: c for n, c in zip(NAMES, coefficients, strict=True)}
     result |= {
         "max_running": ENGINE.max_running,
