@@ -60,6 +60,20 @@ def parse_tokenmill_metrics(text: str) -> ReplicaMetrics:
     )
 
 
+def _replica_args(engine: str, settings: LaunchSettings) -> list[str]:
+    """The flags both of our engines take: model, name, address and threads."""
+    _refuse_gpu_settings(engine, settings)
+    args = [
+        "--model", str(settings.model_path),
+        "--served-name", settings.served_name,
+        "--host", settings.host,
+        "--port", str(settings.port),
+    ]  # fmt: skip
+    if settings.threads is not None:
+        args += ["--threads", str(settings.threads)]
+    return args
+
+
 class TokenmillAdapter(EngineAdapter):
     """``python -m tokenmill.engine``: continuous batching over llama.cpp, on CPU."""
 
@@ -69,17 +83,11 @@ class TokenmillAdapter(EngineAdapter):
         super().__init__(launcher)
 
     def arguments(self, settings: LaunchSettings) -> list[str]:
-        _refuse_gpu_settings(self.name, settings)
         args = [
-            "--model", str(settings.model_path),
-            "--served-name", settings.served_name,
-            "--host", settings.host,
-            "--port", str(settings.port),
+            *_replica_args(self.name, settings),
             "--context-tokens", str(settings.context_tokens),
             "--speculative-tokens", str(settings.speculative_tokens),
         ]  # fmt: skip
-        if settings.threads is not None:
-            args += ["--threads", str(settings.threads)]
         if settings.kv_cache_tokens is not None:
             args += ["--kv-cache-tokens", str(settings.kv_cache_tokens)]
         if settings.max_running is not None:
@@ -109,16 +117,7 @@ class TokenmillEmbedAdapter(EngineAdapter):
         super().__init__(launcher)
 
     def arguments(self, settings: LaunchSettings) -> list[str]:
-        _refuse_gpu_settings(self.name, settings)
-        args = [
-            "--model", str(settings.model_path),
-            "--served-name", settings.served_name,
-            "--host", settings.host,
-            "--port", str(settings.port),
-        ]  # fmt: skip
-        if settings.threads is not None:
-            args += ["--threads", str(settings.threads)]
-        return args
+        return _replica_args(self.name, settings)
 
     def env(self, settings: LaunchSettings) -> dict[str, str]:
         # sentence-transformers would otherwise try the hub for files it already has.
