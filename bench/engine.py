@@ -7,7 +7,8 @@ and 128 output tokens (end-of-generation banned, so every request makes exactly 
 1, 4, 16 and 32 clients whose arrivals do not line up; then, on our engine: a 1,500-token
 prompt arriving while 16 streams decode (chunked prefill), a second request sharing a
 1,000-token prefix (prefix cache), and prompt-lookup speculation on a copy-heavy prompt.
-Prints a table and writes JSON.
+Our engine computes with an F16 copy of the Q4_1 file (``--weights auto``); rows at 1 and 16
+clients with ``--weights file`` show what that copy is worth. Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -294,6 +295,13 @@ def main() -> None:
     for c in levels:
         with ours() as url:
             report["tokenmill"].append(asyncio.run(load(url, c, window, 128, cycle[c])))
+    # the same engine computing with the file's own Q4_1 weights instead of the F16 copy
+    report["tokenmill_file_weights"] = []
+    for c in (1, 16):
+        with ours("--weights", "file") as url:
+            report["tokenmill_file_weights"].append(
+                asyncio.run(load(url, c, window, 128, cycle[c]))
+            )
     with ours() as url:
         report["chunked_prefill"] = asyncio.run(chunked_prefill(url))
     with ours() as url:
@@ -317,12 +325,12 @@ def main() -> None:
 
     single = report["tokenmill"][0]["tokens_per_second"]
     print(
-        f"{'engine':<18} {'conc':>4} {'tok/s':>8} {'x single':>8} {'ttft p50':>9} {'tpot p50':>9}"
+        f"{'engine':<22} {'conc':>4} {'tok/s':>8} {'x single':>8} {'ttft p50':>9} {'tpot p50':>9}"
     )
-    for name in ("tokenmill", "llama_cpp_server"):
+    for name in ("tokenmill", "tokenmill_file_weights", "llama_cpp_server"):
         for row in report.get(name, []):
             print(
-                f"{name:<18} {row['concurrency']:>4} {row['tokens_per_second']:>8.1f} "
+                f"{name:<22} {row['concurrency']:>4} {row['tokens_per_second']:>8.1f} "
                 f"{row['tokens_per_second'] / single:>8.2f} {row['ttft_p50_s']:>8.2f}s "
                 f"{row['tpot_p50_s'] * 1000:>7.1f}ms"
             )

@@ -14,6 +14,7 @@ import pytest
 from tests.processes import wait_healthy
 from tokenmill.engine.__main__ import bundled_model_path
 from tokenmill.engine.runner import LlamaRunner
+from tokenmill.engine.weights import compute_weights
 from tokenmill.fleet.local import free_port
 
 RUNNER_CONTEXT_TOKENS = 1024
@@ -33,9 +34,15 @@ def model_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def runner(model_path: Path) -> Iterator[LlamaRunner]:
+def weights_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("weights")
+
+
+@pytest.fixture(scope="session")
+def runner(model_path: Path, weights_cache: Path) -> Iterator[LlamaRunner]:
+    """The runner as a replica builds it, with the weights it computes with."""
     loaded = LlamaRunner(
-        model_path,
+        compute_weights(model_path, "auto", weights_cache),
         context_tokens=RUNNER_CONTEXT_TOKENS,
         kv_cache_tokens=4 * RUNNER_CONTEXT_TOKENS,
         max_step_tokens=256,
@@ -47,7 +54,9 @@ def runner(model_path: Path) -> Iterator[LlamaRunner]:
 
 
 @pytest.fixture(scope="session")
-def server_url(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url(
+    model_path: Path, weights_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     port = free_port()
     log_path = tmp_path_factory.mktemp("engine") / "server.log"
     command = [
@@ -59,6 +68,7 @@ def server_url(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         "--threads", "2",
         "--context-tokens", str(SERVER_CONTEXT_TOKENS),
         "--kv-cache-tokens", str(SERVER_KV_CACHE_TOKENS),
+        "--weights-cache", str(weights_cache),
         "--log-level", "warning",
     ]  # fmt: skip
     with log_path.open("wb") as log:

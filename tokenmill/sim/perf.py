@@ -68,11 +68,14 @@ class StepCost:
     per_batched_kv_token_seconds: float = 0.0
     # our engine samples, detokenizes and streams each new token in Python
     per_sampled_token_seconds: float = 0.0
+    # our CPU engine computes a lone token beside a scratch token (tokenmill.engine.runner)
+    min_batched_tokens: int = 1
 
     def _kv_seconds(self, batched_tokens: int) -> float:
         return self.per_kv_token_seconds + self.per_batched_kv_token_seconds * batched_tokens
 
     def step_seconds(self, batched_tokens: int, kv_tokens: int, sampled: int = 0) -> float:
+        batched_tokens = max(batched_tokens, self.min_batched_tokens)
         return (
             self.fixed_seconds
             + self.per_batched_token_seconds * batched_tokens
@@ -249,6 +252,7 @@ def cpu_profile(calibration_name: str = CPU_CALIBRATION) -> EngineProfile:
             per_kv_token_seconds=data["per_kv_token_seconds"],
             per_batched_kv_token_seconds=data.get("per_batched_kv_token_seconds", 0.0),
             per_sampled_token_seconds=data.get("per_sampled_token_seconds", 0.0),
+            min_batched_tokens=data.get("min_batched_tokens", 1),
         ),
         max_running=data["max_running"],
         max_step_tokens=data["max_step_tokens"],
