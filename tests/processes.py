@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tokenmill.fleet.local import stop_process
 
 
 def wait_healthy(
@@ -26,3 +30,16 @@ def wait_healthy(
         time.sleep(0.05)
     process.kill()
     raise AssertionError(f"{url} did not become healthy:\n{log_path.read_text()}")
+
+
+@contextmanager
+def serving(command: list[str], port: int, log_path: Path, timeout_seconds: float) -> Iterator[str]:
+    """Run a server on 127.0.0.1:``port`` while the block runs; yields its URL once healthy."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, log_path, timeout_seconds)
+        yield url
+    finally:
+        stop_process(process, grace_seconds=30)

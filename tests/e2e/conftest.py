@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import postgres_schema
 from tests.processes import wait_healthy
 from tokenmill.billing.usage import UsageEvent, UsageRepository
-from tokenmill.fleet.local import free_port
+from tokenmill.fleet.local import free_port, stop_process
 from tokenmill.store.db import Database
 
 START_TIMEOUT_SECONDS = 180
@@ -114,11 +114,7 @@ def platform(
     try:
         yield Platform(base_url, key, data_dir, env, db, process)
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process, grace_seconds=30)
         db.dispose()
         log.close()
 

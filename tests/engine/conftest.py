@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import wait_healthy
+from tests.processes import serving
 from tokenmill.engine.__main__ import bundled_model_path
 from tokenmill.engine.runner import LlamaRunner
 from tokenmill.engine.weights import compute_weights
@@ -71,19 +69,8 @@ def server_url(
         "--weights-cache", str(weights_cache),
         "--log-level", "warning",
     ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, log_path, STARTUP_SECONDS)
+    with serving(command, port, log_path, STARTUP_SECONDS) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture

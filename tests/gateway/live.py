@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from tests.processes import wait_healthy
-from tokenmill.fleet.local import free_port
+from tokenmill.fleet.local import free_port, stop_process
 
 MODEL = "test-model"
 EMBEDDINGS_MODEL = "all-minilm-l6-v2"
@@ -157,13 +157,7 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> Live:
 
 
 def stop(live: Live) -> None:
-    if live.process.poll() is None:
-        live.process.terminate()
-        try:
-            live.process.wait(15)
-        except subprocess.TimeoutExpired:
-            live.process.kill()
-            live.process.wait()
+    stop_process(live.process, grace_seconds=15)
 
 
 @contextmanager

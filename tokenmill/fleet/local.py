@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tokenmill.errors import ServiceUnavailable
 
@@ -91,7 +92,7 @@ class LocalReplica:
         stop_process(self.process, grace_seconds)
 
 
-def stop_process(process: subprocess.Popen[bytes], grace_seconds: float) -> None:
+def stop_process(process: subprocess.Popen[Any], grace_seconds: float) -> None:
     """SIGTERM, then SIGKILL after the grace period; waits for the process to end."""
     if process.poll() is not None:
         return

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import wait_healthy
+from tests.processes import serving
 from tokenmill.engine.embed.__main__ import BUNDLED_SERVED_NAME, main, parse_args
 from tokenmill.fleet.local import free_port
 
@@ -54,19 +53,8 @@ def replica_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         sys.executable, "-m", "tokenmill.engine.embed",
         "--port", str(port), "--threads", "1", "--log-level", "warning",
     ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, log_path, STARTUP_SECONDS)
+    with serving(command, port, log_path, STARTUP_SECONDS) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_the_bundled_model_serves_by_default(replica_url: str) -> None:
