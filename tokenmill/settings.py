@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -53,6 +54,14 @@ class Settings(BaseSettings):
     # How much more loaded (in outstanding tokens) the replica holding a prompt's prefix may
     # be than the least loaded one and still get the request.
     routing_max_imbalance_tokens: int = Field(default=2048, ge=0)
+    # A replica that fails to come up is retried after these delays; after
+    # fleet_failing_after_failures failures in a row its deployment is "failing" (requests get
+    # an immediate 503 deployment_failing) and retries slow to fleet_failing_backoff_seconds.
+    fleet_backoff_seconds: list[float] = Field(default=[1.0, 2.0, 5.0, 10.0, 30.0], min_length=1)
+    fleet_failing_after_failures: int = Field(default=3, ge=1)
+    fleet_failing_backoff_seconds: list[float] = Field(
+        default=[30.0, 60.0, 120.0, 300.0], min_length=1
+    )
     queue_timeout_seconds: float = Field(default=60.0, gt=0)
     max_queued_requests: int = Field(default=256, ge=1)
     engine_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
@@ -61,6 +70,8 @@ class Settings(BaseSettings):
     engine_max_running: int = Field(default=32, ge=1)
     engine_speculative_tokens: int = Field(default=0, ge=0)
     engine_start_timeout_seconds: float = 180.0
+    # llama.cpp's extra weight buffers: auto is off on CPUs with AMX (tokenmill.engine.cpu).
+    engine_extra_buffers: Literal["auto", "on", "off"] = "auto"
 
     upstream_timeout_seconds: float = 600.0
     usage_flush_interval_seconds: float = 0.05

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib.resources
 import logging
 import os
 import sys
 from pathlib import Path
 
+from tokenmill.engine.cpu import (
+    EXTRA_BUFFER_CHOICES,
+    has_amx,
+    read_cpu_flags,
+    use_extra_buffers,
+)
 from tokenmill.engine.engine import Engine
 from tokenmill.engine.http import serve_replica
 from tokenmill.engine.runner import MAX_SLOTS, LlamaRunner
@@ -74,6 +81,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="where upcast copies are kept (default: the data directory's weights/)",
     )
+    parser.add_argument(
+        "--extra-buffers",
+        choices=EXTRA_BUFFER_CHOICES,
+        default=Settings().engine_extra_buffers,
+        help="llama.cpp's extra weight buffers (repacked kernels, AMX): auto turns them off "
+        "on CPUs with AMX, where llama.cpp crashes in them (default: "
+        "TOKENMILL_ENGINE_EXTRA_BUFFERS or auto)",
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     if args.kv_cache_tokens is None:
@@ -92,11 +107,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    faulthandler.enable()  # a crash in llama.cpp leaves its Python stack in the replica's log
     model: Path = args.model or bundled_model_path()
     if not model.is_file():
         print(f"error: no model file at {model}", file=sys.stderr)
         return 2
     cache = args.weights_cache or Settings().data_dir / "weights"
+    flags = read_cpu_flags()
+    extra_buffers = use_extra_buffers(args.extra_buffers, flags)
+    logging.getLogger(__name__).info(
+        "extra buffers %s (%s; CPU has%s AMX)",
+        "on" if extra_buffers else "off",
+        args.extra_buffers,
+        "" if has_amx(flags) else " no",
+    )
     try:
         weights = compute_weights(model, args.weights, cache, threads=args.threads)
         runner = LlamaRunner(
@@ -106,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             max_step_tokens=args.max_step_tokens,
             slots=min(MAX_SLOTS, 4 * args.max_running),
             threads=args.threads,
+            extra_buffers=extra_buffers,
         )
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

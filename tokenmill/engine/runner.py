@@ -16,6 +16,7 @@ import llama_cpp
 import numpy as np
 
 from tokenmill.engine.blocks import CellCopy, CellOp
+from tokenmill.engine.cpu import read_cpu_flags, use_extra_buffers
 from tokenmill.engine.sampling import build_sampler, json_grammar
 
 MAX_SLOTS = 255  # llama.cpp allows 256 sequence ids in a context; one is the scratch slot
@@ -53,13 +54,19 @@ class LlamaRunner:
         max_step_tokens: int,
         slots: int,
         threads: int,
+        extra_buffers: bool | None = None,
     ) -> None:
+        """``extra_buffers`` None decides by the CPU (``tokenmill.engine.cpu``: off with AMX)."""
         if not 2 <= context_tokens <= kv_cache_tokens:
             raise ValueError("context_tokens must be at least 2 and at most kv_cache_tokens")
         if not 1 <= slots <= MAX_SLOTS:
             raise ValueError(f"slots must be between 1 and {MAX_SLOTS}")
         llama_cpp.llama_backend_init()
         model_params = llama_cpp.llama_model_default_params()
+        if extra_buffers is None:
+            extra_buffers = use_extra_buffers("auto", read_cpu_flags())
+        model_params.use_extra_bufts = extra_buffers
+        self.extra_buffers = extra_buffers
         self._model = llama_cpp.llama_model_load_from_file(
             os.fspath(model_path).encode(), model_params
         )

@@ -92,6 +92,8 @@ class TokenmillAdapter(EngineAdapter):
             args += ["--kv-cache-tokens", str(settings.kv_cache_tokens)]
         if settings.max_running is not None:
             args += ["--max-running", str(settings.max_running)]
+        if settings.extra_buffers is not None:
+            args += ["--extra-buffers", settings.extra_buffers]
         return args
 
     def env(self, settings: LaunchSettings) -> dict[str, str]:

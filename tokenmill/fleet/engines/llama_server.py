@@ -5,7 +5,8 @@ Sources:
   ``examples/server/README.md``): ``-m/--model FNAME``, ``--host``, ``--port``,
   ``-a/--alias``, ``-c/--ctx-size`` (the KV context shared by all slots), ``-np/--parallel``
   (slots), ``-t/--threads``, ``-ngl/--n-gpu-layers``, ``-cb/--cont-batching``, ``--metrics``
-  (the ``/metrics`` page exists only with it). ``GET /health`` answers 503
+  (the ``/metrics`` page exists only with it), ``-nr/--no-repack`` (weights stay out of the
+  extra buffers, as ``use_extra_bufts = false``). ``GET /health`` answers 503
   ``{"error": {"code": 503, "message": "Loading model", ...}}`` while the model loads and 200
   ``{"status": "ok"}`` once ready.
 - metrics: the same README, "GET /metrics": gauges ``llamacpp:requests_processing`` and
@@ -85,6 +86,8 @@ class LlamaServerAdapter(EngineAdapter):
             args += ["-t", str(settings.threads)]
         if settings.accelerators > 0:
             args += ["-ngl", str(ALL_LAYERS)]
+        if settings.extra_buffers == "off":  # llama-server has no "auto": only off is passed
+            args.append("--no-repack")
         return args
 
     def parse_metrics(self, text: str) -> ReplicaMetrics:
