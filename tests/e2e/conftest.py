@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -17,7 +18,7 @@ import openai
 import pytest
 
 from tests.conftest import postgres_schema
-from tests.processes import wait_healthy
+from tests.processes import start_process, wait_healthy
 from tokenmill.billing.usage import UsageEvent, UsageRepository
 from tokenmill.fleet.local import free_port, stop_process
 from tokenmill.store.db import Database
@@ -85,7 +86,16 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
 def platform(
     tmp_path_factory: pytest.TempPathFactory, database_url: str | None
 ) -> Iterator[Platform]:
-    data_dir = tmp_path_factory.mktemp("tokenmill-data")
+    with launch_platform(tmp_path_factory.mktemp("tokenmill-data"), database_url) as live:
+        yield live
+
+
+@contextmanager
+def launch_platform(
+    data_dir: Path, database_url: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[Platform]:
+    """``tokenmill serve`` as a user starts it, with its data in ``data_dir``; ``env`` adds to
+    (or overrides) its environment."""
     port = free_port()
     env = {
         **os.environ,
@@ -93,12 +103,13 @@ def platform(
         "TOKENMILL_PORT": str(port),
         "TOKENMILL_ENGINE_CONTEXT_TOKENS": "2048",
         "TOKENMILL_CONFIG": str(data_dir / "absent.toml"),
+        **(env or {}),
     }
     env.pop("TOKENMILL_DATABASE_URL", None)
     if database_url is not None:
         env["TOKENMILL_DATABASE_URL"] = database_url
     log = open(data_dir / "serve.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
+    process = start_process(
         [sys.executable, "-m", "tokenmill.cli.main", "serve"],
         env=env,
         stdout=subprocess.PIPE,

@@ -17,10 +17,12 @@ from tokenmill.catalog.install import install_bundled
 from tokenmill.catalog.repository import ModelRepository
 from tokenmill.clock import SystemClock
 from tokenmill.fleet.backend import LocalBackend
-from tokenmill.fleet.controller import FleetController, FleetOptions, Managed
+from tokenmill.fleet.controller import FleetController, Managed
 from tokenmill.fleet.deployments import DeploymentRepository, bindings
 from tokenmill.fleet.inventory import GIB, Accelerator, Inventory, Node
 from tokenmill.fleet.replicas import ReplicaRuns, ReplicaState
+from tokenmill.fleet.retries import RetryPolicy
+from tokenmill.fleet.seams import FleetOptions
 from tokenmill.gateway.routing import Router
 from tokenmill.store.db import Database
 
@@ -96,7 +98,7 @@ async def running_fleet(
             reload_seconds=0.2,
             scale_out_delay_seconds=0.5,
             scale_in_delay_seconds=1.0,
-            backoff_seconds=(0.5, 1.0),
+            retries=RetryPolicy(backoff_seconds=(0.5, 1.0)),
         ),
         bindings=bindings,
     )

@@ -12,6 +12,7 @@ tests skip, unless ``CI`` is set: then they fail.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -222,3 +223,33 @@ def test_a_gpu_replica_runs_on_its_node_and_dies_with_its_actor(
     while ray.available_resources().get("GPU", 0) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ray.available_resources().get("GPU", 0) == 2
+
+
+def test_an_engine_that_crashes_on_its_node_says_how_through_its_actor(
+    ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    backend = ray_cluster.backend
+    assignment = _placed(ray_cluster, "cpu")
+    crash = tmp_path / "crash"
+    crash.touch()
+    launcher = (*standin.launcher("llama-server"), "--crash-if-exists", str(crash))
+    settings = LaunchSettings(
+        model_path=tmp_path / "model.gguf",
+        served_name="standin",
+        port=backend.free_port(assignment),
+    )
+    settings.model_path.write_bytes(b"GGUF")
+    replica = backend.launch(LlamaServerAdapter(launcher), settings, assignment)
+    try:
+        _wait_healthy(replica, 30)
+        assert replica.exit_code() is None
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(f"{replica.url}/v1/chat/completions", json={"messages": []}, timeout=10)
+        deadline = time.monotonic() + 10
+        while replica.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert replica.exit_code() == -signal.SIGSEGV
+        assert isinstance(replica.log_tail(), str)
+    finally:
+        replica.kill()
+    assert replica.exit_code() is None  # the actor is gone: nobody can tell any more

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from tests.processes import wait_healthy
+from tests.processes import start_process, wait_healthy
 from tokenmill.fleet.local import free_port, stop_process
 
 MODEL = "test-model"
@@ -144,7 +144,7 @@ class Live:
 def spawn(args: list[str], env: dict[str, str], log: Path) -> Live:
     port = free_port()
     with open(log, "ab") as out:
-        process = subprocess.Popen(
+        process = start_process(
             [sys.executable, "-m", "tests.gateway.live", *args, "--port", str(port)],
             cwd=ROOT,
             env={**os.environ, **env},

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from tokenmill.settings import Settings
-from tokenmill.store.db import Database, normalize_url
+from tokenmill.store.db import MIGRATIONS_DIR, Database, normalize_url
 from tokenmill.store.tables import ApiKey, Base, Tenant
 
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -26,6 +28,15 @@ def _version(db: Database) -> str:
         return str(connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one())
 
 
+def _head() -> str:
+    """The newest migration in the package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
 def test_migrate_twice_is_a_noop(database: Database) -> None:
     with database.session() as session:
         session.add(_tenant())
@@ -33,7 +44,7 @@ def test_migrate_twice_is_a_noop(database: Database) -> None:
 
     database.migrate()
 
-    assert _version(database) == version == "0004"
+    assert _version(database) == version == _head()
     with database.session() as session:
         assert session.scalars(select(Tenant.name)).all() == ["acme"]
 

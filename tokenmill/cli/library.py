@@ -269,11 +269,15 @@ def list_deployments() -> None:
     for d in repo.list():
         states = _replica_states(db, d.id)
         live = " ".join(f"{n} {s}" for s, n in sorted(states.items())) or "none"
+        health = f"failing: {d.failing_reason}" if d.failing_reason else "ok"
         rows.append(
             [d.id, d.served_name, d.mode, d.tenant_id, f"{d.min_replicas}-{d.max_replicas}",
-             d.idle_seconds, d.status, live]
+             d.idle_seconds, d.status, live, health]
         )  # fmt: skip
-    _table(["ID", "MODEL", "MODE", "TENANT", "REPLICAS", "IDLE S", "STATUS", "RUNNING"], rows)
+    _table(
+        ["ID", "MODEL", "MODE", "TENANT", "REPLICAS", "IDLE S", "STATUS", "RUNNING", "HEALTH"],
+        rows,
+    )
 
 
 @deployments.command("create")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tokenmill.fleet.engines.base import EngineAdapter, LaunchSettings
-from tokenmill.fleet.local import _die_with_parent, free_port, stop_process
+from tokenmill.fleet.local import die_with_parent, free_port, stop_process, tail_lines
 from tokenmill.fleet.placement import Assignment
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,13 @@ class ReplicaProcess(Protocol):
     log_path: Path | None
 
     def alive(self) -> bool: ...
+
+    def exit_code(self) -> int | None:
+        """How the process ended (negative: the signal that killed it); None while it runs or
+        when nobody can tell."""
+        ...
+
+    def log_tail(self, lines: int = 20) -> str: ...
 
     def stop(self, grace_seconds: float = 10.0) -> None: ...
 
@@ -53,6 +60,12 @@ class LocalProcess:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def exit_code(self) -> int | None:
+        return self.process.poll()
+
+    def log_tail(self, lines: int = 20) -> str:
+        return tail_lines(self.log_path, lines)
 
     def stop(self, grace_seconds: float = 10.0) -> None:
         stop_process(self.process, grace_seconds)
@@ -84,7 +97,7 @@ class LocalBackend:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
                 env={**os.environ, **adapter.env(settings)},
             )
         return LocalProcess(f"http://{settings.host}:{settings.port}", process, log_path)

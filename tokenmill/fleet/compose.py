@@ -8,10 +8,12 @@ from dataclasses import replace
 from tokenmill.catalog.repository import ModelInfo, ModelRepository
 from tokenmill.clock import Clock
 from tokenmill.fleet.backend import Backend, LocalBackend
-from tokenmill.fleet.controller import FleetController, FleetOptions, ReadySink
+from tokenmill.fleet.controller import FleetController
 from tokenmill.fleet.deployments import DeploymentRepository, bindings
 from tokenmill.fleet.inventory import CPU_KIND, Accelerator, Inventory, Node, detect_local_node
 from tokenmill.fleet.replicas import ReplicaRuns
+from tokenmill.fleet.retries import RetryPolicy
+from tokenmill.fleet.seams import FleetOptions, ReadySink
 from tokenmill.settings import Settings
 from tokenmill.store.db import Database
 
@@ -55,7 +57,16 @@ def build_fleet(
         backend=backend,
         inventory=inventory,
         runs=ReplicaRuns(db, clock),
-        options=FleetOptions(threads=settings.engine_threads, autoscaler=settings.fleet_autoscaler),
+        options=FleetOptions(
+            threads=settings.engine_threads,
+            autoscaler=settings.fleet_autoscaler,
+            extra_buffers=settings.engine_extra_buffers,
+            retries=RetryPolicy(
+                backoff_seconds=tuple(settings.fleet_backoff_seconds),
+                failing_after_failures=settings.fleet_failing_after_failures,
+                failing_backoff_seconds=tuple(settings.fleet_failing_backoff_seconds),
+            ),
+        ),
         bindings=bindings,
     )
 

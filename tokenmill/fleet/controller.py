@@ -14,12 +14,10 @@ import contextlib
 import logging
 import secrets
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from tokenmill.catalog.repository import ModelInfo, ModelRepository
 from tokenmill.errors import NoCapacity, TokenmillError
@@ -33,45 +31,18 @@ from tokenmill.fleet.autoscale import (
 from tokenmill.fleet.backend import Backend
 from tokenmill.fleet.deployments import DeploymentInfo, DeploymentRepository
 from tokenmill.fleet.engines import adapter_for
-from tokenmill.fleet.engines.base import EngineAdapter, LaunchSettings
+from tokenmill.fleet.engines.base import LaunchSettings
 from tokenmill.fleet.inventory import Inventory
+from tokenmill.fleet.local import describe_exit
 from tokenmill.fleet.placement import Assignment, PlacementRequest, place
 from tokenmill.fleet.replicas import Replica, ReplicaRuns, ReplicaState
-from tokenmill.fleet.warmup import warm_up
+from tokenmill.fleet.seams import FleetOptions, ReadySink
+from tokenmill.fleet.warmup import healthy, warm_up
 
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 STARTING_TICK_SECONDS = 0.05
-
-
-class ReadySink(Protocol):
-    """The gateway's router as the controller sees it."""
-
-    def bind(self, served_name: str, bindings: Sequence[Any]) -> None: ...
-
-    def set_replicas(self, key: str, urls: Sequence[str | tuple[str, str]]) -> None: ...
-
-    def pool_load(self, key: str) -> tuple[int, int, float | None, int]:
-        """(waiting, in flight, last request monotonic time, arrived total)."""
-        ...
-
-    def in_flight_of(self, key: str, replica_id: str) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class FleetOptions:
-    threads: int = 2
-    autoscaler: str = "reactive"
-    placement: str = "binpack"
-    tick_seconds: float = 0.25
-    reload_seconds: float = 2.0
-    start_timeout_seconds: float = 180.0
-    drain_timeout_seconds: float = 60.0
-    backoff_seconds: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0)
-    target_load_per_replica: float = 8.0
-    scale_out_delay_seconds: float = 5.0
-    scale_in_delay_seconds: float = 30.0
 
 
 @dataclass(slots=True)
@@ -83,6 +54,7 @@ class Managed:
     retry_at_seconds: float = 0.0
     last_decision: ScalingDecision | None = None
     last_error: str | None = None
+    failing: str | None = None  # why replicas fail to come up, once they have often enough
 
     def live(self, *states: ReplicaState) -> list[Replica]:
         wanted = states or tuple(ReplicaState.live())
@@ -246,10 +218,15 @@ class FleetController:
             adapter = adapter_for(info.engine if info.engine != "auto" else model.engine)
             settings = self._launch_settings(info, model, version.artifact, assignment)
             process = await asyncio.to_thread(self.backend.launch, adapter, settings, assignment)
-        except (NoCapacity, TokenmillError, OSError) as error:
+        except NoCapacity as error:
             managed.last_error = str(error)
+            log.warning("no room for a replica of %s: %s", info.served_name, error)
+            wait = self.options.retries.backoff_seconds[0]
+            managed.retry_at_seconds = self._monotonic() + wait
+            return False
+        except (TokenmillError, OSError) as error:
             log.warning("cannot start a replica of %s: %s", info.served_name, error)
-            self._back_off(managed)
+            await self._failed(managed, f"its replica could not be started: {error}")
             return False
         replica = Replica(replica_id, info, assignment, process, self._monotonic(), adapter)
         managed.replicas.append(replica)
@@ -277,6 +254,7 @@ class FleetController:
             speculative_tokens=int(s.get("speculative_tokens", 0)),
             kv_cache_tokens=s.get("kv_cache_tokens"),
             accelerators=gpus,
+            extra_buffers=self.options.extra_buffers,
         )
 
     async def _watch(self, managed: Managed) -> None:
@@ -286,16 +264,15 @@ class FleetController:
                 managed.replicas.remove(replica)
                 continue
             if not replica.process.alive() and replica.state != ReplicaState.DRAINING:
-                log.warning("replica %s of %s died", replica.id, managed.info.served_name)
-                await self._finish(managed, replica, ReplicaState.FAILED)
-                self._back_off(managed)
+                await self._died(managed, replica)
                 continue
             if replica.state == ReplicaState.STARTING and not replica.warming:
                 if now - replica.started_at_seconds > self.options.start_timeout_seconds:
-                    managed.last_error = f"replica {replica.id} did not become ready in time"
-                    await self._finish(managed, replica, ReplicaState.FAILED)
-                    self._back_off(managed)
-                elif await asyncio.to_thread(_healthy, replica.url, replica.adapter):
+                    timeout = self.options.start_timeout_seconds
+                    reason = f"its replica {replica.id} did not become ready within {timeout:g} s"
+                    await self._finish(managed, replica, ReplicaState.FAILED, reason)
+                    await self._failed(managed, reason)
+                elif await asyncio.to_thread(healthy, replica.url, replica.adapter):
                     replica.warming = True
                     asyncio.get_running_loop().create_task(self._warm(managed, replica))
             elif replica.state == ReplicaState.DRAINING:
@@ -319,6 +296,11 @@ class FleetController:
         replica.ready_at_seconds = self._monotonic()
         managed.failures = 0
         managed.last_error = None
+        if managed.failing is not None or managed.info.failing_reason is not None:
+            log.info("%s is healthy: a replica is ready", managed.info.served_name)
+            managed.failing = None
+            self.router.set_failing(managed.info.id, None)
+            await asyncio.to_thread(self.deployments.set_failing, managed.info.id, None)
         self._publish(managed)
         self.wake()
         if self.runs is not None:
@@ -336,7 +318,9 @@ class FleetController:
         replica.draining_since_seconds = self._monotonic()
         self._publish(managed)
 
-    async def _finish(self, managed: Managed, replica: Replica, state: ReplicaState) -> None:
+    async def _finish(
+        self, managed: Managed, replica: Replica, state: ReplicaState, reason: str | None = None
+    ) -> None:
         was_live = replica.state in ReplicaState.live()
         if was_live:  # out of the router at once; it holds its accelerator until it exits
             replica.state = ReplicaState.DRAINING
@@ -344,14 +328,35 @@ class FleetController:
         await asyncio.to_thread(replica.process.stop)
         replica.state = state
         if was_live and self.runs is not None:
-            await asyncio.to_thread(self.runs.stopped, replica, state)
+            await asyncio.to_thread(self.runs.stopped, replica, state, reason)
 
-    def _back_off(self, managed: Managed) -> None:
-        delays = self.options.backoff_seconds
-        managed.retry_at_seconds = (
-            self._monotonic() + delays[min(managed.failures, len(delays) - 1)]
+    async def _died(self, managed: Managed, replica: Replica) -> None:
+        """A replica's process ended unasked: say how, with the end of its log, and back off."""
+        process = replica.process
+        code, tail = await asyncio.to_thread(lambda: (process.exit_code(), process.log_tail()))
+        when = "while starting" if replica.state == ReplicaState.STARTING else "while serving"
+        reason = f"its replica {replica.id} {describe_exit(code)} {when}"
+        log.warning(
+            "%s: %s; the end of its log:\n%s", managed.info.served_name, reason, tail or "(empty)"
         )
+        await self._finish(managed, replica, ReplicaState.FAILED, reason)
+        last_line = next((line for line in reversed(tail.splitlines()) if line.strip()), "")
+        await self._failed(managed, f"{reason} (last log line: {last_line.strip()[:300]})")
+
+    async def _failed(self, managed: Managed, reason: str) -> None:
+        """Counts a failure to bring a replica up and backs off; once failures repeat, the
+        deployment is failing and its requests are refused with the reason until one is ready."""
         managed.failures += 1
+        managed.last_error = reason
+        decision = self.options.retries.after(managed.failures)
+        managed.retry_at_seconds = self._monotonic() + decision.wait_seconds
+        if not decision.failing:
+            return
+        name = managed.info.served_name
+        log.error("%s is failing: %s; next attempt in %g s", name, reason, decision.wait_seconds)
+        managed.failing = f"{managed.failures} failures in a row; the last: {reason}"
+        self.router.set_failing(managed.info.id, managed.failing, managed.retry_at_seconds)
+        await asyncio.to_thread(self.deployments.set_failing, managed.info.id, managed.failing)
 
     def _publish(self, managed: Managed) -> None:
         ready = [(r.id, r.url) for r in managed.replicas if r.state == ReplicaState.READY]
@@ -368,6 +373,8 @@ class FleetController:
                     "scaling_reason": decision.reason.value if decision else None,
                     "target_replicas": decision.target_replicas if decision else None,
                     "last_error": managed.last_error,
+                    "health": "failing" if managed.failing else "ok",
+                    "health_reason": managed.failing,
                 }
             )
         return out
@@ -382,14 +389,3 @@ class FleetController:
                         self.runs.stopped(replica, ReplicaState.STOPPED)
                     replica.state = ReplicaState.STOPPED
         self.backend.close()
-
-
-def _healthy(url: str, adapter: EngineAdapter) -> bool:
-    """The engine's own health answer, as its adapter reads it (a 503 while loading is no)."""
-    try:
-        with urllib.request.urlopen(f"{url}{adapter.health_path}", timeout=0.5) as resp:
-            return adapter.ready(resp.status, resp.read())
-    except urllib.error.HTTPError as error:
-        return adapter.ready(error.code, error.read())
-    except (urllib.error.URLError, OSError):
-        return False

@@ -68,6 +68,8 @@ class DeploymentInfo:
     created_at: datetime
     scaling: dict[str, Any] = field(default_factory=dict)
     constraints: dict[str, Any] = field(default_factory=dict)
+    # What the fleet found, not what an operator asked for: not part of equality.
+    failing_reason: str | None = field(default=None, compare=False)
 
     @property
     def served_name(self) -> str:
@@ -97,6 +99,8 @@ class DeploymentInfo:
             "scaling": self.scaling,
             "constraints": self.constraints,
             "status": self.status,
+            "health": "failing" if self.failing_reason else "ok",
+            "health_reason": self.failing_reason,
             "created_at": self.created_at.isoformat(),
         }
 
@@ -117,6 +121,7 @@ def _info(row: Deployment) -> DeploymentInfo:
         created_at=row.created_at,
         scaling=dict(row.scaling or {}),
         constraints=dict(row.constraints or {}),
+        failing_reason=row.failing_reason,
     )
 
 
@@ -234,6 +239,19 @@ class DeploymentRepository:
             row.updated_at = self._clock.utcnow()
             session.flush()
             return _info(row)
+
+    def set_failing(self, deployment_id: str, reason: str | None) -> None:
+        """Records why a deployment's replicas keep failing to come up (None: they no longer
+        do), for the admin API and the CLI of any process."""
+        with self._db.session() as session:
+            row = session.get(Deployment, deployment_id)
+            if row is None:
+                return
+            if reason is None:
+                row.failing_reason, row.failing_since = None, None
+            else:
+                row.failing_since = row.failing_since or self._clock.utcnow()
+                row.failing_reason = reason
 
     def get(self, deployment_id: str) -> DeploymentInfo | None:
         with self._db.session() as session:

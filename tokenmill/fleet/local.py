@@ -104,13 +104,41 @@ def stop_process(process: subprocess.Popen[Any], grace_seconds: float) -> None:
         process.wait()
 
 
+def tail_lines(path: Path | None, lines: int = 20, max_bytes: int = 16384) -> str:
+    """The last ``lines`` lines of a log file (at most its last ``max_bytes``); "" if none."""
+    if path is None:
+        return ""
+    try:
+        with open(path, "rb") as file:
+            file.seek(0, os.SEEK_END)
+            size = file.tell()
+            file.seek(max(0, size - max_bytes))
+            data = file.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+
+
+def describe_exit(code: int | None) -> str:
+    """A process's end in words: "exited with code 1", "was killed by signal 11 (SIGSEGV)"."""
+    if code is None:
+        return "stopped answering"
+    if code < 0:
+        try:
+            name = f" ({signal.Signals(-code).name})"
+        except ValueError:
+            name = ""
+        return f"was killed by signal {-code}{name}"
+    return f"exited with code {code}"
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child before exec: a replica must not outlive a gateway killed with -9."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -131,7 +159,7 @@ def start_replica(spec: ReplicaSpec, log_dir: Path) -> LocalReplica:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
             env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )
     return LocalReplica(spec=spec, port=port, process=process, log_path=log_path)

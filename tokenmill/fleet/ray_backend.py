@@ -37,7 +37,7 @@ from tokenmill.fleet.inventory import (
     Inventory,
     Node,
 )
-from tokenmill.fleet.local import _die_with_parent
+from tokenmill.fleet.local import die_with_parent, tail_lines
 from tokenmill.fleet.placement import Assignment
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class ReplicaHost:
     def __init__(self, command: list[str], env: dict[str, str], log_path: str) -> None:
         import ray
 
-        path = Path(log_path)
+        path = self.log_path = Path(log_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "ab") as log_file:
             self.process = subprocess.Popen(
@@ -142,7 +142,7 @@ class ReplicaHost:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
                 env={**os.environ, **env},
             )
         self.node_id = ray.get_runtime_context().get_node_id()
@@ -153,6 +153,10 @@ class ReplicaHost:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def ended(self, lines: int) -> tuple[int | None, str]:
+        """The engine's exit code (None while it runs) and the last lines of its log."""
+        return self.process.poll(), tail_lines(self.log_path, lines)
 
     def stop(self, grace_seconds: float) -> int:
         """SIGTERM, then SIGKILL after ``grace_seconds``; the exit code."""
@@ -186,6 +190,22 @@ class RayReplica:
         except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError) as error:
             log.info("replica actor at %s does not answer: %s", self.url, type(error).__name__)
             return False
+
+    def exit_code(self) -> int | None:
+        return self._ended(0)[0]
+
+    def log_tail(self, lines: int = 20) -> str:
+        return self._ended(lines)[1]
+
+    def _ended(self, lines: int) -> tuple[int | None, str]:
+        """Asks the actor; from an actor that is gone, nothing can be learnt."""
+        import ray
+
+        try:
+            code, tail = ray.get(self.actor.ended.remote(lines), timeout=self.call_timeout_seconds)
+        except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
+            return None, ""
+        return code, tail
 
     def stop(self, grace_seconds: float = 10.0) -> None:
         import ray

@@ -107,14 +107,15 @@ class ReplicaRuns:
             if row is not None:
                 row.state, row.ready_at = ReplicaState.READY.value, self._clock.utcnow()
 
-    def stopped(self, replica: Replica, state: ReplicaState) -> int:
-        """Closes the run; returns what a dedicated replica was charged (micros)."""
+    def stopped(self, replica: Replica, state: ReplicaState, reason: str | None = None) -> int:
+        """Closes the run (with how a failed one ended); returns what a dedicated replica was
+        charged (micros)."""
         now = self._clock.utcnow()
         with self._db.session() as session:
             row = session.get(ReplicaRun, replica.id)
             if row is None:
                 return 0
-            row.state, row.stopped_at = state.value, now
+            row.state, row.stopped_at, row.exit_reason = state.value, now, reason
             ready_at: datetime | None = row.ready_at
         deployment = replica.deployment
         if not deployment.dedicated or ready_at is None or deployment.tenant_id is None:

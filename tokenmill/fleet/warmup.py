@@ -1,4 +1,4 @@
-"""The warm-up request a replica answers before it is ready, and what it tells about speed.
+"""Whether a replica is ready: its health answer, then a warm-up request that also tells its speed.
 
 A replica is ready only after it has served one real request: the model is loaded, the
 first-call costs are paid, and the answer gives this host's figures for the model card
@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from typing import Any
+
+from tokenmill.fleet.engines.base import EngineAdapter
 
 WARMUP_TOKENS = 16
 TIMEOUT_SECONDS = 60
@@ -80,3 +83,14 @@ def _timed_stream(url: str, body: dict[str, Any]) -> dict[str, float]:
 
 def _has_text(choice: dict[str, Any]) -> bool:
     return bool(choice.get("text") or (choice.get("delta") or {}).get("content"))
+
+
+def healthy(url: str, adapter: EngineAdapter) -> bool:
+    """The engine's own health answer, as its adapter reads it (a 503 while loading is no)."""
+    try:
+        with urllib.request.urlopen(f"{url}{adapter.health_path}", timeout=0.5) as resp:
+            return adapter.ready(resp.status, resp.read())
+    except urllib.error.HTTPError as error:
+        return adapter.ready(error.code, error.read())
+    except (urllib.error.URLError, OSError):
+        return False

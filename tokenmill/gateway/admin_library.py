@@ -189,6 +189,8 @@ def _deployment_json(api: AdminApi, info: DeploymentInfo) -> dict[str, Any]:
         "scaling_reason": None,
         "target_replicas": None,
         "last_error": None,
+        "health": info.as_json()["health"],
+        "health_reason": info.failing_reason,
     }
     if found is not None:
         extra = {k: found.get(k) for k in extra}

@@ -5,6 +5,8 @@ of one served name). The choice among them is ``tokenmill.fleet.balancer``'s pol
 the live in-flight counts kept here; a lease returns its load on every path (safe to release
 twice). When a pool the fleet manages has no ready replica, the request waits in a bounded
 queue while the fleet scales it from zero, and gets a 503 with ``Retry-After`` at the timeout.
+A pool whose replicas keep failing to start is marked *failing* by the fleet: its requests
+are refused at once with the reason, instead of waiting out the queue timeout.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class Pool:
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     prefixes: PrefixIndex = field(default_factory=PrefixIndex)
     retired: dict[str, ReplicaEndpoint] = field(default_factory=dict)
+    failing: str | None = None  # why its replicas fail to start, while they do
+    retry_at: float = 0.0  # monotonic time of the fleet's next attempt
 
     @property
     def in_flight(self) -> int:
@@ -121,6 +125,13 @@ class Router:
             pool.retired[gone] = current[gone]
         pool.endpoints = endpoints
         if endpoints:
+            pool.wake()
+
+    def set_failing(self, key: str, reason: str | None, retry_at: float = 0.0) -> None:
+        """Marks a pool failing (``reason``) or well again (None); refuses its waiters now."""
+        pool = self.pool(key)
+        pool.failing, pool.retry_at = reason, retry_at
+        if reason is not None:
             pool.wake()
 
     def suspect(self, lease: Lease) -> None:
@@ -207,6 +218,8 @@ class Router:
         lease = self.try_acquire(pool, tokens, prefix)
         if lease is not None:
             return lease
+        if pool.failing is not None and pool.managed:
+            raise self._failing(pool, served_name)
         if not pool.managed:
             raise ServiceUnavailable(
                 f"No replica of '{served_name}' is running; try again shortly.",
@@ -241,6 +254,8 @@ class Router:
                 lease = self.try_acquire(pool, tokens, prefix)
                 if lease is not None:
                     return lease
+                if pool.failing is not None:
+                    raise self._failing(pool, served_name)
         finally:
             pool.waiting -= 1
         raise ServiceUnavailable(
@@ -248,4 +263,13 @@ class Router:
             f"{self.queue_timeout_seconds:g} s; try again shortly.",
             headers={"Retry-After": "10"},
             code="no_replica_ready",
+        )
+
+    def _failing(self, pool: Pool, served_name: str) -> ServiceUnavailable:
+        retry_after = max(1, round(pool.retry_at - self._monotonic()))
+        return ServiceUnavailable(
+            f"The deployment of '{served_name}' is failing: {pool.failing}. "
+            f"tokenmill tries again in about {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+            code="deployment_failing",
         )

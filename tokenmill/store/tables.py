@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -167,6 +168,9 @@ class Deployment(Base):
     # {"accelerator_kind", "region"}
     constraints: Mapped[dict[str, Any] | None]
     updated_at: Mapped[datetime | None]
+    # Why its replicas keep failing to come up, while they do (None: healthy).
+    failing_reason: Mapped[str | None] = mapped_column(Text)
+    failing_since: Mapped[datetime | None]
 
 
 class ReplicaRun(Base):
@@ -186,6 +190,7 @@ class ReplicaRun(Base):
     ready_at: Mapped[datetime | None]
     stopped_at: Mapped[datetime | None]
     restarts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    exit_reason: Mapped[str | None] = mapped_column(Text)  # how a failed replica ended
 
 
 class UsageRecord(Base):

@@ -12,8 +12,10 @@ machine. This script imitates what the fleet relies on, as each engine documents
 - ``GET /metrics``: the engine's own metric names, labels and types, fed by the traffic it
   really served (requests beyond the engine's parallel limit wait, and are counted waiting).
 
-Run: ``python standin.py --engine vllm [--loading-seconds S] [--token-delay-seconds D]``
-followed by exactly the engine's arguments (for vLLM: ``serve MODEL --host ...``).
+Run: ``python standin.py --engine vllm [--loading-seconds S] [--token-delay-seconds D]
+[--crash-if-exists PATH]`` followed by exactly the engine's arguments (for vLLM: ``serve MODEL
+--host ...``). With ``--crash-if-exists``, a request that arrives while PATH exists kills the
+process with SIGSEGV, as a native engine that crashes in a kernel would die.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import argparse
 import contextlib
 import json
 import math
+import os
+import signal
 import sys
 import threading
 import time
@@ -43,7 +47,7 @@ LLAMA_CPP_METRICS = (  # (type, name, help) as llama-server's README lists them
     ("gauge", "requests_deferred", "Number of requests deferred."),
 )
 VLLM_BLOCK_SIZE = 16
-OWN_FLAGS = ("--engine", "--loading-seconds", "--token-delay-seconds")
+OWN_FLAGS = ("--engine", "--loading-seconds", "--token-delay-seconds", "--crash-if-exists")
 
 
 def launcher(
@@ -103,6 +107,7 @@ def engine_parser(engine: str) -> argparse.ArgumentParser:
         p.add_argument("--metrics", action="store_true")
         p.add_argument("-cb", "--cont-batching", action="store_true", default=True)
         p.add_argument("-nocb", "--no-cont-batching", dest="cont_batching", action="store_false")
+        p.add_argument("-nr", "--no-repack", dest="repack", action="store_false")
         return p
     raise SystemExit(f"standin: unknown engine {engine!r}")
 
@@ -113,6 +118,7 @@ class Engine:
     def __init__(self, engine: str, args: argparse.Namespace, token_delay_seconds: float):
         self.engine = engine
         self.token_delay_seconds = token_delay_seconds
+        self.crash_if_exists: Path | None = None
         self.loaded = threading.Event()
         self.lock = threading.Lock()
         if engine == "vllm":
@@ -337,6 +343,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         if self._loading():
             return
+        crash = self.engine.crash_if_exists
+        if crash is not None and crash.exists():
+            os.kill(os.getpid(), signal.SIGSEGV)
         request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
         prompt = [w for m in request["messages"] for w in str(m.get("content", "")).split()]
         ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -397,6 +406,7 @@ def main(argv: list[str]) -> int:
     own.add_argument("--engine", required=True, choices=["vllm", "sglang", "llama-server"])
     own.add_argument("--loading-seconds", type=float, default=0.0)
     own.add_argument("--token-delay-seconds", type=float, default=0.0)
+    own.add_argument("--crash-if-exists", type=Path, default=None)
     opts = own.parse_args(argv[:split])
     args = engine_parser(opts.engine).parse_args(argv[split:])  # unknown flags: exit 2
     model = Path(
@@ -406,6 +416,7 @@ def main(argv: list[str]) -> int:
         print(f"standin ({opts.engine}): no model at {model}", file=sys.stderr)
         return 1
     engine = Engine(opts.engine, args, opts.token_delay_seconds)
+    engine.crash_if_exists = opts.crash_if_exists
     handler = type("BoundHandler", (Handler,), {"engine": engine})
     if opts.engine != "llama-server":  # these listen only once the model is loaded
         time.sleep(opts.loading_seconds)

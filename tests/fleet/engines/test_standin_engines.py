@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from tests.fleet.engines import standin
+from tests.processes import start_process
 from tokenmill.fleet.engines.base import EngineAdapter, LaunchSettings, ReplicaMetrics
 from tokenmill.fleet.engines.llama_server import LlamaServerAdapter
 from tokenmill.fleet.engines.sglang import SglangAdapter
@@ -89,7 +90,7 @@ def running_standin(
         engine, loading_seconds=loading_seconds, token_delay_seconds=token_delay
     )
     adapter = ADAPTERS[engine](launcher)
-    process = subprocess.Popen(
+    process = start_process(
         adapter.command(settings),
         env={**os.environ, **adapter.env(settings)},
         stdout=subprocess.DEVNULL,

@@ -57,8 +57,9 @@ function createForm(ctx, models, done) {
   }, { inline: true });
 }
 
-const shape = (list) => JSON.stringify(list.map((d) => [d.id, d.status, d.min_replicas,
-  d.max_replicas, (d.replicas || []).map((r) => r.state)]));
+const shape = (list) => JSON.stringify(list.map((d) => [d.id, d.status, d.health,
+  d.health_reason, d.last_error, d.min_replicas, d.max_replicas,
+  (d.replicas || []).map((r) => r.state)]));
 
 export async function render(root, ctx) {
   const models = ctx.platform ? (await api("/admin/v1/models")).data : [];
@@ -73,8 +74,9 @@ export async function render(root, ctx) {
         { label: "Deployment", cell: (d) => h("code", d.id) },
         { label: "Model", cell: (d) => `${d.model} v${d.version}` },
         { label: "Mode", cell: (d) => d.mode + (d.tenant_id ? ` · ${d.tenant_id}` : "") },
-        { label: "Status", cell: (d) => [badge(d.status), d.last_error ?
-          h("div.error", d.last_error) : null] },
+        { label: "Status", cell: (d) => [badge(d.status),
+          d.health === "failing" ? [" ", badge("failing"), h("div.error", d.health_reason)]
+            : d.last_error ? h("div.error", d.last_error) : null] },
         { label: "Replicas", cell: (d) => `${int(d.replicas?.length ?? 0)} of `
           + `${d.min_replicas}–${d.max_replicas}` },
         { label: "Scaling", cell: (d) => (d.scaling_reason || "—")
