@@ -157,3 +157,13 @@ def query_log(database: Database) -> Iterator[QueryLog]:
         yield log
     finally:
         event.remove(database.engine, "before_cursor_execute", before_execute)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: object) -> None:
+    """A test that killed its worker (pytest-xdist) says what that usually means here."""
+    report.longrepr = (
+        f"{report.longrepr}\nThe test process died while running this test: a crash in native "
+        "code (e.g. SIGSEGV in a llama.cpp kernel); Python's fatal-error dump, with the stack, "
+        "is printed above. The rest of the suite runs on in a fresh worker."
+    )

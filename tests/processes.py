@@ -1,4 +1,5 @@
-"""Server processes started by tests: waiting until they answer on ``/health``."""
+"""Server processes started by tests: started so they die with the test process, and waited
+for until they answer on ``/health``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ from typing import Any
 
 import httpx
 
-from tokenmill.fleet.local import stop_process
+from tokenmill.fleet.local import die_with_parent, stop_process
+
+
+def start_process(command: list[str], **options: Any) -> subprocess.Popen[Any]:
+    """``subprocess.Popen`` for a test's server: it gets SIGTERM when the test process dies,
+    however it dies (a crash in a kernel, kill -9), so nothing a test started outlives it."""
+    return subprocess.Popen(command, preexec_fn=die_with_parent, **options)
 
 
 def wait_healthy(
@@ -36,7 +43,7 @@ def wait_healthy(
 def serving(command: list[str], port: int, log_path: Path, timeout_seconds: float) -> Iterator[str]:
     """Run a server on 127.0.0.1:``port`` while the block runs; yields its URL once healthy."""
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        process = start_process(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process, log_path, timeout_seconds)
