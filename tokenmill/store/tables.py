@@ -262,3 +262,48 @@ class LedgerEntry(Base):
         Index("ix_ledger_tenant_created", "tenant_id", "created_at"),
         Index("ix_ledger_created", "created_at"),
     )
+
+
+class WorkItem(Base):
+    """One piece of background work (indexing a file, a fine-tuning job, a batch), leased by a
+    worker while it runs; ``kind`` says which handler runs it."""
+
+    __tablename__ = "work_items"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(60))
+    tenant_id: Mapped[str | None] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(20))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    run_after: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None]
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress: Mapped[float | None] = mapped_column(Float)
+    result: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_work_items_claim", "status", "kind", "run_after"),
+        Index("ix_work_items_tenant", "tenant_id", "created_at"),
+    )
+
+
+class WorkEvent(Base):
+    """What a work item said while it ran: messages and metrics, in order."""
+
+    __tablename__ = "work_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("work_items.id"), index=True)
+    at: Mapped[datetime]
+    level: Mapped[str] = mapped_column(String(10))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None]
