@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     engine_speculative_tokens: int = Field(default=0, ge=0)
     engine_start_timeout_seconds: float = 180.0
 
+    # The Files API: the largest file, and what one tenant may store in all.
+    files_max_bytes: int = Field(default=512 * 1024**2, ge=1)
+    files_tenant_quota_bytes: int = Field(default=10 * 1024**3, ge=1)
+
     upstream_timeout_seconds: float = 600.0
     usage_flush_interval_seconds: float = 0.05
     key_cache_ttl_seconds: float = 30.0

@@ -33,7 +33,7 @@ def test_migrate_twice_is_a_noop(database: Database) -> None:
 
     database.migrate()
 
-    assert _version(database) == version == "0004"
+    assert _version(database) == version == "0006"
     with database.session() as session:
         assert session.scalars(select(Tenant.name)).all() == ["acme"]
 

@@ -18,6 +18,7 @@ from tokenmill.clock import Clock
 from tokenmill.control.keycache import KeyCache
 from tokenmill.control.keys import KeyRepository
 from tokenmill.control.revocations import RevocationWatcher
+from tokenmill.files.service import FileService
 from tokenmill.gateway.admin import AdminApi
 from tokenmill.gateway.admission import Admission
 from tokenmill.gateway.library import LibraryWatcher, load_directory
@@ -116,5 +117,6 @@ def build_gateway(
         admission=build_admission(settings, db, clock) if admission else None,
         journal=durable,
         admin=AdminApi.build(db, clock, key_cache.invalidate),
+        files=FileService.build(settings, db, clock),
     )
     return Gateway(services, recorder, durable)

@@ -257,3 +257,26 @@ class LedgerEntry(Base):
         Index("ix_ledger_tenant_created", "tenant_id", "created_at"),
         Index("ix_ledger_created", "created_at"),
     )
+
+
+class StoredFile(Base):
+    """One file of the Files API; its bytes live in the file store, not in the database.
+
+    Deleting marks ``deleted_at`` (the row stays, for the record); listings and the storage a
+    tenant is counted for skip deleted and expired files.
+    """
+
+    __tablename__ = "files"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    key_id: Mapped[str] = mapped_column(String(40))
+    purpose: Mapped[str] = mapped_column(String(20))
+    filename: Mapped[str] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_files_tenant_created", "tenant_id", "created_at"),)
