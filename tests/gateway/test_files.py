@@ -28,6 +28,8 @@ class World:
     root: Path
     alpha: str
     beta: str
+    alpha_id: str
+    alpha_admin: str
 
     def on_disk(self) -> list[Path]:
         return files_under(self.root)
@@ -63,11 +65,12 @@ async def world(database: Database, tmp_path: Path) -> AsyncIterator[World]:
     alpha, beta = tenants.create("alpha"), tenants.create("beta")
     _, alpha_key = keys.create(alpha.id, "alpha-app")  # inference keys, as apps have
     _, beta_key = keys.create(beta.id, "beta-app")
+    _, alpha_admin = keys.create(alpha.id, "alpha-admin", role="tenant_admin")
     settings = Settings(data_dir=tmp_path, files_max_bytes=MAX_BYTES)
     gateway = build_gateway(settings, database, clock, Router(), admission=False, journal=False)
     transport = httpx.ASGITransport(app=build_app(gateway.services))
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-        yield World(http, tmp_path / "files", alpha_key, beta_key)
+        yield World(http, tmp_path / "files", alpha_key, beta_key, alpha.id, alpha_admin)
     gateway.close()
 
 
@@ -231,3 +234,16 @@ async def test_without_a_key_nothing_is_served(world: World) -> None:
     )
     assert response.status_code == 401
     assert world.on_disk() == []
+
+
+async def test_the_tenant_shows_the_bytes_it_stores(world: World) -> None:
+    async def stored() -> object:
+        tenant = await world.get(f"/admin/v1/tenants/{world.alpha_id}", world.alpha_admin)
+        return tenant.json()["storage_bytes"]
+
+    assert await stored() == 0
+    first = (await world.upload(b"a" * 300)).json()["id"]
+    await world.upload(b"b" * 200)
+    assert await stored() == 500
+    await world.http.delete(f"/v1/files/{first}", headers=_auth(world.alpha))
+    assert await stored() == 200
