@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
 
 from tests.e2e.conftest import Platform
+from tests.e2e.test_console import ARTIFACTS, WAIT_MS, _open, _visit
+from tests.e2e.test_console import browser as browser  # the fixture, shared
 
 
 def _tenant_key(platform: Platform, name: str) -> str:
@@ -68,3 +71,34 @@ def test_a_bad_purpose_is_a_400_naming_purpose(platform: Platform) -> None:
         client.files.create(file=("a.txt", b"abc"), purpose="poems")  # type: ignore[arg-type]
     assert refused.value.status_code == 400
     assert refused.value.param == "purpose"
+
+
+def test_the_console_uploads_downloads_and_deletes_a_file(
+    browser: Any, platform: Platform, tmp_path: Path
+) -> None:
+    page = _open(browser, platform, platform.admin_key)
+    page.on("dialog", lambda dialog: dialog.accept())
+    _visit(page, "files", "#upload")
+    source = tmp_path / "console-upload.jsonl"
+    source.write_bytes(b'{"text": "from the console"}\n' * 40_000)  # ~1.2 MB: progress events
+    page.set_input_files("#file-input", str(source))
+    page.select_option("select[name=purpose]", "batch")
+    page.click("#upload")
+    page.wait_for_selector("#upload-status >> text=Uploaded", timeout=WAIT_MS)
+    row = page.wait_for_selector("tr[data-file-id]", timeout=WAIT_MS)
+    file_id = row.get_attribute("data-file-id")
+    assert "console-upload.jsonl" in row.inner_text() and "batch" in row.inner_text()
+    listed = platform.client().files.list().data
+    assert [(f.id, f.bytes) for f in listed if f.id == file_id] == [
+        (file_id, source.stat().st_size)
+    ]
+    page.screenshot(path=str(ARTIFACTS / "files.png"), full_page=True)
+
+    with page.expect_download() as downloaded:
+        page.click(f"tr[data-file-id='{file_id}'] button >> text=Download")
+    assert Path(downloaded.value.path()).read_bytes() == source.read_bytes()
+
+    page.click(f"tr[data-file-id='{file_id}'] button >> text=Delete")
+    page.wait_for_selector(f"tr[data-file-id='{file_id}']", state="detached", timeout=WAIT_MS)
+    assert all(f.id != file_id for f in platform.client().files.list().data)
+    assert page.console_errors == [], page.console_errors
