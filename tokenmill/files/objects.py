@@ -103,5 +103,15 @@ class FileInfo:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class StoredSpan:
+    """A file's bytes held from ``start`` until ``end`` (deleted or expired; None: still)."""
+
+    tenant_id: str
+    size_bytes: int
+    start: datetime
+    end: datetime | None
+
+
 def no_such_file(file_id: str) -> str:
     return f"No such File object: {file_id}"

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from tokenmill.clock import Clock
 from tokenmill.errors import InvalidRequest, PayloadTooLarge
-from tokenmill.files.objects import FileInfo
+from tokenmill.files.objects import FileInfo, StoredSpan
 from tokenmill.store.db import Database
 from tokenmill.store.tables import StoredFile
 
@@ -202,12 +202,36 @@ class FileRepository:
             if row is not None and row.deleted_at is None:
                 row.deleted_at = self._clock.utcnow()
 
+    def stored_spans(self, start: datetime, end: datetime) -> builtins.list[StoredSpan]:
+        """Every file stored at some moment in ``[start, end)``, with when it was stored."""
+        query = select(
+            StoredFile.tenant_id,
+            StoredFile.size_bytes,
+            StoredFile.created_at,
+            StoredFile.deleted_at,
+            StoredFile.expires_at,
+        ).where(
+            StoredFile.created_at < end,
+            or_(StoredFile.deleted_at.is_(None), StoredFile.deleted_at > start),
+            or_(StoredFile.expires_at.is_(None), StoredFile.expires_at > start),
+        )
+        with self._db.session() as session:
+            return [
+                StoredSpan(tenant, size, created, _earliest(deleted, expires))
+                for tenant, size, created, deleted, expires in session.execute(query)
+            ]
+
     @staticmethod
     def _used(session: Session, tenant_id: str, now: datetime) -> int:
         total = session.scalar(
             select(func.coalesce(func.sum(StoredFile.size_bytes), 0)).where(_live(tenant_id, now))
         )
         return int(total or 0)
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    known = [m for m in moments if m is not None]
+    return min(known) if known else None
 
 
 def _beyond(cursor: StoredFile, order: str) -> ColumnElement[bool]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from tokenmill.billing.counters import BudgetCounters, LocalBudgetCounters
 from tokenmill.billing.journal import UsageJournal, open_slot, replay
+from tokenmill.billing.ledger import LedgerRepository
 from tokenmill.billing.pricebook import PriceBookRepository
 from tokenmill.billing.pricing import TokenUsage
 from tokenmill.billing.recorder import UsageRecorder
@@ -18,6 +19,8 @@ from tokenmill.clock import Clock
 from tokenmill.control.keycache import KeyCache
 from tokenmill.control.keys import KeyRepository
 from tokenmill.control.revocations import RevocationWatcher
+from tokenmill.files.billing import StorageBilling, StorageBillingLoop
+from tokenmill.files.repository import FileRepository
 from tokenmill.files.service import FileService
 from tokenmill.gateway.admin import AdminApi
 from tokenmill.gateway.admission import Admission
@@ -31,6 +34,8 @@ from tokenmill.settings import Settings
 from tokenmill.store.db import Database
 
 log = logging.getLogger(__name__)
+
+STORAGE_BILLING_INTERVAL_SECONDS = 3600.0
 
 
 @dataclass(slots=True)
@@ -113,7 +118,19 @@ def build_gateway(
         router=router,
         upstream=UpstreamClient(settings.upstream_timeout_seconds),
         clock=clock,
-        loops=[RevocationWatcher(keys, key_cache, clock), LibraryWatcher(models, directory)],
+        loops=[
+            RevocationWatcher(keys, key_cache, clock),
+            LibraryWatcher(models, directory),
+            StorageBillingLoop(
+                StorageBilling(
+                    FileRepository(db, clock),
+                    PriceBookRepository(db, clock),
+                    LedgerRepository(db, clock),
+                ),
+                clock,
+                STORAGE_BILLING_INTERVAL_SECONDS,
+            ),
+        ],
         admission=build_admission(settings, db, clock) if admission else None,
         journal=durable,
         admin=AdminApi.build(db, clock, key_cache.invalidate),

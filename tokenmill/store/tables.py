@@ -230,6 +230,7 @@ class PriceBookEntry(Base):
     request_micros: Mapped[int] = mapped_column(BigInteger)
     accelerator_hour_micros: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
+    storage_gib_day_micros: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     __table_args__ = (UniqueConstraint("model", "effective_at", name="uq_price_books_model_at"),)
 

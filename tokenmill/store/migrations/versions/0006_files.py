@@ -1,4 +1,5 @@
-"""The Files API: one row per uploaded file (its bytes live in the file store).
+"""The Files API: one row per uploaded file (its bytes live in the file store), and the
+price of storing files (micros per GiB-day) in the price book.
 
 Revision ID: 0006
 Revises: 0004 (to be re-pointed at 0005 when that lands)
@@ -39,8 +40,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_files"),
     )
     op.create_index("ix_files_tenant_created", "files", ["tenant_id", "created_at"])
+    with op.batch_alter_table("price_books") as batch:
+        batch.add_column(
+            sa.Column("storage_gib_day_micros", sa.BigInteger(), nullable=False, server_default="0")
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("price_books") as batch:
+        batch.drop_column("storage_gib_day_micros")
     op.drop_index("ix_files_tenant_created", "files")
     op.drop_table("files")
