@@ -53,7 +53,9 @@ function uploadForm(onUploaded) {
         label.textContent = `${bytes(done)} of ${bytes(total)}`;
       });
       label.textContent = `Uploaded ${created.filename} as ${created.id}.`;
+      const chosen = purpose.value;
       el.reset();
+      purpose.value = chosen;
       await onUploaded();
     } catch (error) {
       label.className = "form-status error";
@@ -91,7 +93,7 @@ export async function render(root, ctx) {
   async function draw() {
     const files = (await api("/v1/files")).data;
     const stored = files.reduce((sum, f) => sum + f.bytes, 0);
-    total.textContent = `${files.length} files, ${bytes(stored)}`;
+    total.textContent = `${files.length} ${files.length === 1 ? "file" : "files"}, ${bytes(stored)}`;
     list.replaceChildren(fileTable(files, draw));
   }
   root.append(h("div.page-head", h("h1", "Files"), total),
