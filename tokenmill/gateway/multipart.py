@@ -1,13 +1,15 @@
 """``multipart/form-data`` read as it streams in: small text fields kept, one file part passed on.
 
 The file part's bytes go to a callback chunk by chunk (to disk, under the caller's limits),
-never into memory as a whole; every other part is a text field of a few KiB at most. A body
+called in a worker thread so the event loop never waits on the disk, and never held in
+memory as a whole; every other part is a text field of a few KiB at most. A body
 that is not well-formed multipart, or stops before its closing boundary, is an
 ``InvalidRequest``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -64,6 +66,7 @@ class FormReader:
         self._on_file = on_file
         self._part = _Part()
         self._complete = False
+        self._pending: list[bytes] = []  # file bytes parsed from the last chunk, not yet passed on
         self._parser = MultipartParser(
             boundary_of(content_type),
             {
@@ -81,7 +84,14 @@ class FormReader:
     async def read(self, chunks: AsyncIterator[bytes]) -> Form:
         async for chunk in chunks:
             self.feed(chunk)
+            if self._pending:
+                pending, self._pending = self._pending, []
+                await asyncio.to_thread(self._pass_on, pending)
         return self.close()
+
+    def _pass_on(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self._on_file(piece)
 
     def feed(self, chunk: bytes) -> None:
         try:
@@ -96,6 +106,8 @@ class FormReader:
             raise _malformed(str(error)) from None
         if not self._complete:
             raise _malformed("the body ends before its closing boundary.")
+        pending, self._pending = self._pending, []  # left only when fed without ``read``
+        self._pass_on(pending)
         return self.form
 
     # parser callbacks
@@ -143,7 +155,7 @@ class FormReader:
     def _data(self, data: bytes, start: int, end: int) -> None:
         part = self._part
         if part.is_file:
-            self._on_file(data[start:end])
+            self._pending.append(data[start:end])
             return
         part.value += data[start:end]
         if len(part.value) > MAX_FIELD_BYTES:
