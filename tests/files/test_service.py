@@ -109,3 +109,26 @@ def test_ids_not_of_the_file_shape_are_simply_not_found(service: FileService, te
     for bad in ("../etc", "file-", "nope"):
         with pytest.raises(NotFound):
             service.get(tenant, bad)
+
+
+async def test_the_sweep_loop_removes_expired_files(
+    service: FileService, tenant: str, clock: ManualClock, tmp_path: Path
+) -> None:
+    import asyncio
+    import contextlib
+
+    from tokenmill.files.sweep import ExpiredFileSweep
+
+    upload(service, tenant, b"kept")
+    upload(service, tenant, b"soon gone", expires_after_seconds=3600)
+    clock.advance(3601)
+    task = asyncio.create_task(ExpiredFileSweep(service, 3600).run())
+    for _ in range(200):
+        if len(files_under(tmp_path / "files")) == 1:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert len(files_under(tmp_path / "files")) == 1
+    assert [f.size_bytes for f in service.list(tenant).data] == [4]

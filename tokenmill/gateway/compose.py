@@ -20,8 +20,8 @@ from tokenmill.control.keycache import KeyCache
 from tokenmill.control.keys import KeyRepository
 from tokenmill.control.revocations import RevocationWatcher
 from tokenmill.files.billing import StorageBilling, StorageBillingLoop
-from tokenmill.files.repository import FileRepository
 from tokenmill.files.service import FileService
+from tokenmill.files.sweep import ExpiredFileSweep
 from tokenmill.gateway.admin import AdminApi
 from tokenmill.gateway.admission import Admission
 from tokenmill.gateway.library import LibraryWatcher, load_directory
@@ -36,6 +36,7 @@ from tokenmill.store.db import Database
 log = logging.getLogger(__name__)
 
 STORAGE_BILLING_INTERVAL_SECONDS = 3600.0
+EXPIRED_FILE_SWEEP_SECONDS = 300.0
 
 
 @dataclass(slots=True)
@@ -111,6 +112,7 @@ def build_gateway(
     key_cache = KeyCache(keys, clock, settings.key_cache_ttl_seconds)
     models = ModelRepository(db, clock)
     directory = load_directory(models)
+    files = FileService.build(settings, db, clock)
     services = Services(
         keys=key_cache,
         recorder=recorder,
@@ -123,17 +125,18 @@ def build_gateway(
             LibraryWatcher(models, directory),
             StorageBillingLoop(
                 StorageBilling(
-                    FileRepository(db, clock),
+                    files.repository,
                     PriceBookRepository(db, clock),
                     LedgerRepository(db, clock),
                 ),
                 clock,
                 STORAGE_BILLING_INTERVAL_SECONDS,
             ),
+            ExpiredFileSweep(files, EXPIRED_FILE_SWEEP_SECONDS),
         ],
         admission=build_admission(settings, db, clock) if admission else None,
         journal=durable,
         admin=AdminApi.build(db, clock, key_cache.invalidate),
-        files=FileService.build(settings, db, clock),
+        files=files,
     )
     return Gateway(services, recorder, durable)
