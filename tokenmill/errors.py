@@ -89,6 +89,13 @@ class Conflict(InvalidRequest):
     default_code = "conflict"
 
 
+class PayloadTooLarge(InvalidRequest):
+    """An upload over a size limit (one file's, or the tenant's storage quota)."""
+
+    status = 413
+    default_code = "file_too_large"
+
+
 class MethodNotAllowed(TokenmillError):
     status = 405
     type = "invalid_request_error"

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     # llama.cpp's extra weight buffers: auto is off on CPUs with AMX (tokenmill.engine.cpu).
     engine_extra_buffers: Literal["auto", "on", "off"] = "auto"
 
+    # The Files API: the largest file, and what one tenant may store in all.
+    files_max_bytes: int = Field(default=512 * 1024**2, ge=1)
+    files_tenant_quota_bytes: int = Field(default=10 * 1024**3, ge=1)
+
     upstream_timeout_seconds: float = 600.0
     usage_flush_interval_seconds: float = 0.05
     key_cache_ttl_seconds: float = 30.0

@@ -16,7 +16,7 @@ from tokenmill.gateway.routing import Router
 from tokenmill.settings import Settings
 from tokenmill.store.db import Database
 
-PAGES = ("overview", "models", "deployments", "keys", "usage", "playground")
+PAGES = ("overview", "models", "deployments", "keys", "files", "usage", "playground")
 
 
 @pytest.fixture

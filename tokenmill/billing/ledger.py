@@ -1,7 +1,8 @@
 """The ledger: append-only money movements per tenant; a balance is the sum of its entries.
 
-Kinds: ``topup`` (positive), ``usage`` (a request's cost, negative) and ``adjustment``
-(either sign, with a note). Every entry has a unique idempotency key, so any write can be
+Kinds: ``topup`` (positive), ``usage`` (a request's cost, negative), ``adjustment``
+(either sign, with a note), ``accelerator`` and ``storage`` (dedicated hours and stored
+files, negative). Every entry has a unique idempotency key, so any write can be
 repeated safely: usage debits use ``usage:<request id>`` and are written by usage ingestion
 in the same transaction as the usage record (``usage_debit_rows``).
 """
@@ -28,6 +29,7 @@ class EntryKind(StrEnum):
     USAGE = "usage"
     ADJUSTMENT = "adjustment"
     ACCELERATOR = "accelerator"
+    STORAGE = "storage"
 
 
 def usage_idempotency_key(request_id: str) -> str:
@@ -147,6 +149,14 @@ class LedgerRepository:
         if amount_micros < 0:
             raise InvalidRequest("A charge is not negative.", param="amount_micros")
         return self._append(tenant_id, EntryKind.ACCELERATOR, -amount_micros, idempotency_key, note)
+
+    def charge_storage(
+        self, tenant_id: str, amount_micros: int, *, idempotency_key: str, note: str
+    ) -> LedgerRecord:
+        """A day of stored files, debited once per tenant and day (the key says which)."""
+        if amount_micros < 0:
+            raise InvalidRequest("A charge is not negative.", param="amount_micros")
+        return self._append(tenant_id, EntryKind.STORAGE, -amount_micros, idempotency_key, note)
 
     def _append(
         self,

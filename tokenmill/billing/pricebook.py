@@ -28,6 +28,7 @@ PRICE_FIELDS = (
     "output_micros_per_mtok",
     "request_micros",
     "accelerator_hour_micros",
+    "storage_gib_day_micros",
 )
 
 

@@ -42,6 +42,7 @@ class Price:
     output_micros_per_mtok: int = 0
     request_micros: int = 0
     accelerator_hour_micros: int = 0
+    storage_gib_day_micros: int = 0  # files stored (only the price book's ``files`` entry)
 
     def __post_init__(self) -> None:
         for name in (
@@ -50,6 +51,7 @@ class Price:
             "output_micros_per_mtok",
             "request_micros",
             "accelerator_hour_micros",
+            "storage_gib_day_micros",
         ):
             _non_negative_int(name, getattr(self, name))
         if self.cached_input_micros_per_mtok > self.input_micros_per_mtok:

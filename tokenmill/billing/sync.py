@@ -30,7 +30,7 @@ from tokenmill.store.tables import LedgerEntry, Tenant
 log = logging.getLogger(__name__)
 
 CLOCK_SKEW = timedelta(seconds=5)
-CREDIT_KINDS = (EntryKind.TOPUP, EntryKind.ADJUSTMENT, EntryKind.ACCELERATOR)
+CREDIT_KINDS = (EntryKind.TOPUP, EntryKind.ADJUSTMENT, EntryKind.ACCELERATOR, EntryKind.STORAGE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,6 +143,7 @@ def prices() -> None:
 @click.option("--output", default="0", help="Per million output tokens.")
 @click.option("--per-request", default="0", help="Per request.")
 @click.option("--accelerator-hour", default="0", help="Per accelerator-hour (dedicated).")
+@click.option("--storage-gib-day", default="0", help="Per GiB of files held a day (model 'files').")
 @click.option("--effective-at", help="ISO 8601 time with zone (default: now).")
 def prices_set(
     model: str,
@@ -151,6 +152,7 @@ def prices_set(
     output: str,
     per_request: str,
     accelerator_hour: str,
+    storage_gib_day: str,
     effective_at: str | None,
 ) -> None:
     """Add a price version; usage made before it keeps its old price."""
@@ -165,6 +167,7 @@ def prices_set(
             output_micros_per_mtok=parse_micros(output),
             request_micros=parse_micros(per_request),
             accelerator_hour_micros=parse_micros(accelerator_hour),
+            storage_gib_day_micros=parse_micros(storage_gib_day),
         )
     except ValueError as error:
         raise click.BadParameter(str(error)) from None

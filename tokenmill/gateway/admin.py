@@ -40,6 +40,7 @@ from tokenmill.control.access import (
 from tokenmill.control.keys import KEY_TERMS, KeyInfo, KeyRepository, Principal, Role
 from tokenmill.control.tenants import TenantInfo, TenantRepository
 from tokenmill.errors import InvalidRequest, NotFound
+from tokenmill.files.repository import FileRepository
 from tokenmill.fleet.deployments import DeploymentRepository
 from tokenmill.gateway import admin_console, admin_library
 from tokenmill.gateway.http import HttpRequest, Response, json_response
@@ -73,6 +74,7 @@ class AdminApi:
     fleet_status: Callable[[], list[dict[str, Any]]] | None = None
     overview: UsageOverview | None = None  # the console's live traffic (admin_console)
     replica_load: Callable[[], dict[str, int]] | None = None  # requests in flight by replica
+    files: FileRepository | None = None  # what each tenant stores (the Files API)
 
     @classmethod
     def build(cls, db: Database, clock: Clock, invalidate_key: Callable[[str], None]) -> AdminApi:
@@ -86,6 +88,7 @@ class AdminApi:
             ModelRepository(db, clock),
             DeploymentRepository(db, clock),
             overview=UsageOverview(db, clock),
+            files=FileRepository(db, clock),
         )
 
     # tenants
@@ -104,7 +107,10 @@ class AdminApi:
         return (self.tenants.update_terms(created.id, terms) if terms else created).as_json()
 
     def get_tenant(self, call: Call) -> Any:
-        return self._tenant(call, call.params[0]).as_json()
+        tenant = self._tenant(call, call.params[0]).as_json()
+        if self.files is not None:
+            tenant["storage_bytes"] = self.files.stored_bytes(call.params[0])
+        return tenant
 
     def update_tenant(self, call: Call) -> Any:
         require_platform_admin(call.principal)  # a tenant does not raise its own limits

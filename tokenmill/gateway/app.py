@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from tokenmill.console.assets import ConsoleAssets
 from tokenmill.errors import MethodNotAllowed, NotFound, TokenmillError
-from tokenmill.gateway import routes
+from tokenmill.gateway import files, routes
 from tokenmill.gateway.http import (
     ClientDisconnected,
     HttpRequest,
@@ -29,12 +29,14 @@ EXACT: dict[str, dict[str, Handler]] = {
     "/v1/chat/completions": {"POST": routes.chat_completions},
     "/v1/completions": {"POST": routes.completions},
     "/v1/embeddings": {"POST": routes.embeddings},
+    "/v1/files": {"GET": files.list_files, "POST": files.create_file},
     "/health": {"GET": routes.health},
     "/console": {"GET": console},
     "/console/": {"GET": console},
 }
 PREFIXED: list[tuple[str, str, dict[str, Handler]]] = [
     ("/v1/models/", "model", {"GET": routes.get_model}),
+    ("/v1/files/", "file_path", {"GET": files.file_resource, "DELETE": files.delete_file}),
     ("/console/", "console_path", {"GET": console}),
     ("/admin/v1/", "admin_path", dict.fromkeys(("GET", "POST", "PATCH"), routes.admin_api)),
 ]

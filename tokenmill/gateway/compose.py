@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from tokenmill.billing.counters import BudgetCounters, LocalBudgetCounters
 from tokenmill.billing.journal import UsageJournal, open_slot, replay
+from tokenmill.billing.ledger import LedgerRepository
 from tokenmill.billing.pricebook import PriceBookRepository
 from tokenmill.billing.pricing import TokenUsage
 from tokenmill.billing.recorder import UsageRecorder
@@ -18,6 +19,9 @@ from tokenmill.clock import Clock
 from tokenmill.control.keycache import KeyCache
 from tokenmill.control.keys import KeyRepository
 from tokenmill.control.revocations import RevocationWatcher
+from tokenmill.files.billing import StorageBilling, StorageBillingLoop
+from tokenmill.files.service import FileService
+from tokenmill.files.sweep import ExpiredFileSweep
 from tokenmill.gateway.admin import AdminApi
 from tokenmill.gateway.admission import Admission
 from tokenmill.gateway.library import LibraryWatcher, load_directory
@@ -30,6 +34,9 @@ from tokenmill.settings import Settings
 from tokenmill.store.db import Database
 
 log = logging.getLogger(__name__)
+
+STORAGE_BILLING_INTERVAL_SECONDS = 3600.0
+EXPIRED_FILE_SWEEP_SECONDS = 300.0
 
 
 @dataclass(slots=True)
@@ -105,6 +112,7 @@ def build_gateway(
     key_cache = KeyCache(keys, clock, settings.key_cache_ttl_seconds)
     models = ModelRepository(db, clock)
     directory = load_directory(models)
+    files = FileService.build(settings, db, clock)
     services = Services(
         keys=key_cache,
         recorder=recorder,
@@ -112,9 +120,23 @@ def build_gateway(
         router=router,
         upstream=UpstreamClient(settings.upstream_timeout_seconds),
         clock=clock,
-        loops=[RevocationWatcher(keys, key_cache, clock), LibraryWatcher(models, directory)],
+        loops=[
+            RevocationWatcher(keys, key_cache, clock),
+            LibraryWatcher(models, directory),
+            StorageBillingLoop(
+                StorageBilling(
+                    files.repository,
+                    PriceBookRepository(db, clock),
+                    LedgerRepository(db, clock),
+                ),
+                clock,
+                STORAGE_BILLING_INTERVAL_SECONDS,
+            ),
+            ExpiredFileSweep(files, EXPIRED_FILE_SWEEP_SECONDS),
+        ],
         admission=build_admission(settings, db, clock) if admission else None,
         journal=durable,
         admin=AdminApi.build(db, clock, key_cache.invalidate),
+        files=files,
     )
     return Gateway(services, recorder, durable)

@@ -13,6 +13,7 @@ from tokenmill.billing.journal import UsageJournal
 from tokenmill.billing.usage import UsageEvent
 from tokenmill.clock import Clock, SystemClock
 from tokenmill.control.keys import Principal
+from tokenmill.files.service import FileService
 from tokenmill.gateway.admin import AdminApi
 from tokenmill.gateway.admission import Admission
 from tokenmill.gateway.directory import ModelDirectory
@@ -59,6 +60,7 @@ class Services:
     admission: Admission | None = None  # budgets and limits; None admits everything
     journal: UsageJournal | None = None  # durable usage, in front of ``recorder``
     admin: AdminApi | None = None  # the /admin/v1 API
+    files: FileService | None = None  # the /v1/files API
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property

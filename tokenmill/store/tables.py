@@ -235,6 +235,7 @@ class PriceBookEntry(Base):
     request_micros: Mapped[int] = mapped_column(BigInteger)
     accelerator_hour_micros: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
+    storage_gib_day_micros: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     __table_args__ = (UniqueConstraint("model", "effective_at", name="uq_price_books_model_at"),)
 
@@ -307,3 +308,26 @@ class WorkEvent(Base):
     level: Mapped[str] = mapped_column(String(10))
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None]
+
+
+class StoredFile(Base):
+    """One file of the Files API; its bytes live in the file store, not in the database.
+
+    Deleting marks ``deleted_at`` (the row stays, for the record); listings and the storage a
+    tenant is counted for skip deleted and expired files.
+    """
+
+    __tablename__ = "files"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    key_id: Mapped[str] = mapped_column(String(40))
+    purpose: Mapped[str] = mapped_column(String(20))
+    filename: Mapped[str] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_files_tenant_created", "tenant_id", "created_at"),)

@@ -5,10 +5,11 @@ import * as overview from "./pages/overview.js";
 import * as models from "./pages/models.js";
 import * as deployments from "./pages/deployments.js";
 import * as keys from "./pages/keys.js";
+import * as files from "./pages/files.js";
 import * as usage from "./pages/usage.js";
 import * as playground from "./pages/playground.js";
 
-const PAGES = { overview, models, deployments, keys, usage, playground };
+const PAGES = { overview, models, deployments, keys, files, usage, playground };
 const TENANT = "tokenmill.tenant";
 const main = document.getElementById("main");
 let timers = [];
