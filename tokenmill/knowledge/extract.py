@@ -73,6 +73,7 @@ CONTENT_TYPES: dict[str, Format] = {
     "application/xhtml+xml": "html",
     "application/pdf": "pdf",
 }
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")  # not tab, line ends or form feed
 CONTROL_SHARE_LIMIT = 0.05  # more control characters than this and it is not text
 
 
@@ -136,7 +137,7 @@ def decode_text(data: bytes, filename: str, param: str) -> str:
             param=param,
             code="unsupported_file",
         ) from error
-    controls = sum(1 for c in text if (ord(c) < 0x20 and c not in "\t\n\r\f") or c == "\x7f")
+    controls = len(_CONTROL.findall(text))
     if "\x00" in text or controls > CONTROL_SHARE_LIMIT * len(text):
         raise InvalidRequest(
             f"The file {filename!r} looks binary, not text (it holds control characters).",
