@@ -183,6 +183,7 @@ def test_minilm_chunks_fit_its_window_whatever_the_text(
     chunks = split(text, minilm, AUTO)
     assert chunks[0].start == 0 and chunks[-1].end == len(text)
     assert all(a.start < b.start <= a.end for a, b in itertools.pairwise(chunks))
+    assert all(text[c.start - 1].isspace() for c in chunks[1:])  # never inside a word
     for chunk in chunks:
         assert chunk.tokens <= AUTO.max_chunk_size_tokens
         assert len(minilm(chunk.text)) + 2 <= 256  # [CLS] and [SEP] around it

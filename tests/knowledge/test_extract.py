@@ -83,7 +83,7 @@ def test_html_keeps_visible_text_with_block_breaks() -> None:
     assert "secret" not in text and "color" not in text and "no\n" not in text
     assert text == (
         "Doc\n\nHeading\n\nFirst bold paragraph & more.\n\none\ntwo\n\nline\nbreak\n\n"
-        "keep\nthis\n\na\tb"
+        "  keep\n  this\n\na\tb"
     )
     assert extract(html.encode(), "page", "text/html").format == "html"
 

@@ -3,8 +3,9 @@
 ``parse_chunking_strategy`` reads a request's ``chunking_strategy`` (``auto`` or ``static``)
 into a ``ChunkingStrategy``; ``auto`` is resolved against the embedding model's window by
 ``auto_strategy``. ``split`` cuts a text into chunks of at most ``max_chunk_size_tokens`` tokens,
-each next chunk repeating exactly ``chunk_overlap_tokens`` tokens of the one before, preferring
-to end a chunk at a paragraph break, then at a sentence or line end, within the budget.
+each next chunk repeating up to ``chunk_overlap_tokens`` tokens of the one before (fewer when
+that would begin inside a word), preferring to end a chunk at a paragraph break, then at a
+sentence or line end, then between words, within the budget.
 
 Tokens are counted by a ``Tokenizer``: a callable giving each token's character span in the
 text. Chunks begin at a token's start; a chunk ends where the next chunk's new tokens begin (so
@@ -168,6 +169,8 @@ def split(text: str, tokenizer: Tokenizer, strategy: ChunkingStrategy) -> list[C
         if last == count:
             return chunks
         first = last - overlap
+        while first < last and spans[first - 1][1] >= spans[first][0]:
+            first += 1  # the overlap starts at a word, not inside one (a shorter overlap)
 
 
 def _best_break(text: str, spans: Sequence[tuple[int, int]], lowest: int, highest: int) -> int:

@@ -186,6 +186,12 @@ _LINES = frozenset(
 _CELLS = frozenset({"td", "th"})
 
 
+class _Preformatted(str):
+    """Text inside ``<pre>``: its spaces and line ends are kept as they are."""
+
+    __slots__ = ()
+
+
 class _VisibleText(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -225,7 +231,10 @@ class _VisibleText(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self.hidden:
             return
-        self.parts.append(data if self.pre else re.sub(r"[ \t\r\n\f\v]+", " ", data))
+        if self.pre:
+            self.parts.append(_Preformatted(data))
+        else:
+            self.parts.append(re.sub(r"[ \t\r\n\f\v]+", " ", data))
 
 
 def html_text(html: str) -> str:
@@ -233,21 +242,34 @@ def html_text(html: str) -> str:
     parser = _VisibleText()
     parser.feed(html)
     parser.close()
-    pieces: list[str] = []
+    pieces: list[str] = []  # alternately flowing text and preformatted text
+
+    def flow(text: str) -> None:
+        if pieces and not isinstance(pieces[-1], _Preformatted):
+            pieces[-1] += text
+        else:
+            pieces.append(text)
+
     pending = 0  # adjacent breaks merge into the widest: </li><li> is one line end
     for part in parser.parts:
         if isinstance(part, int):
             pending = max(pending, part)
             continue
-        if pending:
-            pieces.append("\n" * pending)
-            pending = 0
-        pieces.append(part)
-    text = "".join(pieces)
-    text = re.sub(r"[ \t]*\n[ \t]*", "\n", text)  # no spaces or tabs around line breaks
+        flow("\n" * pending)
+        pending = 0
+        if isinstance(part, _Preformatted):
+            pieces.append(part)
+        else:
+            flow(part)
+    return "".join(
+        piece if isinstance(piece, _Preformatted) else _tidy(piece) for piece in pieces
+    ).strip()
+
+
+def _tidy(flowing: str) -> str:
+    text = re.sub(r"[ \t]*\n[ \t]*", "\n", flowing)  # no spaces or tabs around line breaks
     text = re.sub(r"\n{3,}", "\n\n", text)
-    text = re.sub(r"[ ]{2,}", " ", text)
-    return text.strip()
+    return re.sub(r" {2,}", " ", text)
 
 
 # ---- PDF --------------------------------------------------------------------------------------
