@@ -1,0 +1,1 @@
+"""Vector stores: extraction, chunking, result fusion and attribute filters (the pure core)."""
