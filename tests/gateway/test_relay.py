@@ -68,6 +68,15 @@ def test_first_token_time_is_the_first_event_with_text_not_the_role_chunk() -> N
     assert meter.first_token_monotonic == 0.25
 
 
+def test_a_tool_call_fragment_counts_as_output() -> None:
+    relay, meter, _ = make(include_usage=False)
+    relay.feed(ROLE)
+    call = {"index": 0, "id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": ""}}  # fmt: skip
+    relay.feed(event({"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]}))
+    assert meter.first_token_monotonic is not None
+
+
 def test_completion_text_counts_as_output() -> None:
     relay, meter, _ = make(include_usage=False)
     relay.feed(event({"choices": [{"index": 0, "text": "Paris"}]}))

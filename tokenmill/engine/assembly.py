@@ -8,8 +8,9 @@ from typing import Any
 
 import orjson
 
-from tokenmill.engine.request import EngineEvent, Finished, TokenLogprob, choices_usage
-from tokenmill.engine.responses import Choice, ResponseFormat
+from tokenmill.engine.request import Finished, TokenLogprob, choices_usage
+from tokenmill.engine.responses import Choice, ResponseFormat, ToolCall
+from tokenmill.engine.tool_calls import ChatEvent, ToolCallDelta
 from tokenmill.errors import TokenmillError
 
 DONE = b"data: [DONE]\n\n"
@@ -22,11 +23,12 @@ class _Progress:
     parts: list[str] = field(default_factory=list)
     chars: int = 0
     logprobs: list[TokenLogprob] = field(default_factory=list)
+    calls: list[list[str]] = field(default_factory=list)  # id, name, arguments so far
     finished: Finished | None = None
 
 
 async def sse(
-    events: AsyncIterator[tuple[int, EngineEvent]], fmt: ResponseFormat, n: int
+    events: AsyncIterator[tuple[int, ChatEvent]], fmt: ResponseFormat, n: int
 ) -> AsyncIterator[bytes]:
     """Server-sent events: each choice's opening, deltas and finish, then the usage of all."""
     progress = [_Progress() for _ in range(n)]
@@ -35,6 +37,9 @@ async def sse(
             yield sse_event(chunk)
     async for index, event in events:
         choice = progress[index]
+        if isinstance(event, ToolCallDelta):
+            yield sse_event(fmt.tool_call(index, event))
+            continue
         if not isinstance(event, Finished):
             yield sse_event(fmt.delta(index, event.text, event.logprobs, choice.chars))
             choice.chars += len(event.text)
@@ -51,7 +56,7 @@ async def sse(
 
 
 async def collect(
-    events: AsyncIterator[tuple[int, EngineEvent]], fmt: ResponseFormat, n: int
+    events: AsyncIterator[tuple[int, ChatEvent]], fmt: ResponseFormat, n: int
 ) -> dict[str, Any]:
     """The whole response body once every choice has ended; an error if any choice failed."""
     progress = [_Progress() for _ in range(n)]
@@ -59,6 +64,10 @@ async def collect(
         choice = progress[index]
         if isinstance(event, Finished):
             choice.finished = event
+        elif isinstance(event, ToolCallDelta):
+            if event.id is not None:
+                choice.calls.append([event.id, event.name or "", ""])
+            choice.calls[event.index][2] += event.arguments
         else:
             choice.parts.append(event.text)
             choice.logprobs.extend(event.logprobs)
@@ -70,7 +79,12 @@ async def collect(
         if f.error is not None:
             raise TokenmillError(f.error)
     choices = [
-        Choice("".join(choice.parts), f.finish_reason, tuple(choice.logprobs))
+        Choice(
+            "".join(choice.parts),
+            f.finish_reason,
+            tuple(choice.logprobs),
+            tuple(ToolCall(*call) for call in choice.calls),
+        )
         for choice, f in zip(progress, ended, strict=True)
     ]
     return fmt.response(choices, choices_usage([f.usage for f in ended]))

@@ -14,8 +14,9 @@ import jinja2
 from jinja2.ext import loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from tokenmill.engine.tool_prompt import generic_messages, native_messages, native_tools
 from tokenmill.errors import InvalidRequest
-from tokenmill.protocol.requests import message_text
+from tokenmill.protocol.tools import ToolUse
 
 
 class ChatTemplate:
@@ -33,16 +34,27 @@ class ChatTemplate:
             raise ValueError(f"the model's chat template does not parse: {exc}") from exc
         self._bos_token = bos_token
         self._eos_token = eos_token
+        # A template that mentions tools renders them itself (Hugging Face's convention);
+        # any other gets them in the generic format of tool_prompt.
+        self.has_tool_section = "tools" in source
 
-    def render(self, messages: list[dict[str, Any]]) -> str:
+    def render(self, messages: list[dict[str, Any]], tools: ToolUse | None = None) -> str:
         """The prompt text for a conversation, ending where the assistant's reply begins."""
-        plain = [{**m, "content": message_text(m.get("content"))} for m in messages]
+        extra: dict[str, Any] = {}
+        if self.has_tool_section:
+            plain = native_messages(messages)
+            definitions = native_tools(tools)
+            if definitions is not None:
+                extra["tools"] = definitions
+        else:
+            plain = generic_messages(messages, tools)
         try:
             return self._template.render(
                 messages=plain,
                 add_generation_prompt=True,
                 bos_token=self._bos_token,
                 eos_token=self._eos_token,
+                **extra,
             )
         except jinja2.TemplateError as exc:
             raise InvalidRequest(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from collections.abc import Sequence as SequenceOf
 from dataclasses import replace
 
@@ -58,7 +58,7 @@ class ChoiceGroups:
 
 async def merge(
     streams: SequenceOf[AsyncIterator[EngineEvent]],
-) -> AsyncIterator[tuple[int, EngineEvent]]:
+) -> AsyncGenerator[tuple[int, EngineEvent], None]:
     """Events of all choices as they come, each with its choice's index, until all have ended.
 
     Closing this iterator early cancels the readers, and so (through the engine's iterators)

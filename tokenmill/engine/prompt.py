@@ -11,8 +11,10 @@ from typing import Any, Protocol
 
 from tokenmill.engine.chat_template import ChatTemplate
 from tokenmill.engine.request import EngineRequest
+from tokenmill.engine.tool_grammar import tool_call_grammar
 from tokenmill.errors import ContextLengthExceeded, InvalidRequest
 from tokenmill.protocol.requests import ChatRequest, CompletionRequest, SamplingParams
+from tokenmill.protocol.tools import ToolUse
 
 
 class Tokenizer(Protocol):
@@ -28,6 +30,8 @@ class Tokenizer(Protocol):
 
     def json_grammar(self, schema: dict[str, Any] | None) -> str: ...
 
+    def check_grammar(self, grammar: str) -> str: ...
+
 
 class PromptBuilder:
     def __init__(self, tokenizer: Tokenizer, template: ChatTemplate | None) -> None:
@@ -41,8 +45,11 @@ class PromptBuilder:
                 param="messages",
                 code="chat_template_missing",
             )
-        tokens = self._tokenizer.tokenize(self._template.render(request.messages))
-        return self._build(request_id, tokens, request.sampling, prompt_param="messages")
+        tokens = self._tokenizer.tokenize(self._template.render(request.messages, request.tools))
+        grammar = self._tool_grammar(request.tools)
+        return self._build(
+            request_id, tokens, request.sampling, prompt_param="messages", grammar=grammar
+        )
 
     def completion(self, request: CompletionRequest, request_id: str) -> EngineRequest:
         if request.echo and request.sampling.logprobs:
@@ -77,6 +84,7 @@ class PromptBuilder:
         sampling: SamplingParams,
         *,
         prompt_param: str,
+        grammar: str | None = None,
     ) -> EngineRequest:
         vocab = self._tokenizer.vocab_size
         if any(not 0 <= token < vocab for token in sampling.logit_bias):
@@ -108,8 +116,20 @@ class PromptBuilder:
             prompt_tokens=tuple(tokens),
             max_tokens=max_tokens,
             sampling=sampling,
-            grammar=self._grammar(sampling.response_format),
+            grammar=grammar or self._grammar(sampling.response_format),
         )
+
+    def _tool_grammar(self, tools: ToolUse | None) -> str | None:
+        """A forced call is constrained to the allowed functions and their schemas."""
+        if tools is None or not tools.forced:
+            return None
+        try:
+            grammar = tool_call_grammar(tools.callable, parallel=tools.parallel)
+            return self._tokenizer.check_grammar(grammar)
+        except ValueError as error:
+            raise InvalidRequest(
+                f"'tools' has a JSON Schema this engine cannot enforce: {error}", param="tools"
+            ) from None
 
     def _grammar(self, response_format: dict[str, Any] | None) -> str | None:
         if response_format is None:

@@ -9,6 +9,7 @@ from typing import Literal
 from tokenmill.protocol.requests import SamplingParams
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
+ChoiceFinishReason = FinishReason | Literal["tool_calls"]  # the engine's, or a choice that called
 OutcomeStatus = Literal["finished", "cancelled"]
 
 
@@ -78,7 +79,7 @@ class TextDelta:
 class Finished:
     """The last event of every request."""
 
-    finish_reason: FinishReason
+    finish_reason: ChoiceFinishReason
     usage: Usage
     error: str | None = None
 

@@ -7,8 +7,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tokenmill.engine.request import TokenLogprob, Usage
+from tokenmill.engine.tool_calls import ToolCallDelta
 
 Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, as OpenAI sends it
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +26,7 @@ class Choice:
     text: str
     finish_reason: str
     logprobs: tuple[TokenLogprob, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 class ResponseFormat(Protocol):
@@ -27,6 +36,10 @@ class ResponseFormat(Protocol):
 
     def delta(self, index: int, text: str, logprobs: Sequence[TokenLogprob], offset: int) -> Json:
         """A chunk of a choice's text; ``offset`` is how many characters of it came before."""
+        ...
+
+    def tool_call(self, index: int, delta: ToolCallDelta) -> Json:
+        """A chunk of a choice's tool call: its head, or a piece of its arguments."""
         ...
 
     def finish(self, index: int, finish_reason: str) -> Json: ...
@@ -58,6 +71,16 @@ class ChatFormat:
     def delta(self, index: int, text: str, logprobs: Sequence[TokenLogprob], offset: int) -> Json:
         return self._chunk(index, {"content": text}, None, self._logprobs(logprobs))
 
+    def tool_call(self, index: int, delta: ToolCallDelta) -> Json:
+        call: Json = {"index": delta.index}
+        if delta.id is not None:
+            call["id"] = delta.id
+            call["type"] = "function"
+            call["function"] = {"name": delta.name, "arguments": delta.arguments}
+        else:
+            call["function"] = {"arguments": delta.arguments}
+        return self._chunk(index, {"tool_calls": [call]}, None)
+
     def finish(self, index: int, finish_reason: str) -> Json:
         return self._chunk(index, {}, finish_reason)
 
@@ -70,7 +93,7 @@ class ChatFormat:
             "choices": [
                 {
                     "index": index,
-                    "message": {"role": "assistant", "content": choice.text},
+                    "message": _message(choice),
                     "logprobs": self._logprobs(choice.logprobs),
                     "finish_reason": choice.finish_reason,
                 }
@@ -121,6 +144,9 @@ class CompletionFormat:
 
     def delta(self, index: int, text: str, logprobs: Sequence[TokenLogprob], offset: int) -> Json:
         return self._chunk(index, text, None, self._logprobs(logprobs, offset))
+
+    def tool_call(self, index: int, delta: ToolCallDelta) -> Json:
+        raise TypeError("text completions have no tool calls")
 
     def finish(self, index: int, finish_reason: str) -> Json:
         return self._chunk(index, "", finish_reason)
@@ -179,6 +205,16 @@ class CompletionFormat:
             "created": self.created,
             "model": self.model,
         }
+
+
+def _message(choice: Choice) -> Json:
+    if not choice.tool_calls:
+        return {"role": "assistant", "content": choice.text}
+    calls = [
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for c in choice.tool_calls
+    ]
+    return {"role": "assistant", "content": choice.text or None, "tool_calls": calls}
 
 
 def _text(piece: bytes) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 
 from tokenmill.engine.blocks import CellCopy, CellOp
 from tokenmill.engine.cpu import read_cpu_flags, use_extra_buffers
-from tokenmill.engine.sampling import build_sampler, json_grammar
+from tokenmill.engine.sampling import build_sampler, checked_grammar, json_grammar
 
 MAX_SLOTS = 255  # llama.cpp allows 256 sequence ids in a context; one is the scratch slot
 SCRATCH_CELLS = 16  # cells kept out of the block ledger for the scratch slot
@@ -164,6 +164,10 @@ class LlamaRunner:
     def json_grammar(self, schema: dict[str, Any] | None) -> str:
         """A checked GBNF grammar for JSON (any object without a schema); ValueError if none."""
         return json_grammar(self._vocab, schema)
+
+    def check_grammar(self, grammar: str) -> str:
+        """``grammar`` once llama.cpp has parsed it; ValueError if it cannot."""
+        return checked_grammar(self._vocab, grammar)
 
     # the worker thread's operations
 

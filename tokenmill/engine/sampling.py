@@ -90,9 +90,14 @@ def json_grammar(vocab: Any, schema: dict[str, Any] | None) -> str:
         except (AssertionError, ValueError, KeyError, TypeError, RecursionError) as error:
             # The converter reports what it cannot handle with asserts and ValueErrors.
             raise ValueError(str(error) or type(error).__name__) from None
+    return checked_grammar(vocab, grammar, "the grammar made from it does not parse")
+
+
+def checked_grammar(vocab: Any, grammar: str, failure: str = "the grammar does not parse") -> str:
+    """``grammar`` once llama.cpp has parsed it; ValueError(``failure``) if it cannot."""
     sampler = _grammar_sampler(vocab, grammar)
     if sampler is None:
-        raise ValueError("the grammar made from it does not parse")
+        raise ValueError(failure)
     llama_cpp.llama_sampler_free(sampler)
     return grammar
 

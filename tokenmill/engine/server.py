@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,6 +23,7 @@ from tokenmill.engine.http import (
 )
 from tokenmill.engine.request import EngineEvent, EngineRequest, choices_usage
 from tokenmill.engine.responses import ChatFormat, CompletionFormat, ResponseFormat, usage_json
+from tokenmill.engine.tool_calls import tool_events
 from tokenmill.errors import (
     ModelNotFound,
     NotFound,
@@ -72,7 +73,10 @@ class _Routes:
         fmt = ChatFormat(
             request_id, self._now(), self._served_name, logprobs=parsed.sampling.logprobs
         )
-        return await self._respond(request, engine_request, fmt, stream=parsed.stream)
+        names = [tool.name for tool in parsed.tools.callable] if parsed.tools else []
+        return await self._respond(
+            request, engine_request, fmt, stream=parsed.stream, tool_names=names
+        )
 
     async def completion(self, request: Request) -> Response:
         parsed = parse_completion(parse_json_body(await request.body()))
@@ -141,8 +145,15 @@ class _Routes:
         return int(self._engine.clock.utcnow().timestamp())
 
     async def _respond(
-        self, request: Request, engine_request: EngineRequest, fmt: ResponseFormat, *, stream: bool
+        self,
+        request: Request,
+        engine_request: EngineRequest,
+        fmt: ResponseFormat,
+        *,
+        stream: bool,
+        tool_names: Sequence[str] = (),
     ) -> Response:
+        """``tool_names``: the functions the model may call, parsed out of its output."""
         choices = choice_requests(engine_request)
         streams: list[AsyncIterator[EngineEvent]] = []
         ids = [choice.request_id for choice in choices]
@@ -158,7 +169,8 @@ class _Routes:
             abort_all()  # the choices already queued
             raise
         self._groups.record(engine_request.request_id, ids)
-        events = merge(streams)
+        merged = merge(streams)
+        events = tool_events(merged, tool_names, len(choices)) if tool_names else merged
         if stream:
             return _EventStream(sse(events, fmt, len(choices)), on_close=abort_all)
         return _json(await self._collect(request, collect(events, fmt, len(choices)), abort_all))

@@ -148,7 +148,8 @@ class StreamRelay:
 
 def _has_output(choices: list[Any]) -> bool:
     for choice in choices:
-        if choice.get("text") or (choice.get("delta") or {}).get("content"):
+        delta = choice.get("delta") or {}
+        if choice.get("text") or delta.get("content") or delta.get("tool_calls"):
             return True
     return False
 

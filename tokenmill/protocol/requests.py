@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from tokenmill.errors import InvalidRequest
+from tokenmill.protocol.tools import ToolUse, history_calls, parse_tool_use
 
 MAX_STOP_SEQUENCES = 4
 MAX_N = 16
@@ -45,6 +46,7 @@ class ChatRequest:
     sampling: SamplingParams
     stream: bool = False
     include_usage: bool = False
+    tools: ToolUse | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,7 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
         sampling=_sampling(body, chat=True),
         stream=_bool(body, "stream", False),
         include_usage=_include_usage(body),
+        tools=parse_tool_use(body),
     )
 
 
@@ -111,7 +114,9 @@ def _messages(messages: Any) -> list[dict[str, Any]]:
                 param=f"{where}.role",
             )
         content = message.get("content")
-        if content is None and role == "assistant":
+        if role == "assistant":
+            history_calls(message, where)  # checked here, so rendering never fails on them
+        if content is None and role in ("assistant", "tool"):
             continue
         if isinstance(content, str):
             continue
