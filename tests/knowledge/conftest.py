@@ -1,0 +1,75 @@
+"""Vector store fixtures: two tenants, uploads in a local file store, embedding functions
+(a deterministic hashing one, and the bundled MiniLM model shared by the session)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tokenmill.clock import ManualClock
+from tokenmill.control.tenants import TenantRepository
+from tokenmill.files.objects import FileInfo, new_file_id
+from tokenmill.files.repository import FileRepository
+from tokenmill.files.storage import LocalFileStorage
+from tokenmill.knowledge.keywords import terms
+from tokenmill.store.db import Database
+
+Upload = Callable[..., str]
+HASH_DIMENSIONS = 64
+
+
+def hashed_embedding(text: str) -> list[float]:
+    """A bag of the text's terms hashed into 64 dimensions, unit length: similar word sets
+    give similar vectors, with no model at all."""
+    vector = [0.0] * HASH_DIMENSIONS
+    for term in terms(text):
+        digest = hashlib.sha256(term.encode()).digest()
+        vector[digest[0] % HASH_DIMENSIONS] += 1.0 if digest[1] % 2 else -1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
+def hashed_embed(texts: list[str]) -> list[list[float]]:
+    return [hashed_embedding(t) for t in texts]
+
+
+@pytest.fixture
+def tenants(database: Database, clock: ManualClock) -> tuple[str, str]:
+    repo = TenantRepository(database, clock)
+    return repo.create("alpha").id, repo.create("beta").id
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> LocalFileStorage:
+    return LocalFileStorage(tmp_path / "files")
+
+
+@pytest.fixture
+def upload(database: Database, clock: ManualClock, storage: LocalFileStorage) -> Upload:
+    """Stores ``data`` as one of ``tenant``'s files; returns the file's id."""
+    files = FileRepository(database, clock)
+
+    def put(tenant_id: str, data: bytes, filename: str = "notes.txt") -> str:
+        file_id = new_file_id()
+        writer = storage.writer(tenant_id, file_id)
+        writer.write(data)
+        info = FileInfo(
+            id=file_id,
+            tenant_id=tenant_id,
+            key_id="key_1",
+            purpose="assistants",
+            filename=filename,
+            size_bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            created_at=clock.utcnow(),
+        )
+        files.add(info, 10**9, writer.commit)
+        clock.advance(timedelta(seconds=1).total_seconds())
+        return file_id
+
+    return put
