@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,9 +14,17 @@ import pytest
 
 from tokenmill.clock import ManualClock
 from tokenmill.control.tenants import TenantRepository
+from tokenmill.engine.embed.__main__ import bundled_model_path
+from tokenmill.engine.embed.model import EmbeddingModel
 from tokenmill.files.objects import FileInfo, new_file_id
 from tokenmill.files.repository import FileRepository
 from tokenmill.files.storage import LocalFileStorage
+from tokenmill.knowledge.chunking import (
+    ChunkingStrategy,
+    Tokenizer,
+    auto_strategy,
+    wordpiece_tokenizer,
+)
 from tokenmill.knowledge.keywords import terms
 from tokenmill.store.db import Database
 
@@ -73,3 +82,23 @@ def upload(database: Database, clock: ManualClock, storage: LocalFileStorage) ->
         return file_id
 
     return put
+
+
+@dataclass(frozen=True, slots=True)
+class MiniLM:
+    """The bundled all-MiniLM-L6-v2: its embed function, its tokenizer, its auto strategy."""
+
+    embed: Callable[[list[str]], list[list[float]]]
+    tokenizer: Tokenizer
+    strategy: ChunkingStrategy
+
+
+@pytest.fixture(scope="session")
+def minilm() -> MiniLM:
+    directory = bundled_model_path()
+    model = EmbeddingModel(directory, threads=2)
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        return [[float(v) for v in row] for row in model.embed(model.tokenize(texts))]
+
+    return MiniLM(embed, wordpiece_tokenizer(directory), auto_strategy(model.max_input_tokens))

@@ -9,8 +9,8 @@ import pytest
 from tests.knowledge.conftest import Upload
 from tokenmill.clock import ManualClock
 from tokenmill.errors import InvalidRequest, NotFound
-from tokenmill.knowledge.chunkstore import NewChunk
 from tokenmill.knowledge.repository import VectorStoreRepository
+from tokenmill.knowledge.stores import NewChunk
 from tokenmill.store.db import Database
 
 STATIC = {"type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 50}}

@@ -7,28 +7,16 @@ its status change together or not at all. Every change bumps the store's ``chunk
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from tokenmill.knowledge.keywords import term_frequencies
+from tokenmill.knowledge.stores import NewChunk
 from tokenmill.store.tables import VectorStore, VectorStoreChunk, VectorStorePosting
 
 DELETE_BATCH = 500
-
-
-@dataclass(frozen=True, slots=True)
-class NewChunk:
-    """A chunk ready to store: where it lies in the file's text, and its embedding."""
-
-    position: int
-    text: str
-    char_start: int
-    char_end: int
-    token_count: int
-    embedding: bytes  # float32, little-endian
 
 
 def insert_chunks(

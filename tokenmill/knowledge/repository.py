@@ -22,11 +22,12 @@ from sqlalchemy.orm import Session
 from tokenmill.clock import Clock
 from tokenmill.errors import InvalidRequest, NotFound
 from tokenmill.files.objects import no_such_file as no_such_upload
-from tokenmill.knowledge.chunkstore import NewChunk, bump_version, drop_chunks, insert_chunks
+from tokenmill.knowledge.chunkstore import bump_version, drop_chunks, insert_chunks
 from tokenmill.knowledge.pages import DEFAULT_LIST_LIMIT, page
 from tokenmill.knowledge.stores import (
     FileBatchInfo,
     FileCounts,
+    NewChunk,
     Page,
     VectorStoreFileInfo,
     VectorStoreInfo,

@@ -167,6 +167,18 @@ def _seconds(moment: datetime | None) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
+class NewChunk:
+    """A chunk ready to store: where it lies in the file's text, and its embedding."""
+
+    position: int
+    text: str
+    char_start: int
+    char_end: int
+    token_count: int
+    embedding: bytes  # float32, little-endian
+
+
+@dataclass(frozen=True, slots=True)
 class VectorStoreInfo:
     id: str
     tenant_id: str
