@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,13 +24,17 @@ from tokenmill.knowledge.chunking import (
     ChunkingStrategy,
     Tokenizer,
     auto_strategy,
+    whitespace_tokenizer,
     wordpiece_tokenizer,
 )
+from tokenmill.knowledge.indexing import index_file
 from tokenmill.knowledge.keywords import terms
+from tokenmill.knowledge.repository import VectorStoreRepository
 from tokenmill.store.db import Database
 
 Upload = Callable[..., str]
 HASH_DIMENSIONS = 64
+SMALL_CHUNKS = ChunkingStrategy("static", 100, 20)
 
 
 def hashed_embedding(text: str) -> list[float]:
@@ -63,8 +68,10 @@ def upload(database: Database, clock: ManualClock, storage: LocalFileStorage) ->
     """Stores ``data`` as one of ``tenant``'s files; returns the file's id."""
     files = FileRepository(database, clock)
 
-    def put(tenant_id: str, data: bytes, filename: str = "notes.txt") -> str:
-        file_id = new_file_id()
+    def put(
+        tenant_id: str, data: bytes, filename: str = "notes.txt", file_id: str | None = None
+    ) -> str:
+        file_id = file_id or new_file_id()
         writer = storage.writer(tenant_id, file_id)
         writer.write(data)
         info = FileInfo(
@@ -102,3 +109,40 @@ def minilm() -> MiniLM:
         return [[float(v) for v in row] for row in model.embed(model.tokenize(texts))]
 
     return MiniLM(embed, wordpiece_tokenizer(directory), auto_strategy(model.max_input_tokens))
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    name: str
+    text: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    file_id: str | None = None
+
+
+def build_store(
+    database: Database,
+    clock: ManualClock,
+    upload: Upload,
+    tenant_id: str,
+    docs: list[Doc],
+    embed: Callable[[list[str]], list[list[float]]] = hashed_embed,
+    tokenizer: Tokenizer = whitespace_tokenizer,
+    strategy: ChunkingStrategy = SMALL_CHUNKS,
+) -> tuple[str, dict[str, str]]:
+    """A store holding ``docs``, indexed (without the queue): its id, and file ids by name."""
+    repo = VectorStoreRepository(database, clock)
+    store = repo.create_store(tenant_id, name="test")
+    ids = {}
+    for doc in docs:
+        file_id = upload(tenant_id, doc.text.encode(), doc.name, doc.file_id)
+        repo.add_file(
+            tenant_id,
+            store.id,
+            file_id,
+            attributes=doc.attributes,
+            chunking_strategy=strategy.body(),
+        )
+        chunks = index_file(doc.text.encode(), doc.name, None, strategy, tokenizer, embed)
+        assert repo.save_chunks(tenant_id, store.id, file_id, chunks)
+        ids[doc.name] = file_id
+    return store.id, ids
