@@ -65,6 +65,10 @@ def storage(tmp_path: Path) -> LocalFileStorage:
 
 @pytest.fixture
 def upload(database: Database, clock: ManualClock, storage: LocalFileStorage) -> Upload:
+    return upload_into(database, clock, storage)
+
+
+def upload_into(database: Database, clock: ManualClock, storage: LocalFileStorage) -> Upload:
     """Stores ``data`` as one of ``tenant``'s files; returns the file's id."""
     files = FileRepository(database, clock)
 
