@@ -221,3 +221,31 @@ def test_an_embedding_failure_midway_writes_nothing_and_fails_on_the_last_attemp
     assert entry.status == "failed" and entry.last_error is not None
     assert entry.last_error["code"] == "server_error"
     assert "embeddings deployment went away" in entry.last_error["message"]
+
+
+def test_a_file_removed_or_cancelled_before_its_turn_is_skipped(
+    database: Database,
+    clock: ManualClock,
+    tenants: tuple[str, str],
+    upload: Upload,
+    storage: LocalFileStorage,
+) -> None:
+    alpha, _ = tenants
+    setup = Setup(database, clock, storage, hashed_embed, whitespace_tokenizer, SMALL)
+    store = setup.stores.create_store(alpha)
+    removed = upload(alpha, TEXT.encode())
+    setup.add(alpha, store.id, removed)
+    setup.stores.delete_file(alpha, store.id, removed)
+    ended = setup.runner.run_once()
+    assert ended is not None and ended.status == WorkStatus.SUCCEEDED
+    assert ended.result == {"indexed": False, "reason": "the file left the vector store"}
+    batched = upload(alpha, TEXT.encode())
+    batch = setup.stores.create_batch(alpha, store.id, [batched], chunking_strategy=SMALL.body())
+    setup.queue.enqueue(KIND, {"vector_store_id": store.id, "file_id": batched}, tenant_id=alpha)
+    setup.stores.cancel_batch(alpha, store.id, batch.id)
+    ended = setup.runner.run_once()
+    assert ended is not None and ended.result == {
+        "indexed": False,
+        "reason": "the file is cancelled",
+    }
+    assert chunk_rows(database) == (0, 0)
