@@ -1,1 +1,2 @@
-"""Vector stores: extraction, chunking, result fusion and attribute filters (the pure core)."""
+"""Vector stores: extraction, chunking, keyword terms, fusion and filters (the pure core);
+the repository, indexing (a work-queue handler) and hybrid retrieval over the database."""

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -331,3 +332,102 @@ class StoredFile(Base):
     deleted_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_files_tenant_created", "tenant_id", "created_at"),)
+
+
+class VectorStore(Base):
+    """A vector store: a tenant's searchable collection of files.
+
+    ``chunks_version`` grows whenever the store's chunks change, so a process holding a store's
+    vectors in memory knows, with one small read, when to load them again.
+    """
+
+    __tablename__ = "vector_stores"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    name: Mapped[str | None] = mapped_column(String(256))
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    status: Mapped[str] = mapped_column(String(20))
+    expires_after: Mapped[dict[str, Any] | None]
+    expires_at: Mapped[datetime | None]
+    last_active_at: Mapped[datetime]
+    usage_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    chunks_version: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_vector_stores_tenant_created", "tenant_id", "created_at"),)
+
+
+class VectorStoreFile(Base):
+    """A file in a vector store (its id is the file's id), and how its indexing went."""
+
+    __tablename__ = "vector_store_files"
+
+    vector_store_id: Mapped[str] = mapped_column(ForeignKey("vector_stores.id"), primary_key=True)
+    file_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    batch_id: Mapped[str | None] = mapped_column(String(40))
+    filename: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20))
+    last_error: Mapped[dict[str, Any] | None]
+    attributes: Mapped[dict[str, Any]]
+    chunking_strategy: Mapped[dict[str, Any]]
+    usage_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_vector_store_files_store_created", "vector_store_id", "created_at"),
+        Index("ix_vector_store_files_batch", "batch_id"),
+    )
+
+
+class VectorStoreFileBatch(Base):
+    """Files added to a vector store together; its counts come from its files' statuses."""
+
+    __tablename__ = "vector_store_file_batches"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    vector_store_id: Mapped[str] = mapped_column(ForeignKey("vector_stores.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+
+
+class VectorStoreChunk(Base):
+    """One chunk of an indexed file: its text, where it lies in the file's text, its
+    attributes (a copy of the file's), its embedding (float32, little-endian) and its length
+    in search terms (for BM25)."""
+
+    __tablename__ = "vector_store_chunks"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    vector_store_id: Mapped[str] = mapped_column(String(40))
+    file_id: Mapped[str] = mapped_column(String(40))
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    char_start: Mapped[int] = mapped_column(Integer)
+    char_end: Mapped[int] = mapped_column(Integer)
+    token_count: Mapped[int] = mapped_column(Integer)
+    term_count: Mapped[int] = mapped_column(Integer)
+    attributes: Mapped[dict[str, Any]]
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        UniqueConstraint("vector_store_id", "file_id", "position"),
+        Index("ix_vector_store_chunks_file", "file_id"),
+    )
+
+
+class VectorStorePosting(Base):
+    """Keyword search's inverted index: how often a term occurs in a chunk of a store."""
+
+    __tablename__ = "vector_store_postings"
+
+    vector_store_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    term: Mapped[str] = mapped_column(String(64), primary_key=True)
+    chunk_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True
+    )
+    term_frequency: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_vector_store_postings_chunk", "chunk_id"),)
