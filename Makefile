@@ -41,9 +41,13 @@ pytest: $(VENV)/.test-deps
 
 bench: $(VENV)/.test-deps
 	$(BIN)/pip install --quiet -e '.[test,bench]'
+	@# BFCL's questions and answers; its own dependencies are not needed to read them.
+	$(BIN)/pip install --quiet --no-deps bfcl-eval
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/metering.py
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/cpu_buffers.py
+	$(BIN)/python bench/tools.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
