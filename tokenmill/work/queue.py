@@ -13,8 +13,9 @@ Times are wall-clock UTC from the clock passed in: leases are compared across pr
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -152,24 +153,18 @@ class WorkQueue:
     ) -> bool:
         """Renews the lease (and records progress); False when the worker should stop: the
         lease is no longer its own, or the item was asked to cancel."""
-        now = self._clock.utcnow()
-        with self._db.session() as session:
-            row = session.get(ItemRow, item_id, with_for_update=self._pg)
-            if not self._owned(row, worker):
+        with self._leased(item_id, worker) as (row, now):
+            if row is None:
                 return False
-            assert row is not None
             row.lease_expires_at = now + timedelta(seconds=lease_seconds)
             if progress is not None:
                 row.progress = min(1.0, max(0.0, progress))
             return not row.cancel_requested
 
     def complete(self, item_id: str, worker: str, result: dict[str, Any] | None = None) -> bool:
-        now = self._clock.utcnow()
-        with self._db.session() as session:
-            row = session.get(ItemRow, item_id, with_for_update=self._pg)
-            if not self._owned(row, worker):
+        with self._leased(item_id, worker) as (row, now):
+            if row is None:
                 return False
-            assert row is not None
             self._end(row, WorkStatus.SUCCEEDED, now)
             row.result, row.progress = result, 1.0
             return True
@@ -194,12 +189,9 @@ class WorkQueue:
 
     def acknowledge_cancel(self, item_id: str, worker: str) -> bool:
         """The worker stopped an item that was asked to cancel."""
-        now = self._clock.utcnow()
-        with self._db.session() as session:
-            row = session.get(ItemRow, item_id, with_for_update=self._pg)
-            if not self._owned(row, worker):
+        with self._leased(item_id, worker) as (row, now):
+            if row is None:
                 return False
-            assert row is not None
             self._end(row, WorkStatus.CANCELLED, now)
             return True
 
@@ -264,6 +256,14 @@ class WorkQueue:
             query = query.where(ItemRow.status == status.value)
         with self._db.session() as session:
             return [_item(r) for r in session.scalars(query)]
+
+    @contextmanager
+    def _leased(self, item_id: str, worker: str) -> Iterator[tuple[ItemRow | None, datetime]]:
+        """The item's row, locked, while ``worker`` holds its lease (else None), and now."""
+        now = self._clock.utcnow()
+        with self._db.session() as session:
+            row = session.get(ItemRow, item_id, with_for_update=self._pg)
+            yield (row if self._owned(row, worker) else None), now
 
     @property
     def _pg(self) -> bool:
