@@ -206,6 +206,18 @@ def test_threshold_limit_ranker_and_page_shape(
     dense = retriever.search(alpha, store, SearchOptions(("tea water",)), mode="dense")
     assert retriever.search(alpha, store, none) == dense
 
+    def weighted(embedding: float, text: float) -> object:
+        weights = {"embedding_weight": embedding, "text_weight": text}
+        body = {"query": "tea water", "ranking_options": {"hybrid_search": weights}}
+        return retriever.search(alpha, store, parse_search(body))
+
+    keyword = retriever.search(alpha, store, SearchOptions(("tea water",)), mode="keyword")
+    assert weighted(1, 0) == dense and weighted(0, 1) == keyword
+    hybrid = retriever.search(alpha, store, SearchOptions(("tea water",)))
+    assert weighted(2, 2) == hybrid  # only the ratio matters
+    leaning = weighted(1, 0.01).results
+    assert leaning[0].file_id == dense.results[0].file_id  # mostly dense
+
     with pytest.raises(NotFound):
         retriever.search(beta, store, SearchOptions(("tea",)))
 

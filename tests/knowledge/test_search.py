@@ -47,9 +47,38 @@ def test_defaults_and_a_full_request() -> None:
         ({"query": "a", "rewrite_query": "yes"}, "rewrite_query"),
         ({"query": "a", "filters": {"type": "eq"}}, "filters.key"),
         ({"query": "a", "top_k": 3}, "top_k"),
+        (
+            {"query": "a", "ranking_options": {"hybrid_search": {"text_weight": -1}}},
+            "ranking_options.hybrid_search.text_weight",
+        ),
+        (
+            {
+                "query": "a",
+                "ranking_options": {"hybrid_search": {"text_weight": 0, "embedding_weight": 0}},
+            },
+            "ranking_options.hybrid_search",
+        ),
+        (
+            {"query": "a", "ranking_options": {"hybrid_search": {"bm25": 1}}},
+            "ranking_options.hybrid_search",
+        ),
     ],
 )
 def test_bad_requests_name_the_param(body: dict[str, object], param: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         parse_search(body)
     assert caught.value.param == param
+
+
+def test_hybrid_search_weights_default_to_one_each() -> None:
+    assert (
+        parse_search({"query": "a"}).embedding_weight,
+        parse_search({"query": "a"}).text_weight,
+    ) == (1.0, 1.0)
+    weighted = parse_search(
+        {
+            "query": "a",
+            "ranking_options": {"hybrid_search": {"embedding_weight": 0.7, "text_weight": 0.3}},
+        }
+    )
+    assert (weighted.embedding_weight, weighted.text_weight) == (0.7, 0.3)

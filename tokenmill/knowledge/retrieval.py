@@ -17,7 +17,9 @@ alike (integers and float32 bytes), never by a database's own ranking functions.
 ``filters`` select files by their attributes with ``filters.evaluate`` (the reference meaning)
 before anything is ranked, so every mode returns only matching files. ``ranking_options.ranker``
 ``none`` means no fusion ranker: results are ranked by dense similarity alone (the cosine is the
-score); ``auto`` and ``default-2024-11-15`` are hybrid. ``mode`` overrides this (benchmarks).
+score); ``auto`` and ``default-2024-11-15`` are hybrid, weighted by ``hybrid_search``'s
+``text_weight`` and ``embedding_weight`` (a zero weight leaves that method out). ``mode``
+overrides this (benchmarks).
 With several queries, hybrid fuses all their rankings; keyword and dense take a chunk's best
 score over the queries. Ties go to the earlier chunk (by file id, then position in the file).
 """
@@ -150,7 +152,7 @@ class Retriever:
     ) -> SearchPage:
         """The store's best chunks for ``options`` (see the module's docstring)."""
         if mode is None:
-            mode = "dense" if options.ranker == "none" else "hybrid"
+            mode = _mode(options)
         if mode not in MODES:
             raise ValueError(f"mode is one of {', '.join(MODES)}, not {mode!r}")
         files = self._files(tenant_id, store_id, options.filters)
@@ -162,7 +164,7 @@ class Retriever:
         if mode in ("hybrid", "dense"):
             dense = self.dense(store_id, list(options.queries), allowed)
         if mode == "hybrid":
-            ranked = self._fuse(keyword, dense)
+            ranked = self._fuse(keyword, dense, options.text_weight, options.embedding_weight)
         elif mode == "keyword":
             ranked = _best(keyword, lambda s: saturate(s, self.keyword_half))
         else:
@@ -257,13 +259,20 @@ class Retriever:
 
     # ---- helpers --------------------------------------------------------------------------
 
-    def _fuse(self, keyword: list[list[Scored]], dense: list[list[Scored]]) -> list[Scored]:
+    def _fuse(
+        self,
+        keyword: list[list[Scored]],
+        dense: list[list[Scored]],
+        text_weight: float = 1.0,
+        embedding_weight: float = 1.0,
+    ) -> list[Scored]:
         rankings = []
         by_label: dict[str, ChunkKey] = {}
-        for ranking in [*keyword, *dense]:
+        weighted = [(r, text_weight) for r in keyword] + [(r, embedding_weight) for r in dense]
+        for ranking, weight in weighted:
             top = ranking[: self.candidates]
             by_label.update((s.key.label(), s.key) for s in top)
-            rankings.append(Ranking([s.key.label() for s in top]))
+            rankings.append(Ranking([s.key.label() for s in top], weight))
         return [Scored(by_label[f.id], f.score) for f in reciprocal_rank_fusion(rankings)]
 
     def _files(
@@ -359,6 +368,14 @@ class Retriever:
             for s in ranked
             if s.key in texts
         ]
+
+
+def _mode(options: SearchOptions) -> Mode:
+    """The methods a request asks for: ``ranker: none`` or no text weight is dense alone, no
+    embedding weight is keyword alone, anything else is hybrid."""
+    if options.ranker == "none" or options.text_weight == 0:
+        return "dense"
+    return "keyword" if options.embedding_weight == 0 else "hybrid"
 
 
 def _best(rankings: list[list[Scored]], scale: Callable[[float], float]) -> list[Scored]:

@@ -3,8 +3,10 @@
 ``POST /v1/vector_stores/{id}/search`` takes ``query`` (a string or a list of strings),
 ``filters`` (see ``tokenmill.knowledge.filters``), ``max_num_results`` (1 to 50, default 10),
 ``ranking_options`` (``ranker``: ``auto``, ``default-2024-11-15`` or ``none``; ``score_threshold``
-0 to 1, default 0) and ``rewrite_query`` (a boolean; this platform searches the query as given
-and reports it unchanged as ``search_query``).
+0 to 1, default 0; ``hybrid_search``: ``embedding_weight`` and ``text_weight``, the weights of the
+dense and the keyword ranking in the fusion, each at least 0 and not both 0, default 1 and 1; a
+zero weight leaves that method out) and ``rewrite_query`` (a boolean; this platform searches
+the query as given and reports it unchanged as ``search_query``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class SearchOptions:
     ranker: Ranker = "auto"
     score_threshold: float = 0.0
     rewrite_query: bool = False
+    embedding_weight: float = 1.0
+    text_weight: float = 1.0
 
 
 def parse_search(body: Mapping[str, object]) -> SearchOptions:
@@ -41,7 +45,9 @@ def parse_search(body: Mapping[str, object]) -> SearchOptions:
     if extra:
         raise InvalidRequest(f"Unknown parameter: {extra[0]}.", param=extra[0])
     filters = body.get("filters")
-    ranker, threshold = _ranking_options(body.get("ranking_options"))
+    ranker, threshold, (embedding_weight, text_weight) = _ranking_options(
+        body.get("ranking_options")
+    )
     rewrite = body.get("rewrite_query", False)
     if not isinstance(rewrite, bool):
         raise InvalidRequest("rewrite_query must be a boolean.", param="rewrite_query")
@@ -52,6 +58,8 @@ def parse_search(body: Mapping[str, object]) -> SearchOptions:
         ranker=ranker,
         score_threshold=threshold,
         rewrite_query=rewrite,
+        embedding_weight=embedding_weight,
+        text_weight=text_weight,
     )
 
 
@@ -79,12 +87,13 @@ def _max_results(raw: object) -> int:
     return raw
 
 
-def _ranking_options(raw: object) -> tuple[Ranker, float]:
+def _ranking_options(raw: object) -> tuple[Ranker, float, tuple[float, float]]:
     if raw is None:
-        return "auto", 0.0
+        return "auto", 0.0, (1.0, 1.0)
     if not isinstance(raw, Mapping):
         raise InvalidRequest("ranking_options must be an object.", param="ranking_options")
-    extra = sorted(str(k) for k in raw if k not in ("ranker", "score_threshold"))
+    known = ("ranker", "score_threshold", "hybrid_search")
+    extra = sorted(str(k) for k in raw if k not in known)
     if extra:
         raise InvalidRequest(
             f"Unknown ranking option: {extra[0]}.", param=f"ranking_options.{extra[0]}"
@@ -106,4 +115,30 @@ def _ranking_options(raw: object) -> tuple[Ranker, float]:
             "score_threshold must be a number from 0 to 1.",
             param="ranking_options.score_threshold",
         )
-    return ranker, float(threshold)
+    return ranker, float(threshold), _weights(raw.get("hybrid_search"))
+
+
+def _weights(raw: object) -> tuple[float, float]:
+    """(embedding_weight, text_weight) of ``ranking_options.hybrid_search``."""
+    param = "ranking_options.hybrid_search"
+    if raw is None:
+        return 1.0, 1.0
+    if not isinstance(raw, Mapping):
+        raise InvalidRequest("hybrid_search must be an object.", param=param)
+    extra = sorted(str(k) for k in raw if k not in ("embedding_weight", "text_weight"))
+    if extra:
+        raise InvalidRequest(f"Unknown hybrid_search option: {extra[0]}.", param=param)
+    weights = []
+    for name in ("embedding_weight", "text_weight"):
+        value = raw.get(name, 1.0)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise InvalidRequest(f"{name} must be a number of at least 0.", param=f"{param}.{name}")
+        weights.append(float(value))
+    if weights == [0.0, 0.0]:
+        raise InvalidRequest("embedding_weight and text_weight cannot both be 0.", param=param)
+    return weights[0], weights[1]
