@@ -178,6 +178,14 @@ async def test_add_index_and_search_a_file(world: World) -> None:
     assert "Eiffel" in top["content"][0]["text"]
     assert world.embedded[-1] == (world.alpha_id, ["Eiffel Tower in Paris"])
 
+    content = (await world.call("GET", f"{base}/files/{paris}/content")).json()
+    assert content == {
+        "object": "vector_store.file_content.page",
+        "data": [{"type": "text", "text": PARIS}],
+        "has_more": False,
+        "next_page": None,
+    }
+
     filtered = await world.call(
         "POST",
         f"{base}/search",
@@ -354,6 +362,7 @@ async def test_another_tenants_ids_do_not_exist_for_it(world: World) -> None:
         ("GET", f"{base}/files", None),
         ("POST", f"{base}/files", {"file_id": file_id}),
         ("GET", f"{base}/files/{file_id}", None),
+        ("GET", f"{base}/files/{file_id}/content", None),
         ("POST", f"{base}/files/{file_id}", {"attributes": {}}),
         ("DELETE", f"{base}/files/{file_id}", None),
         ("POST", f"{base}/file_batches", {"file_ids": [file_id]}),

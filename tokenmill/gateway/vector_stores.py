@@ -9,6 +9,7 @@
     POST   /v1/vector_stores/{id}/files               file_id, attributes, chunking_strategy
     GET    /v1/vector_stores/{id}/files?filter=&limit=&order=&after=&before=
     GET    /v1/vector_stores/{id}/files/{file_id}
+    GET    /v1/vector_stores/{id}/files/{file_id}/content
     POST   /v1/vector_stores/{id}/files/{file_id}     attributes
     DELETE /v1/vector_stores/{id}/files/{file_id}
     POST   /v1/vector_stores/{id}/file_batches        file_ids, attributes, chunking_strategy
@@ -182,14 +183,12 @@ async def _dispatch(
 ) -> Response:
     """Matches the path under ``/v1/vector_stores/`` against a shape such as
     ``("files", "*")`` (``*`` is an id) and runs its action with the ids in the path."""
+    caller = await _caller(services, request)
     parts = request.path_params[PATH_PARAM].split("/")
-    if not all(parts):
-        raise NotFound(f"No route {request.method} {request.path}.", code="not_found")
     shape = tuple("*" if i % 2 else p for i, p in enumerate(parts[1:]))
-    action = table.get(shape)
+    action = table.get(shape) if all(parts) else None
     if action is None:
         raise NotFound(f"No route {request.method} {request.path}.", code="not_found")
-    caller = await _caller(services, request)
     return await action(caller, request, [parts[0], *parts[2::2]])
 
 
@@ -265,6 +264,23 @@ async def _get_file(caller: Caller, request: HttpRequest, ids: list[str]) -> Res
     return json_response(info.as_openai())
 
 
+async def _file_content(caller: Caller, request: HttpRequest, ids: list[str]) -> Response:
+    """The file's indexed text as one text part (empty until it is indexed)."""
+    principal, service = caller
+    text = await asyncio.to_thread(
+        service.repository.file_text, principal.tenant_id, ids[0], ids[1]
+    )
+    data = [{"type": "text", "text": text}] if text else []
+    return json_response(
+        {
+            "object": "vector_store.file_content.page",
+            "data": data,
+            "has_more": False,
+            "next_page": None,
+        }
+    )
+
+
 async def _update_file(caller: Caller, request: HttpRequest, ids: list[str]) -> Response:
     principal, service = caller
     body = await _body(request, frozenset({"attributes"}))
@@ -332,6 +348,7 @@ GET: dict[tuple[str, ...], Action] = {
     (): _get_store,
     ("files",): _list_files,
     ("files", "*"): _get_file,
+    ("files", "*", "content"): _file_content,
     ("file_batches", "*"): _get_batch,
     ("file_batches", "*", "files"): _list_files,
 }
