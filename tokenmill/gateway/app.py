@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from tokenmill.console.assets import ConsoleAssets
 from tokenmill.errors import MethodNotAllowed, NotFound, TokenmillError
-from tokenmill.gateway import files, routes
+from tokenmill.gateway import files, routes, vector_stores
 from tokenmill.gateway.http import (
     ClientDisconnected,
     HttpRequest,
@@ -30,6 +30,7 @@ EXACT: dict[str, dict[str, Handler]] = {
     "/v1/completions": {"POST": routes.completions},
     "/v1/embeddings": {"POST": routes.embeddings},
     "/v1/files": {"GET": files.list_files, "POST": files.create_file},
+    "/v1/vector_stores": {"GET": vector_stores.list_stores, "POST": vector_stores.create_store},
     "/health": {"GET": routes.health},
     "/console": {"GET": console},
     "/console/": {"GET": console},
@@ -37,6 +38,15 @@ EXACT: dict[str, dict[str, Handler]] = {
 PREFIXED: list[tuple[str, str, dict[str, Handler]]] = [
     ("/v1/models/", "model", {"GET": routes.get_model}),
     ("/v1/files/", "file_path", {"GET": files.file_resource, "DELETE": files.delete_file}),
+    (
+        "/v1/vector_stores/",
+        vector_stores.PATH_PARAM,
+        {
+            "GET": vector_stores.store_get,
+            "POST": vector_stores.store_post,
+            "DELETE": vector_stores.store_delete,
+        },
+    ),
     ("/console/", "console_path", {"GET": console}),
     ("/admin/v1/", "admin_path", dict.fromkeys(("GET", "POST", "PATCH"), routes.admin_api)),
 ]

@@ -24,19 +24,28 @@ from tokenmill.files.service import FileService
 from tokenmill.files.sweep import ExpiredFileSweep
 from tokenmill.gateway.admin import AdminApi
 from tokenmill.gateway.admission import Admission
+from tokenmill.gateway.embedder import PlatformEmbedder
 from tokenmill.gateway.library import LibraryWatcher, load_directory
 from tokenmill.gateway.limits.base import RateCounters
 from tokenmill.gateway.limits.local import LocalRateCounters
 from tokenmill.gateway.relay import UpstreamClient
 from tokenmill.gateway.routing import Router
 from tokenmill.gateway.services import Services
+from tokenmill.knowledge.chunking import Tokenizer, auto_strategy, wordpiece_tokenizer
+from tokenmill.knowledge.indexing import KIND as INDEXING
+from tokenmill.knowledge.repository import VectorStoreRepository
+from tokenmill.knowledge.service import VectorStoreService
 from tokenmill.settings import Settings
 from tokenmill.store.db import Database
+from tokenmill.work.background import ThreadedWorker
+from tokenmill.work.queue import WorkQueue
+from tokenmill.work.runner import WorkRunner
 
 log = logging.getLogger(__name__)
 
 STORAGE_BILLING_INTERVAL_SECONDS = 3600.0
 EXPIRED_FILE_SWEEP_SECONDS = 300.0
+EMBEDDING_MAX_INPUT_TOKENS = 256  # all-MiniLM-L6-v2's window, [CLS] and [SEP] included
 
 
 @dataclass(slots=True)
@@ -105,6 +114,7 @@ def build_gateway(
     *,
     admission: bool = True,
     journal: bool = True,
+    worker: bool = True,
 ) -> Gateway:
     recorder = UsageRecorder(UsageRepository(db), settings.usage_flush_interval_seconds)
     durable = open_journal(settings, db, clock, recorder) if journal else None
@@ -139,4 +149,50 @@ def build_gateway(
         admin=AdminApi.build(db, clock, key_cache.invalidate),
         files=files,
     )
+    add_vector_stores(services, db, clock, files, worker=worker)
     return Gateway(services, recorder, durable)
+
+
+def embedding_tokenizer() -> Tokenizer | None:
+    """The bundled embeddings model's tokenizer (chunks are counted in its tokens)."""
+    try:
+        from tokenmill.engine.embed.__main__ import bundled_model_path
+
+        return wordpiece_tokenizer(bundled_model_path())
+    except (ImportError, OSError, ValueError) as error:
+        log.warning("vector stores are off: no embeddings model tokenizer (%s)", error)
+        return None
+
+
+def add_vector_stores(
+    services: Services, db: Database, clock: Clock, files: FileService, *, worker: bool
+) -> None:
+    """The /v1/vector_stores API, embedding through the router (metered to the tenant), and,
+    with ``worker``, a background worker indexing the files added to stores."""
+    tokenizer = embedding_tokenizer()
+    if tokenizer is None:
+        return
+    prices = PriceBookRepository(db, clock)
+    embedder = PlatformEmbedder(
+        services.directory,
+        services.router,
+        services.upstream,
+        lambda: services.sink,
+        clock,
+        services.ids,
+        lambda model, usage, at: prices.load().cost_micros(model, usage, at),
+    )
+    queue = WorkQueue(db, clock)
+    stores = VectorStoreService(
+        db,
+        VectorStoreRepository(db, clock),
+        queue,
+        embedder.embed,
+        auto_strategy(EMBEDDING_MAX_INPUT_TOKENS),
+    )
+    services.vector_stores = stores
+    services.loops.append(embedder)  # before the worker: its loop is bound first
+    if worker:
+        handler = stores.worker_handler(files.repository, files.storage, tokenizer)
+        runner = WorkRunner(queue, {INDEXING: handler})
+        services.loops.append(ThreadedWorker(runner))

@@ -111,6 +111,10 @@ class ModelDirectory:
             )
         return entry
 
+    def lookup(self, name: str) -> ModelEntry | None:
+        """A model's default version (or ``id@version``), for the platform's own calls."""
+        return self._versions.get(name) if "@" in name else self._defaults.get(name)
+
     def _find(self, name: str, principal: Principal) -> ModelEntry | None:
         if "@" in name:
             return self._versions.get(name)

@@ -20,6 +20,7 @@ from tokenmill.gateway.directory import ModelDirectory
 from tokenmill.gateway.metering import UsageSink
 from tokenmill.gateway.relay import UpstreamClient
 from tokenmill.gateway.routing import Router
+from tokenmill.knowledge.service import VectorStoreService
 
 
 class Authenticator(Protocol):
@@ -61,6 +62,7 @@ class Services:
     journal: UsageJournal | None = None  # durable usage, in front of ``recorder``
     admin: AdminApi | None = None  # the /admin/v1 API
     files: FileService | None = None  # the /v1/files API
+    vector_stores: VectorStoreService | None = None  # the /v1/vector_stores API
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property

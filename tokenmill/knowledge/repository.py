@@ -270,6 +270,28 @@ class VectorStoreRepository:
             )
             return Page([_file_info(r) for r in rows], more)
 
+    def file_text(self, tenant_id: str, store_id: str, file_id: str) -> str:
+        """The indexed text of a file, rebuilt from its chunks (overlaps counted once)."""
+        with self._db.session() as session:
+            self._store(session, tenant_id, store_id)
+            self._file(session, tenant_id, store_id, file_id)
+            chunk = VectorStoreChunk
+            rows = session.execute(
+                select(chunk.text, chunk.char_start, chunk.char_end)
+                .where(
+                    VectorStoreChunk.vector_store_id == store_id,
+                    VectorStoreChunk.file_id == file_id,
+                )
+                .order_by(VectorStoreChunk.position)
+            )
+            parts: list[str] = []
+            covered = 0
+            for text, start, end in rows:
+                if end > covered:
+                    parts.append(text[max(0, covered - start) :])
+                    covered = end
+            return "".join(parts)
+
     def update_attributes(
         self, tenant_id: str, store_id: str, file_id: str, attributes: dict[str, Any]
     ) -> VectorStoreFileInfo:

@@ -1,0 +1,138 @@
+"""Vector store embeddings through the router: batched, in order, metered to the tenant."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.gateway.support import ListSink
+from tokenmill.billing.pricing import TokenUsage
+from tokenmill.clock import SystemClock
+from tokenmill.errors import ServiceUnavailable, UpstreamError
+from tokenmill.gateway.directory import ModelDirectory, ModelEntry
+from tokenmill.gateway.embedder import PlatformEmbedder
+from tokenmill.gateway.relay import UpstreamClient
+from tokenmill.gateway.routing import Router
+from tokenmill.gateway.services import RequestIds
+
+MODEL = "all-minilm-l6-v2"
+
+
+class Replica:
+    """An embeddings replica over plain HTTP/1.1: a text's vector is [len(text), index]."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.status = 200
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            request = orjson.loads(await reader.readexactly(length))
+            self.requests.append(request)
+            texts = request["input"]
+            reply = {
+                "object": "list",
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": [float(len(t)), float(i)]}
+                    for i, t in reversed(list(enumerate(texts)))
+                ],
+                "model": request["model"],
+                "usage": {"prompt_tokens": 3 * len(texts), "total_tokens": 3 * len(texts)},
+            }
+            body = orjson.dumps(reply)
+            writer.write(
+                f"HTTP/1.1 {self.status} OK\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+
+
+@pytest.fixture
+async def setup() -> AsyncIterator[tuple[PlatformEmbedder, Replica, ListSink]]:
+    replica = Replica()
+    server = await asyncio.start_server(replica.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    entry = ModelEntry(
+        id=MODEL,
+        task="embeddings",
+        context_tokens=256,
+        owner_tenant_id=None,
+        created_at=datetime.now(UTC),
+    )
+    router = Router()
+    router.set_replicas(entry.served_name, [f"http://127.0.0.1:{port}"])
+    upstream = UpstreamClient(10.0)
+    sink = ListSink()
+
+    def cost_of(model: str, usage: TokenUsage, at: datetime) -> int:
+        return 7 * usage.prompt_tokens
+
+    embedder = PlatformEmbedder(
+        ModelDirectory([entry]),
+        router,
+        upstream,
+        lambda: sink,
+        SystemClock(),
+        RequestIds(),
+        cost_of,
+        batch_size=2,
+    )
+    task = asyncio.create_task(embedder.run())
+    await asyncio.sleep(0)
+    yield embedder, replica, sink
+    task.cancel()
+    await upstream.close()
+    server.close()
+
+
+async def test_embeds_in_batches_in_order_and_meters_each(
+    setup: tuple[PlatformEmbedder, Replica, ListSink],
+) -> None:
+    embedder, replica, sink = setup
+    texts = ["a", "bb", "ccc", "dddd", "eeeee"]
+    vectors = await asyncio.to_thread(embedder.embed, "ten_a", "key_a", texts)
+    assert [v[0] for v in vectors] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert [len(r["input"]) for r in replica.requests] == [2, 2, 1]
+    assert {r["model"] for r in replica.requests} == {f"{MODEL}@1"}
+    assert len(sink.events) == 3
+    for event in sink.events:
+        assert event.tenant_id == "ten_a" and event.key_id == "key_a"
+        assert event.endpoint == "embeddings" and event.model == MODEL
+        assert event.status == "ok" and event.cost_micros == 7 * event.prompt_tokens
+    assert [e.prompt_tokens for e in sink.events] == [6, 6, 3]
+    assert len({e.request_id for e in sink.events}) == 3
+
+
+async def test_a_failing_replica_is_an_error_and_nothing_is_metered(
+    setup: tuple[PlatformEmbedder, Replica, ListSink],
+) -> None:
+    embedder, replica, sink = setup
+    replica.status = 500
+    with pytest.raises(UpstreamError):
+        await asyncio.to_thread(embedder.embed, "ten_a", "key_a", ["a"])
+    assert sink.events == []
+
+
+def test_not_running_is_unavailable() -> None:
+    embedder = PlatformEmbedder(
+        ModelDirectory(),
+        Router(),
+        UpstreamClient(1.0),
+        ListSink,
+        SystemClock(),
+        RequestIds(),
+        lambda model, usage, at: 0,
+    )
+    with pytest.raises(ServiceUnavailable):
+        embedder.embed("ten_a", "key_a", ["a"])
