@@ -120,3 +120,13 @@ export function intOrNull(value) {
   if (!Number.isInteger(n)) throw new Error(`${value} is not a whole number`);
   return n;
 }
+
+/** A JSON value from a form's text, or null when the text is blank. */
+export function jsonOrNull(value, what) {
+  if (value === undefined || value === null || String(value).trim() === "") return null;
+  try {
+    return JSON.parse(value);
+  } catch (error) {
+    throw new Error(`${what}: not valid JSON (${error.message}).`);
+  }
+}
