@@ -16,7 +16,17 @@ from tokenmill.gateway.routing import Router
 from tokenmill.settings import Settings
 from tokenmill.store.db import Database
 
-PAGES = ("overview", "models", "deployments", "keys", "files", "usage", "playground")
+PAGES = (
+    "overview",
+    "models",
+    "deployments",
+    "keys",
+    "files",
+    "knowledge",
+    "knowledge_search",
+    "usage",
+    "playground",
+)
 
 
 @pytest.fixture

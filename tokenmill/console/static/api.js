@@ -54,6 +54,29 @@ export async function download(path, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
+/** POST /v1/files with XMLHttpRequest, for its upload progress events. */
+export function upload(file, purpose, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/v1/files");
+    xhr.setRequestHeader("authorization", `Bearer ${session.key}`);
+    xhr.responseType = "json";
+    xhr.upload.onprogress = (event) => {
+      if (event.lengthComputable) onProgress(event.loaded, event.total);
+    };
+    xhr.onload = () => {
+      if (xhr.status >= 200 && xhr.status < 300) resolve(xhr.response);
+      else reject(new ApiError(xhr.status, xhr.response?.error?.message
+        || `${xhr.status} ${xhr.statusText}`, xhr.response?.error?.code));
+    };
+    xhr.onerror = () => reject(new Error("The upload failed: the connection broke."));
+    const body = new FormData();
+    body.append("purpose", purpose);
+    body.append("file", file, file.name);
+    xhr.send(body);
+  });
+}
+
 /** Streams a chat completion: calls onDelta(text) per token, resolves to
  *  {requestId, usage, ttftMs, finishReason}. */
 export async function streamChat(body, onDelta, signal) {

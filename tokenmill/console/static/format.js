@@ -45,6 +45,12 @@ export function when(iso) {
   return iso.replace("T", " ").replace(/\.\d+/, "").replace("+00:00", " UTC");
 }
 
+/** Unix seconds (the OpenAI-shaped APIs' times) as "2026-01-02 03:04:05 UTC". */
+export function unix(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  return new Date(seconds * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+}
+
 /** Compact axis labels: 1.2k, 3.4M. */
 export function compact(n) {
   return Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 }).format(n);

@@ -79,6 +79,36 @@ export function form(fields, submitLabel, onSubmit, { inline = false } = {}) {
   return el;
 }
 
+/** An inline form that uploads with a progress bar: `button#{id}`, `progress#{id}-progress`,
+ *  `span#{id}-status`. onSubmit(progress) runs with the button disabled; progress(fraction, text)
+ *  moves the bar; the text it resolves to, or the error it throws, is shown after. */
+export function uploadForm(fields, submitLabel, onSubmit, { id }) {
+  const button = h(`button#${id}`, { type: "submit" }, submitLabel);
+  const bar = h(`progress#${id}-progress`, { max: 1, value: 0, hidden: true });
+  const label = h(`span.muted#${id}-status`);
+  const el = h("form.inline", fields, h("div.actions", button, bar, label));
+  const progress = (fraction, text) => {
+    bar.hidden = false;
+    bar.value = fraction;
+    label.textContent = text;
+  };
+  el.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    button.disabled = true;
+    label.className = "muted";
+    try {
+      label.textContent = (await onSubmit(progress)) ?? "";
+    } catch (error) {
+      label.className = "form-status error";
+      label.textContent = error.message;
+    } finally {
+      button.disabled = false;
+      bar.hidden = true;
+    }
+  });
+  return el;
+}
+
 export const notice = (text, kind = "error") => h(`div.notice.${kind}`, text);
 
 export const badge = (text, kind = text) => h(`span.badge.${String(kind).replace(/\W/g, "")}`, text);
@@ -89,4 +119,14 @@ export function intOrNull(value) {
   const n = Number(value);
   if (!Number.isInteger(n)) throw new Error(`${value} is not a whole number`);
   return n;
+}
+
+/** A JSON value from a form's text, or null when the text is blank. */
+export function jsonOrNull(value, what) {
+  if (value === undefined || value === null || String(value).trim() === "") return null;
+  try {
+    return JSON.parse(value);
+  } catch (error) {
+    throw new Error(`${what}: not valid JSON (${error.message}).`);
+  }
 }
