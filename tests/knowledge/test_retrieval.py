@@ -87,14 +87,14 @@ def test_bm25_matches_a_brute_force_computation(
     retriever = Retriever(database, hashed_embed)
     for query in ("tea water", "coffee", "boiling kettle tea", "Tomatoes at dawn", "heat"):
         expected = brute_bm25(query, texts)
-        found = {s.key.file_id: s.score for s in retriever.keyword(store, query)}
+        found = {s.key.file_id: s.score for s in retriever.keyword(alpha, store, query)}
         want = {rows[i][0]: score for i, score in enumerate(expected) if score > 0}
         assert found.keys() == want.keys()
         for file_id, score in want.items():
             assert found[file_id] == pytest.approx(score, rel=1e-12, abs=1e-12)
-    coffee = retriever.keyword(store, "coffee")
+    coffee = retriever.keyword(alpha, store, "coffee")
     assert coffee[0].key.file_id == ids["coffee.txt"]
-    assert retriever.keyword(store, " ".join(sorted(STOP_WORDS)[:5])) == []
+    assert retriever.keyword(alpha, store, " ".join(sorted(STOP_WORDS)[:5])) == []
 
 
 CODES = ["ZQ-4471", "ZQ-4417", "ZQ-7441", "ZQ-1744", "ZQ-4714", "ZQ-1474"]

@@ -5,7 +5,7 @@
 plurals (``batteries`` → ``battery``, ``boxes`` → ``box``, ``cables`` → ``cable``), so a query
 matches the forms a document uses without the surprises of an aggressive stemmer.
 
-``bm25`` scores one chunk for a query from integers every database stores alike (term
+``bm25_parts`` scores chunks for a query from integers every database stores alike (term
 frequencies, document frequencies, chunk lengths, the number of chunks), so SQLite and
 PostgreSQL give the same score to the last bit:
 
@@ -14,7 +14,7 @@ PostgreSQL give the same score to the last bit:
     idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5))
 
 with k1 = 1.2, b = 0.75 (the idf is Lucene's, never negative). A query term repeated counts
-once. Terms are summed in sorted order with ``math.fsum``.
+once. A chunk's parts are summed in sorted term order.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 
 K1 = 1.2
 B = 0.75
@@ -128,36 +129,22 @@ def term_frequencies(text: str) -> tuple[Counter[str], int]:
     return Counter(found), len(found)
 
 
-@dataclass(frozen=True, slots=True)
-class CorpusStats:
-    """What BM25 needs to know of the whole store."""
-
-    chunk_count: int
-    average_length: float
-    document_frequency: Mapping[str, int]
-
-
 def idf(chunk_count: int, document_frequency: int) -> float:
     return math.log(1.0 + (chunk_count - document_frequency + 0.5) / (document_frequency + 0.5))
 
 
-def bm25(
-    query: Iterable[str],
-    frequencies: Mapping[str, int],
-    length: int,
-    stats: CorpusStats,
+def bm25_parts(
+    idfs: npt.NDArray[np.float64],
+    tf: npt.NDArray[np.float64],
+    lengths: npt.NDArray[np.float64],
+    average_length: float,
     *,
     k1: float = K1,
     b: float = B,
-) -> float:
-    """The BM25 score of a chunk with term ``frequencies`` and ``length`` for ``query``."""
-    average = stats.average_length if stats.average_length > 0 else 1.0
-    norm = k1 * (1.0 - b + b * length / average)
-    parts = []
-    for term in sorted(set(query)):
-        tf = frequencies.get(term, 0)
-        if tf <= 0:
-            continue
-        df = stats.document_frequency.get(term, 0)
-        parts.append(idf(stats.chunk_count, df) * tf * (k1 + 1.0) / (tf + norm))
-    return math.fsum(parts)
+) -> npt.NDArray[np.float64]:
+    """Each posting's part of its chunk's BM25 score, from arrays alike: the posting's term's
+    idf, the term's frequency in the chunk, and the chunk's length in terms."""
+    average = average_length if average_length > 0 else 1.0
+    norm = k1 * (1.0 - b + b * lengths / average)
+    parts: npt.NDArray[np.float64] = idfs * tf * (k1 + 1.0) / (tf + norm)
+    return parts

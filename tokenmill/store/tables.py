@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Text,
     TypeDecorator,
@@ -419,15 +420,27 @@ class VectorStoreChunk(Base):
 
 
 class VectorStorePosting(Base):
-    """Keyword search's inverted index: how often a term occurs in a chunk of a store."""
+    """Keyword search's inverted index: how often a term occurs in a chunk of a store.
+
+    A search reads a term's postings in key order: SQLite keeps the rows in that order (without
+    rowid) and PostgreSQL's key index carries the frequency, so neither visits rows one by one.
+    """
 
     __tablename__ = "vector_store_postings"
 
-    vector_store_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    term: Mapped[str] = mapped_column(String(64), primary_key=True)
-    chunk_id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True
-    )
+    vector_store_id: Mapped[str] = mapped_column(String(40))
+    term: Mapped[str] = mapped_column(String(64))
+    chunk_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     term_frequency: Mapped[int] = mapped_column(Integer)
 
-    __table_args__ = (Index("ix_vector_store_postings_chunk", "chunk_id"),)
+    __table_args__ = (
+        PrimaryKeyConstraint(
+            "vector_store_id",
+            "term",
+            "chunk_id",
+            name="pk_vector_store_postings",
+            postgresql_include=["term_frequency"],
+        ),
+        Index("ix_vector_store_postings_chunk", "chunk_id"),
+        {"sqlite_with_rowid": False},
+    )
