@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # The Files API: the largest file, and what one tenant may store in all.
     files_max_bytes: int = Field(default=512 * 1024**2, ge=1)
     files_tenant_quota_bytes: int = Field(default=10 * 1024**3, ge=1)
+    # Vector store files indexed at once per gateway: their embedding calls batch together.
+    indexing_workers: int = Field(default=4, ge=1, le=64)
 
     upstream_timeout_seconds: float = 600.0
     usage_flush_interval_seconds: float = 0.05

@@ -149,7 +149,9 @@ def build_gateway(
         admin=AdminApi.build(db, clock, key_cache.invalidate),
         files=files,
     )
-    add_vector_stores(services, db, clock, files, worker=worker)
+    add_vector_stores(
+        services, db, clock, files, workers=settings.indexing_workers if worker else 0
+    )
     return Gateway(services, recorder, durable)
 
 
@@ -165,10 +167,11 @@ def embedding_tokenizer() -> Tokenizer | None:
 
 
 def add_vector_stores(
-    services: Services, db: Database, clock: Clock, files: FileService, *, worker: bool
+    services: Services, db: Database, clock: Clock, files: FileService, *, workers: int
 ) -> None:
-    """The /v1/vector_stores API, embedding through the router (metered to the tenant), and,
-    with ``worker``, a background worker indexing the files added to stores."""
+    """The /v1/vector_stores API, embedding through the router (metered to the tenant), and
+    ``workers`` background threads indexing the files added to stores (files index one per
+    thread; the threads' embedding calls meet in the embeddings replica's batches)."""
     tokenizer = embedding_tokenizer()
     if tokenizer is None:
         return
@@ -192,7 +195,6 @@ def add_vector_stores(
     )
     services.vector_stores = stores
     services.loops.append(embedder)  # before the worker: its loop is bound first
-    if worker:
-        handler = stores.worker_handler(files.repository, files.storage, tokenizer)
-        runner = WorkRunner(queue, {INDEXING: handler})
-        services.loops.append(ThreadedWorker(runner))
+    handler = stores.worker_handler(files.repository, files.storage, tokenizer)
+    for _ in range(workers):
+        services.loops.append(ThreadedWorker(WorkRunner(queue, {INDEXING: handler})))
