@@ -36,6 +36,7 @@ DATA = Path(
 )
 METHODS = {"hybrid": (1.0, 1.0), "keyword": (0.0, 1.0), "dense": (1.0, 0.0)}
 BATCH_FILES = 500
+EMBEDDING_MODEL = "all-minilm-l6-v2"
 
 
 def load() -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
@@ -70,7 +71,7 @@ def start_platform(
         "TOKENMILL_DATA_DIR": str(data_dir),
         "TOKENMILL_PORT": str(port),
         "TOKENMILL_CONFIG": str(data_dir / "none.toml"),
-        "TOKENMILL_BUNDLED_MODELS": json.dumps(["all-minilm-l6-v2"]),
+        "TOKENMILL_BUNDLED_MODELS": json.dumps([EMBEDDING_MODEL]),
         "TOKENMILL_LOG_LEVEL": "warning",
     }
     env.pop("TOKENMILL_DATABASE_URL", None)
@@ -100,6 +101,7 @@ def start_platform(
 
 
 def build_store(client: openai.OpenAI, corpus: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    client.embeddings.create(model=EMBEDDING_MODEL, input="warm")  # the replica is up
     started = time.monotonic()
     file_ids = []
     for doc_id, text in corpus.items():
