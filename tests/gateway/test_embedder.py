@@ -10,15 +10,24 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.gateway.support import ListSink
-from tokenmill.billing.pricing import TokenUsage
-from tokenmill.clock import SystemClock
-from tokenmill.errors import ServiceUnavailable, UpstreamError
+from tests.gateway.support import ListSink, principal
+from tokenmill.billing.counters import LocalBudgetCounters
+from tokenmill.billing.ledger import LedgerRepository
+from tokenmill.billing.pricebook import PriceBookRepository
+from tokenmill.billing.pricing import Price, TokenUsage
+from tokenmill.billing.sync import BillingSync
+from tokenmill.clock import ManualClock, SystemClock
+from tokenmill.control.keys import Role
+from tokenmill.control.tenants import TenantRepository
+from tokenmill.errors import InsufficientQuota, ServiceUnavailable, UpstreamError
+from tokenmill.gateway.admission import Admission
 from tokenmill.gateway.directory import ModelDirectory, ModelEntry
 from tokenmill.gateway.embedder import PlatformEmbedder
+from tokenmill.gateway.limits.local import LocalRateCounters
 from tokenmill.gateway.relay import UpstreamClient
 from tokenmill.gateway.routing import Router
 from tokenmill.gateway.services import RequestIds
+from tokenmill.store.db import Database
 
 MODEL = "all-minilm-l6-v2"
 
@@ -136,3 +145,26 @@ def test_not_running_is_unavailable() -> None:
     )
     with pytest.raises(ServiceUnavailable):
         embedder.embed("ten_a", "key_a", ["a"])
+
+
+async def test_admit_refuses_what_the_tenants_credit_cannot_embed(
+    setup: tuple[PlatformEmbedder, Replica, ListSink], database: Database, clock: ManualClock
+) -> None:
+    """A file's worth of tokens at the embeddings price is checked against the tenant's credit
+    and nothing stays reserved: the work is billed when it runs."""
+    embedder, _, _ = setup
+    tenant = TenantRepository(database, clock).create("acme")
+    PriceBookRepository(database, clock).add(MODEL, Price(input_micros_per_mtok=10**6))
+    LedgerRepository(database, clock).top_up(tenant.id, 1_000)  # 1,000 tokens' worth
+    counters = LocalBudgetCounters()
+    admission = Admission(BillingSync(database, clock, counters), LocalRateCounters(), clock)
+    await admission.start()
+    who = principal(tenant.id)
+
+    await embedder.admit(admission, who, 1_000, "r1")
+    await embedder.admit(admission, who, 1_000, "r2")  # the first reserved nothing
+    with pytest.raises(InsufficientQuota) as refused:
+        await embedder.admit(admission, who, 1_001, "r3")
+    assert refused.value.status == 429 and refused.value.code == "insufficient_quota"
+    await embedder.admit(None, who, 10**9, "r4")  # no admission configured: no check
+    await embedder.admit(admission, principal(tenant.id, role=Role.PLATFORM_ADMIN), 10**9, "r5")

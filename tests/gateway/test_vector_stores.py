@@ -13,8 +13,9 @@ import pytest
 
 from tests.knowledge.conftest import hashed_embed
 from tokenmill.clock import SystemClock
-from tokenmill.control.keys import KeyRepository
+from tokenmill.control.keys import KeyRepository, Principal
 from tokenmill.control.tenants import TenantRepository
+from tokenmill.errors import InsufficientQuota
 from tokenmill.gateway.app import build_app
 from tokenmill.gateway.compose import build_gateway
 from tokenmill.gateway.routing import Router
@@ -388,3 +389,44 @@ async def test_another_tenants_ids_do_not_exist_for_it(world: World) -> None:
 async def test_without_a_key_nothing_is_served(world: World) -> None:
     assert (await world.http.get("/v1/vector_stores")).status_code == 401
     assert (await world.http.post("/v1/vector_stores/vs_x/search", json={})).status_code == 401
+
+
+async def test_work_the_tenant_cannot_afford_is_refused_before_anything_is_recorded(
+    world: World,
+) -> None:
+    """Adding files and searching embed text for the tenant: each is checked as an embeddings
+    call of that size (about a token per 4 bytes), and a refusal leaves no file, batch, store
+    or work item behind."""
+    asked: list[int] = []
+    allowance = 10**6
+
+    async def admit(principal: Principal, tokens: int, request_id: str) -> None:
+        asked.append(tokens)
+        if tokens > allowance:
+            raise InsufficientQuota("the tenant's prepaid credit cannot cover this request")
+
+    world.service.admit = admit
+    store = await world.store()
+    base = f"/v1/vector_stores/{store['id']}"
+    file_id = await world.upload(PARIS * 10)
+    await world.call("POST", f"{base}/search", {"query": "abcdefgh"})
+    assert asked == [2]  # 8 bytes of query
+    tokens = -(-len((PARIS * 10).encode()) // 4)
+    allowance = tokens - 1
+    for method, path, body in [
+        ("POST", f"{base}/files", {"file_id": file_id}),
+        ("POST", f"{base}/file_batches", {"file_ids": [file_id, file_id]}),
+        ("POST", "/v1/vector_stores", {"name": "more", "file_ids": [file_id]}),
+        ("POST", f"{base}/search", {"query": "x" * 4 * tokens}),
+    ]:
+        error = error_of(await world.call(method, path, body), 429)
+        assert error["code"] == "insufficient_quota"
+    assert asked[1:] == [tokens] * 4
+    assert (await world.call("GET", f"{base}/files")).json()["data"] == []
+    stores = (await world.call("GET", "/v1/vector_stores")).json()["data"]
+    assert [s["id"] for s in stores] == [store["id"]]
+    assert world.index_all() == 0
+
+    allowance = tokens
+    added = await world.call("POST", f"{base}/files", {"file_id": file_id})
+    assert added.status_code == 200 and world.index_all() == 1

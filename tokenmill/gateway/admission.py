@@ -22,7 +22,7 @@ from tokenmill.billing.budget import (
     prompt_tokens_bound,
     reservation_micros,
 )
-from tokenmill.billing.pricing import TokenUsage
+from tokenmill.billing.pricing import TokenUsage, max_cost_micros
 from tokenmill.billing.sync import BillingSync, Limits, TenantTerms
 from tokenmill.clock import Clock
 from tokenmill.control.keys import Principal, Role
@@ -63,6 +63,16 @@ class Ticket:
 
     def release(self) -> None:
         self.settle(0, 0)
+
+    async def release_now(self) -> None:
+        """Gives everything back before returning (a check that used nothing)."""
+        if self.settled:
+            return
+        self.settled = True
+        if self.budget is not None:
+            await self.admission.sync.counters.settle(self.budget, 0)
+        if self.rate is not None:
+            await self.admission.rates.finish(self.rate, 0)
 
 
 def scopes_of(principal: Principal, terms: TenantTerms, model: str) -> tuple[ScopeLimits, ...]:
@@ -106,9 +116,14 @@ class Admission:
         choices: int,
         body_bytes: int,
         request_id: str,
+        *,
+        prompt_tokens: int | None = None,
     ) -> Ticket:
         """Raises ``InsufficientQuota`` when credit or a cap cannot cover the request, and
         ``RateLimited`` (with ``Retry-After``) when a rate limit is reached: both 429.
+
+        The prompt is bounded by ``body_bytes``, or is ``prompt_tokens`` when the caller knows
+        better (work the platform embeds for a tenant: a file's text, a search's queries).
 
         The platform's own admins (the operator) are metered and billed like anyone, but not
         held to prepaid credit: a fresh install answers its admin before anyone tops up."""
@@ -119,7 +134,11 @@ class Admission:
         context = model.context_tokens
         ticket = Ticket(self)
         if not price.is_free and principal.role != Role.PLATFORM_ADMIN:
-            amount = reservation_micros(body_bytes, max_tokens, choices, context, price)
+            amount = (
+                reservation_micros(body_bytes, max_tokens, choices, context, price)
+                if prompt_tokens is None
+                else max_cost_micros(prompt_tokens, 0, price)
+            )
             budget = BudgetRequest(
                 tenant_id=principal.tenant_id,
                 key_id=principal.key_id,
@@ -134,9 +153,9 @@ class Admission:
             ticket.budget = budget
         scopes = scopes_of(principal, terms, model.id)
         if scopes:
-            tokens = prompt_tokens_bound(body_bytes, context) + completion_tokens_bound(
-                max_tokens, choices, context
-            )
+            tokens = (
+                prompt_tokens_bound(body_bytes, context) if prompt_tokens is None else prompt_tokens
+            ) + completion_tokens_bound(max_tokens, choices, context)
             rate = RateRequest(request_id, scopes, tokens, now.timestamp())
             decision = await self.rates.acquire(rate)
             if not decision.admitted:

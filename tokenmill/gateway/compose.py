@@ -192,6 +192,9 @@ def add_vector_stores(
         queue,
         embedder.embed,
         auto_strategy(EMBEDDING_MAX_INPUT_TOKENS),
+        admit=lambda principal, tokens, request_id: embedder.admit(
+            services.admission, principal, tokens, request_id
+        ),
     )
     services.vector_stores = stores
     services.loops.append(embedder)  # before the worker: its loop is bound first

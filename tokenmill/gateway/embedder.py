@@ -6,8 +6,11 @@ leases a replica of the embeddings deployment from the router, posts ``/v1/embed
 batches, and records one usage event per batch for the tenant (endpoint ``embeddings``, the
 model, its prompt tokens, priced by the price book), as the embeddings route's meter would.
 
-Not done here: admission (budgets and rate limits are not checked before background
-embedding; the usage is recorded and billed afterwards).
+``admit`` is the check before such work is accepted: a file added to a store (about a token
+per 4 bytes of the file) or a search's queries must fit what the caller's credit, budget caps
+and rate limits allow an embeddings call of that size, or the request is refused with the same
+429. The embedding itself runs later (indexing) and is billed as it happens; a tenant whose
+credit runs out while its files index is not stopped mid-file.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import orjson
 from tokenmill.billing.pricing import TokenUsage
 from tokenmill.billing.usage import UsageEvent
 from tokenmill.clock import Clock
+from tokenmill.control.keys import Principal
 from tokenmill.errors import ServiceUnavailable, UpstreamError
+from tokenmill.gateway.admission import Admission
 from tokenmill.gateway.directory import ModelDirectory
 from tokenmill.gateway.metering import UsageSink
 from tokenmill.gateway.relay import UpstreamClient
@@ -84,6 +89,19 @@ class PlatformEmbedder:
             future = asyncio.run_coroutine_threadsafe(call, self._loop)
             vectors.extend(future.result(CALL_TIMEOUT_SECONDS))
         return vectors
+
+    async def admit(
+        self, admission: Admission | None, principal: Principal, tokens: int, request_id: str
+    ) -> None:
+        """Refuses (429) embedding ``tokens`` for ``principal`` when an embeddings call of that
+        size would be refused; reserves nothing (the work is billed as it runs)."""
+        entry = self._directory.lookup(self.model)
+        if admission is None or entry is None:
+            return  # no admission here, or no model: the work itself will say so
+        ticket = await admission.admit(
+            principal, entry, 0, 1, 0, request_id, prompt_tokens=max(tokens, 1)
+        )
+        await ticket.release_now()
 
     async def aembed(self, tenant_id: str, key_id: str, texts: list[str]) -> list[list[float]]:
         """One batch, on the event loop: lease, post, read, release, meter."""

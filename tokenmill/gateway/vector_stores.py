@@ -20,12 +20,15 @@
 
 Any key may use vector stores; a key sees only its tenant's stores, files and batches, and
 another tenant's id is answered as if it did not exist (404). Adding a file enqueues its
-indexing; a worker does it in the background. Database work runs in threads.
+indexing; a worker does it in the background. Database work runs in threads. Adding files and
+searching embed text for the tenant: they are refused with the 429 an embeddings call of that
+size would get (``insufficient_quota``, ``rate_limit_exceeded``) before anything is recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -57,6 +60,7 @@ MODIFY_FIELDS = frozenset({"name", "metadata", "expires_after"})
 ADD_FILE_FIELDS = frozenset({"file_id", "attributes", "chunking_strategy"})
 BATCH_FIELDS = frozenset({"file_ids", "attributes", "chunking_strategy"})
 MAX_BATCH_FILES = 500
+BYTES_PER_TOKEN = 4
 
 Caller = tuple[Principal, VectorStoreService]
 Action = Callable[[Caller, HttpRequest, list[str]], Awaitable[Response]]
@@ -108,6 +112,26 @@ def _status_filter(request: HttpRequest) -> str | None:
     return status
 
 
+async def _afford(
+    service: VectorStoreService,
+    principal: Principal,
+    request: HttpRequest,
+    *,
+    file_ids: list[str] | None = None,
+    texts: tuple[str, ...] = (),
+) -> None:
+    """Refuses (429) work that embeds more than the caller can afford: the files' text (about
+    a token per ``BYTES_PER_TOKEN`` bytes of each file) or the search's queries."""
+    if service.admit is None:
+        return
+    size = sum(len(t.encode()) for t in texts)
+    if file_ids:
+        size += await asyncio.to_thread(service.upload_bytes, principal.tenant_id, file_ids)
+    if size:
+        request_id = request.request_id or f"vs-{secrets.token_hex(8)}"
+        await service.admit(principal, -(-size // BYTES_PER_TOKEN), request_id)
+
+
 def _file_ids(raw: object) -> list[str]:
     if (
         not isinstance(raw, list)
@@ -138,6 +162,7 @@ async def create_store(services: Services, request: HttpRequest) -> Response:
     file_ids = _file_ids(body["file_ids"]) if body.get("file_ids") is not None else []
     strategy = _strategy(service, body.get("chunking_strategy"))
     tenant_id, key_id = principal.tenant_id, principal.key_id
+    await _afford(service, principal, request, file_ids=file_ids)
 
     def create() -> dict[str, Any]:
         store = service.repository.create_store(
@@ -228,6 +253,7 @@ async def _add_file(caller: Caller, request: HttpRequest, ids: list[str]) -> Res
         raise InvalidRequest("Missing required parameter: 'file_id'.", param="file_id")
     attributes = parse_attributes(body.get("attributes"))
     strategy = _strategy(service, body.get("chunking_strategy"))
+    await _afford(service, principal, request, file_ids=[file_id])
     info = await asyncio.to_thread(
         service.add_file,
         principal.tenant_id,
@@ -307,6 +333,7 @@ async def _create_batch(caller: Caller, request: HttpRequest, ids: list[str]) ->
     file_ids = _file_ids(body.get("file_ids"))
     attributes = dict(parse_attributes(body.get("attributes")))
     strategy = _strategy(service, body.get("chunking_strategy"))
+    await _afford(service, principal, request, file_ids=file_ids)
     info = await asyncio.to_thread(
         service.create_batch,
         principal.tenant_id,
@@ -338,6 +365,7 @@ async def _cancel_batch(caller: Caller, request: HttpRequest, ids: list[str]) ->
 async def _search(caller: Caller, request: HttpRequest, ids: list[str]) -> Response:
     principal, service = caller
     options = parse_search(parse_json_body(await request.body()))
+    await _afford(service, principal, request, texts=options.queries)
     page = await asyncio.to_thread(
         service.search, principal.tenant_id, principal.key_id, ids[0], options
     )

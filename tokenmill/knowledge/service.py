@@ -11,9 +11,12 @@ to the tenant (``gateway.embedder``).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from sqlalchemy import func, select
+
+from tokenmill.control.keys import Principal
 from tokenmill.files.repository import FileRepository
 from tokenmill.files.storage import FileStorage
 from tokenmill.knowledge.chunking import ChunkingStrategy, Tokenizer
@@ -23,6 +26,7 @@ from tokenmill.knowledge.retrieval import Retriever, SearchPage
 from tokenmill.knowledge.search import SearchOptions
 from tokenmill.knowledge.stores import FileBatchInfo, VectorStoreFileInfo
 from tokenmill.store.db import Database
+from tokenmill.store.tables import StoredFile
 from tokenmill.work.items import WorkItem
 from tokenmill.work.queue import WorkQueue
 from tokenmill.work.runner import Handler, WorkContext
@@ -30,7 +34,12 @@ from tokenmill.work.runner import Handler, WorkContext
 TenantEmbed = Callable[[str, str, list[str]], list[list[float]]]
 """(tenant id, key id, texts) -> one vector per text, the tokens billed to that tenant."""
 
+Admit = Callable[[Principal, int, str], Awaitable[None]]
+"""(caller, prompt tokens, request id): raises the 429 an embeddings call of that many tokens
+would get (credit, budget caps, rate limits), or returns."""
+
 MAX_ATTEMPTS = 3
+SIZE_BATCH = 500
 
 
 class VectorStoreService:
@@ -41,15 +50,36 @@ class VectorStoreService:
         queue: WorkQueue,
         embed: TenantEmbed,
         auto: ChunkingStrategy,
+        admit: Admit | None = None,
     ) -> None:
         self.repository = repository
+        self.admit = admit  # checked before work that embeds for a tenant; None: no checks
         self.queue = queue
         self.embed = embed
         self.auto = auto  # ``auto`` chunking for the embedding model
+        self._db = db
         self._caller = threading.local()  # who the retriever embeds for, in this thread
         self._retriever = Retriever(db, self._embed_for_caller)
 
     # ---- adding files ---------------------------------------------------------------------
+
+    def upload_bytes(self, tenant_id: str, file_ids: Sequence[str]) -> int:
+        """The size of the tenant's uploads among ``file_ids`` (ids it does not have count 0)."""
+        total = 0
+        with self._db.session() as session:
+            for start in range(0, len(file_ids), SIZE_BATCH):
+                part = list(dict.fromkeys(file_ids[start : start + SIZE_BATCH]))
+                total += int(
+                    session.scalar(
+                        select(func.coalesce(func.sum(StoredFile.size_bytes), 0)).where(
+                            StoredFile.tenant_id == tenant_id,
+                            StoredFile.id.in_(part),
+                            StoredFile.deleted_at.is_(None),
+                        )
+                    )
+                    or 0
+                )
+        return total
 
     def add_file(
         self,
