@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from tokenmill.clock import Clock
@@ -24,21 +24,23 @@ from tokenmill.errors import InvalidRequest, NotFound
 from tokenmill.files.objects import no_such_file as no_such_upload
 from tokenmill.knowledge.chunkstore import bump_version, drop_chunks, insert_chunks
 from tokenmill.knowledge.pages import DEFAULT_LIST_LIMIT, page
+from tokenmill.knowledge.rows import (
+    batch_info,
+    batch_row,
+    file_info,
+    file_row,
+    store_info,
+    store_row,
+)
 from tokenmill.knowledge.stores import (
     FileBatchInfo,
-    FileCounts,
     NewChunk,
     Page,
     VectorStoreFileInfo,
     VectorStoreInfo,
-    batch_status,
     expiry,
     new_batch_id,
     new_vector_store_id,
-    no_such_batch,
-    no_such_file,
-    no_such_store,
-    store_status,
 )
 from tokenmill.store.db import Database
 from tokenmill.store.tables import (
@@ -200,7 +202,7 @@ class VectorStoreRepository:
     ) -> VectorStoreFileInfo:
         existing = session.get(VectorStoreFile, (store_id, file_id))
         if existing is not None:
-            return _file_info(existing)
+            return file_info(existing)
         now = self._clock.utcnow()
         upload = session.scalars(
             select(StoredFile).where(
@@ -227,11 +229,11 @@ class VectorStoreRepository:
         )
         session.add(row)
         session.flush()
-        return _file_info(row)
+        return file_info(row)
 
     def get_file(self, tenant_id: str, store_id: str, file_id: str) -> VectorStoreFileInfo:
         with self._db.session() as session:
-            return _file_info(self._file(session, tenant_id, store_id, file_id))
+            return file_info(file_row(session, tenant_id, store_id, file_id))
 
     def list_files(
         self,
@@ -268,13 +270,13 @@ class VectorStoreRepository:
                 after=after,
                 before=before,
             )
-            return Page([_file_info(r) for r in rows], more)
+            return Page([file_info(r) for r in rows], more)
 
     def file_text(self, tenant_id: str, store_id: str, file_id: str) -> str:
         """The indexed text of a file, rebuilt from its chunks (overlaps counted once)."""
         with self._db.session() as session:
             self._store(session, tenant_id, store_id)
-            self._file(session, tenant_id, store_id, file_id)
+            file_row(session, tenant_id, store_id, file_id)
             chunk = VectorStoreChunk
             rows = session.execute(
                 select(chunk.text, chunk.char_start, chunk.char_end)
@@ -298,7 +300,7 @@ class VectorStoreRepository:
         """New attributes for a file and for the copies its chunks carry."""
         with self._db.session() as session:
             self._store(session, tenant_id, store_id, lock=True)
-            row = self._file(session, tenant_id, store_id, file_id)
+            row = file_row(session, tenant_id, store_id, file_id)
             row.attributes = dict(attributes)
             session.execute(
                 update(VectorStoreChunk)
@@ -309,13 +311,13 @@ class VectorStoreRepository:
                 .values(attributes=dict(attributes))
             )
             bump_version(session, store_id)
-            return _file_info(row)
+            return file_info(row)
 
     def delete_file(self, tenant_id: str, store_id: str, file_id: str) -> dict[str, Any]:
         """Removes the file and its chunks from the store (the uploaded file stays)."""
         with self._db.session() as session:
             store = self._store(session, tenant_id, store_id, lock=True)
-            row = self._file(session, tenant_id, store_id, file_id)
+            row = file_row(session, tenant_id, store_id, file_id)
             store.usage_bytes = max(0, store.usage_bytes - row.usage_bytes)
             drop_chunks(session, store_id, file_id)
             session.delete(row)
@@ -383,17 +385,17 @@ class VectorStoreRepository:
                 self._add_file(
                     session, tenant_id, store_id, file_id, attributes, chunking_strategy, batch.id
                 )
-            return self._batch_info(session, batch)
+            return batch_info(session, batch)
 
     def get_batch(self, tenant_id: str, store_id: str, batch_id: str) -> FileBatchInfo:
         with self._db.session() as session:
-            return self._batch_info(session, self._batch(session, tenant_id, store_id, batch_id))
+            return batch_info(session, batch_row(session, tenant_id, store_id, batch_id))
 
     def cancel_batch(self, tenant_id: str, store_id: str, batch_id: str) -> FileBatchInfo:
         """Cancels the batch's files still waiting to be indexed."""
         with self._db.session() as session:
             self._store(session, tenant_id, store_id, lock=True)
-            batch = self._batch(session, tenant_id, store_id, batch_id)
+            batch = batch_row(session, tenant_id, store_id, batch_id)
             if batch.status == "in_progress":
                 session.execute(
                     update(VectorStoreFile)
@@ -404,7 +406,7 @@ class VectorStoreRepository:
                     .values(status="cancelled")
                 )
                 batch.status = "cancelled"
-            return self._batch_info(session, batch)
+            return batch_info(session, batch)
 
     # ---- helpers --------------------------------------------------------------------------
 
@@ -415,84 +417,7 @@ class VectorStoreRepository:
     def _store(
         self, session: Session, tenant_id: str, store_id: str, *, lock: bool = False
     ) -> VectorStore:
-        query = select(VectorStore).where(
-            VectorStore.id == store_id, VectorStore.tenant_id == tenant_id
-        )
-        if lock and self._pg:
-            query = query.with_for_update()
-        row = session.scalars(query).one_or_none()
-        if row is None:
-            raise NotFound(no_such_store(store_id), param="vector_store_id")
-        return row
-
-    def _file(
-        self, session: Session, tenant_id: str, store_id: str, file_id: str
-    ) -> VectorStoreFile:
-        row = session.get(VectorStoreFile, (store_id, file_id))
-        if row is None or row.tenant_id != tenant_id:
-            raise NotFound(no_such_file(store_id, file_id), param="file_id")
-        return row
-
-    def _batch(
-        self, session: Session, tenant_id: str, store_id: str, batch_id: str
-    ) -> VectorStoreFileBatch:
-        row = session.get(VectorStoreFileBatch, batch_id)
-        if row is None or row.tenant_id != tenant_id or row.vector_store_id != store_id:
-            raise NotFound(no_such_batch(store_id, batch_id), param="batch_id")
-        return row
-
-    @staticmethod
-    def _counts(session: Session, *where: ColumnElement[bool]) -> FileCounts:
-        query = (
-            select(VectorStoreFile.status, func.count())
-            .where(*where)
-            .group_by(VectorStoreFile.status)
-        )
-        return FileCounts.of({status: int(n) for status, n in session.execute(query)})
+        return store_row(session, tenant_id, store_id, lock=lock and self._pg)
 
     def _store_info(self, session: Session, row: VectorStore) -> VectorStoreInfo:
-        counts = self._counts(session, VectorStoreFile.vector_store_id == row.id)
-        status = store_status(counts, row.expires_at, self._clock.utcnow())
-        if row.status != status:
-            row.status = status
-        return VectorStoreInfo(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            name=row.name,
-            metadata=dict(row.meta),
-            status=status,
-            file_counts=counts,
-            usage_bytes=row.usage_bytes,
-            expires_after=row.expires_after,
-            expires_at=row.expires_at,
-            last_active_at=row.last_active_at,
-            created_at=row.created_at,
-        )
-
-    def _batch_info(self, session: Session, row: VectorStoreFileBatch) -> FileBatchInfo:
-        session.flush()
-        counts = self._counts(session, VectorStoreFile.batch_id == row.id)
-        return FileBatchInfo(
-            id=row.id,
-            vector_store_id=row.vector_store_id,
-            tenant_id=row.tenant_id,
-            status=batch_status(row.status, counts),
-            file_counts=counts,
-            created_at=row.created_at,
-        )
-
-
-def _file_info(row: VectorStoreFile) -> VectorStoreFileInfo:
-    return VectorStoreFileInfo(
-        id=row.file_id,
-        vector_store_id=row.vector_store_id,
-        tenant_id=row.tenant_id,
-        filename=row.filename,
-        status=row.status,
-        last_error=dict(row.last_error) if row.last_error else None,
-        attributes=dict(row.attributes),
-        chunking_strategy=dict(row.chunking_strategy),
-        usage_bytes=row.usage_bytes,
-        created_at=row.created_at,
-        batch_id=row.batch_id,
-    )
+        return store_info(session, row, self._clock.utcnow())
