@@ -16,7 +16,9 @@ one process and one run:
 - **search** with ``Retriever.search`` (what ``POST /v1/vector_stores/{id}/search`` runs after
   parsing), hybrid, keyword and dense, with and without an attribute filter, for SciFact's
   claims; the query's embedding is computed beforehand with the real model and timed apart.
-  The first search after indexing (which loads the store's vectors) is reported alone.
+  The first search after indexing (which loads the store's snapshot) is reported alone; each
+  row then starts from a loaded snapshot with no term's postings read yet, and "hybrid, again"
+  repeats the claims once their terms' postings are held.
 
 Prints a table and writes JSON; the goal is a search p95 of at most 100 ms at 50,000 chunks.
 """
@@ -208,13 +210,19 @@ def main() -> None:
         started = time.perf_counter()
         retriever.search(tenant, store, SearchOptions(queries=(claims[0],)))
         first_ms = (time.perf_counter() - started) * 1000
-        searches = {
-            f"{mode}{' +filter' if filtered else ''}": measure(
-                retriever, tenant, store, claims, mode, filtered
-            )
-            for mode in MODES
-            for filtered in (False, True)
-        }
+        searches = {}
+        for mode in MODES:
+            for filtered in (False, True):
+                # A new retriever per row: its store snapshot loaded (by a search for a claim
+                # not measured), no term's postings read yet.
+                fresh = Retriever(db, embed)
+                fresh.search(tenant, store, SearchOptions(queries=(claims[0],)), mode="dense")
+                name = f"{mode}{' +filter' if filtered else ''}"
+                searches[name] = measure(fresh, tenant, store, claims[1:], mode, filtered)
+                if mode == "hybrid" and not filtered:
+                    searches["hybrid, again"] = measure(
+                        fresh, tenant, store, claims[1:], mode, filtered
+                    )
     report = {
         "database": db.dialect,
         "queries": len(claims),
