@@ -17,6 +17,7 @@ from tokenmill.files.billing import (
     STORAGE_PRICE_MODEL,
     StorageBilling,
     StorageBillingLoop,
+    Stored,
     byte_seconds_by_tenant,
     storage_cost_micros,
 )
@@ -70,7 +71,7 @@ def test_a_day_is_charged_once_per_tenant_at_the_day_start_price(
     files.mark_deleted(alpha, gone.id)  # one hour
     clock.advance(17 * 3600 + 60)  # the next day
 
-    billing = StorageBilling(files, prices, ledger)
+    billing = StorageBilling(Stored(files.stored_spans), prices, ledger)
     expected = {alpha: 86_400_000 + 3_600_000, beta: 32_400_000}
     assert billing.charge_day(DAY) == expected
     assert billing.charge_day(DAY) == expected  # again: the same entries, nothing new
@@ -87,7 +88,9 @@ def test_the_loop_charges_completed_days_only(database: Database, clock: ManualC
     files = FileRepository(database, clock)
     prices.add(STORAGE_PRICE_MODEL, Price(storage_gib_day_micros=1_000))
     files.add(info(clock, alpha, size=BYTES_PER_GIB), 2 * BYTES_PER_GIB, nothing)
-    loop = StorageBillingLoop(StorageBilling(files, prices, ledger), clock, 3600)
+    loop = StorageBillingLoop(
+        StorageBilling(Stored(files.stored_spans), prices, ledger), clock, 3600
+    )
     loop.charge_completed_days()
     assert ledger.entries(kinds=[EntryKind.STORAGE]) == []  # today is not over
     clock.advance(2 * 86_400 + 5)

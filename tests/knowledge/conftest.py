@@ -123,6 +123,13 @@ class Doc:
     file_id: str | None = None
 
 
+DOCS_FOR_STORAGE = [
+    Doc("tea.txt", "Green tea is brewed at 80 degrees. " * 20),
+    Doc("coffee.txt", "Espresso is brewed under pressure. " * 30),
+    Doc("garden.txt", "Water the tomatoes at dawn. " * 10),
+]
+
+
 def build_store(
     database: Database,
     clock: ManualClock,

@@ -1,16 +1,19 @@
-"""Storage billing: what a tenant's files cost per day, charged to the ledger once a day.
+"""Storage billing: what a tenant's stored bytes cost per day, charged to the ledger once a day.
 
-The price is the price book's ``files`` entry, ``storage_gib_day_micros`` (micros per GiB
-held for a day), in effect at the day's start. A day's charge is the tenant's byte-seconds
-that day times that price, rounded up once to a whole micro; the ledger entry's idempotency key
-``storage:<tenant>:<day>`` makes charging a day again a no-op.
+Two things are stored and billed alike, each at its own price: uploaded files (the price book's
+``files`` entry) and vector stores' indexed chunks with their vectors (``vector_stores``). The
+price is the entry's ``storage_gib_day_micros`` (micros per GiB held for a day) in effect at
+the day's start. A day's charge is the tenant's byte-seconds that day times that price, rounded
+up once to a whole micro; the ledger entry's idempotency key (``storage:<tenant>:<day>`` for
+files, ``vector-storage:<tenant>:<day>`` for vector stores) makes charging a day again a no-op.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from tokenmill.billing.ledger import LedgerRepository
@@ -18,11 +21,11 @@ from tokenmill.billing.pricebook import PriceBookRepository
 from tokenmill.billing.pricing import ceil_div
 from tokenmill.clock import Clock
 from tokenmill.files.objects import StoredSpan
-from tokenmill.files.repository import FileRepository
 
 log = logging.getLogger(__name__)
 
 STORAGE_PRICE_MODEL = "files"  # the price book entry that carries the storage price
+VECTOR_STORAGE_PRICE_MODEL = "vector_stores"
 BYTES_PER_GIB = 1024**3
 SECONDS_PER_DAY = 86_400
 ONE_SECOND = timedelta(seconds=1)
@@ -53,26 +56,41 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def storage_key(tenant_id: str, day: date) -> str:
-    return f"storage:{tenant_id}:{day.isoformat()}"
+def storage_key(tenant_id: str, day: date, prefix: str = "storage") -> str:
+    return f"{prefix}:{tenant_id}:{day.isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One kind of stored bytes: where its spans come from, its price entry, its ledger key."""
+
+    spans: Callable[[datetime, datetime], list[StoredSpan]]
+    price_model: str = STORAGE_PRICE_MODEL
+    key_prefix: str = "storage"
+    what: str = "files"
 
 
 class StorageBilling:
     def __init__(
-        self, files: FileRepository, prices: PriceBookRepository, ledger: LedgerRepository
+        self,
+        stored: Stored,
+        prices: PriceBookRepository,
+        ledger: LedgerRepository,
     ) -> None:
-        self._files = files
+        self._stored = stored
         self._prices = prices
         self._ledger = ledger
 
     def charge_day(self, day: date) -> dict[str, int]:
-        """Charges each tenant for its files on ``day`` (a completed UTC day); returns micros."""
+        """Charges each tenant for what it stored on ``day`` (a completed UTC day); returns
+        micros per tenant."""
+        stored = self._stored
         start, end = day_bounds(day)
-        price = self._prices.load().price_at(STORAGE_PRICE_MODEL, start).storage_gib_day_micros
+        price = self._prices.load().price_at(stored.price_model, start).storage_gib_day_micros
         if price == 0:
             return {}
         charged: dict[str, int] = {}
-        spans = self._files.stored_spans(start, end)
+        spans = stored.spans(start, end)
         for tenant_id, byte_seconds in sorted(byte_seconds_by_tenant(spans, start, end).items()):
             amount = storage_cost_micros(byte_seconds, price)
             if amount == 0:
@@ -80,8 +98,8 @@ class StorageBilling:
             self._ledger.charge_storage(
                 tenant_id,
                 amount,
-                idempotency_key=storage_key(tenant_id, day),
-                note=f"files stored on {day.isoformat()}: {byte_seconds} byte-seconds "
+                idempotency_key=storage_key(tenant_id, day, stored.key_prefix),
+                note=f"{stored.what} stored on {day.isoformat()}: {byte_seconds} byte-seconds "
                 f"at {price} micros per GiB-day",
             )
             charged[tenant_id] = amount

@@ -19,7 +19,12 @@ from tokenmill.clock import Clock
 from tokenmill.control.keycache import KeyCache
 from tokenmill.control.keys import KeyRepository
 from tokenmill.control.revocations import RevocationWatcher
-from tokenmill.files.billing import StorageBilling, StorageBillingLoop
+from tokenmill.files.billing import (
+    VECTOR_STORAGE_PRICE_MODEL,
+    StorageBilling,
+    StorageBillingLoop,
+    Stored,
+)
 from tokenmill.files.service import FileService
 from tokenmill.files.sweep import ExpiredFileSweep
 from tokenmill.gateway.admin import AdminApi
@@ -35,6 +40,7 @@ from tokenmill.knowledge.chunking import Tokenizer, auto_strategy, wordpiece_tok
 from tokenmill.knowledge.indexing import KIND as INDEXING
 from tokenmill.knowledge.repository import VectorStoreRepository
 from tokenmill.knowledge.service import VectorStoreService
+from tokenmill.knowledge.storage import stored_spans as vector_stored_spans
 from tokenmill.settings import Settings
 from tokenmill.store.db import Database
 from tokenmill.work.background import ThreadedWorker
@@ -133,15 +139,7 @@ def build_gateway(
         loops=[
             RevocationWatcher(keys, key_cache, clock),
             LibraryWatcher(models, directory),
-            StorageBillingLoop(
-                StorageBilling(
-                    files.repository,
-                    PriceBookRepository(db, clock),
-                    LedgerRepository(db, clock),
-                ),
-                clock,
-                STORAGE_BILLING_INTERVAL_SECONDS,
-            ),
+            *storage_billing(db, clock, files),
             ExpiredFileSweep(files, EXPIRED_FILE_SWEEP_SECONDS),
         ],
         admission=build_admission(settings, db, clock) if admission else None,
@@ -153,6 +151,26 @@ def build_gateway(
         services, db, clock, files, workers=settings.indexing_workers if worker else 0
     )
     return Gateway(services, recorder, durable)
+
+
+def storage_billing(db: Database, clock: Clock, files: FileService) -> list[StorageBillingLoop]:
+    """Daily storage charges: uploaded files, and vector stores' indexed chunks."""
+    prices, ledger = PriceBookRepository(db, clock), LedgerRepository(db, clock)
+    kinds = [
+        Stored(files.repository.stored_spans),
+        Stored(
+            lambda start, end: vector_stored_spans(db, start, end),
+            VECTOR_STORAGE_PRICE_MODEL,
+            "vector-storage",
+            "vector store chunks",
+        ),
+    ]
+    return [
+        StorageBillingLoop(
+            StorageBilling(kind, prices, ledger), clock, STORAGE_BILLING_INTERVAL_SECONDS
+        )
+        for kind in kinds
+    ]
 
 
 def embedding_tokenizer() -> Tokenizer | None:

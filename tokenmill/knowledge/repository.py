@@ -153,7 +153,7 @@ class VectorStoreRepository:
     def delete_store(self, tenant_id: str, store_id: str) -> dict[str, Any]:
         with self._db.session() as session:
             row = self._store(session, tenant_id, store_id, lock=True)
-            drop_chunks(session, store_id, None)
+            drop_chunks(session, store_id, None, self._clock.utcnow())
             session.execute(
                 delete(VectorStoreFile).where(VectorStoreFile.vector_store_id == store_id)
             )
@@ -319,7 +319,7 @@ class VectorStoreRepository:
             store = self._store(session, tenant_id, store_id, lock=True)
             row = file_row(session, tenant_id, store_id, file_id)
             store.usage_bytes = max(0, store.usage_bytes - row.usage_bytes)
-            drop_chunks(session, store_id, file_id)
+            drop_chunks(session, store_id, file_id, self._clock.utcnow())
             session.delete(row)
         return {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
 
@@ -335,8 +335,10 @@ class VectorStoreRepository:
             row = session.get(VectorStoreFile, (store_id, file_id), with_for_update=self._pg)
             if row is None or row.status != "in_progress":
                 return False
-            drop_chunks(session, store_id, file_id)
-            usage = insert_chunks(session, store_id, file_id, row.attributes, chunks)
+            drop_chunks(session, store_id, file_id, self._clock.utcnow())
+            usage = insert_chunks(
+                session, tenant_id, store_id, file_id, row.attributes, chunks, self._clock.utcnow()
+            )
             row.status, row.last_error = "completed", None
             store.usage_bytes += usage - row.usage_bytes
             row.usage_bytes = usage
@@ -352,7 +354,7 @@ class VectorStoreRepository:
             row = session.get(VectorStoreFile, (store_id, file_id), with_for_update=self._pg)
             if row is None or row.status != "in_progress":
                 return False
-            drop_chunks(session, store_id, file_id)
+            drop_chunks(session, store_id, file_id, self._clock.utcnow())
             row.status = "failed"
             row.last_error = {"code": code, "message": message[:1000]}
             return True

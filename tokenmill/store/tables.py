@@ -444,3 +444,25 @@ class VectorStorePosting(Base):
         Index("ix_vector_store_postings_chunk", "chunk_id"),
         {"sqlite_with_rowid": False},
     )
+
+
+class VectorStoreStorage(Base):
+    """A file's indexed bytes (chunks and vectors) held in a store from ``started_at`` until
+    ``ended_at`` (None: still held): what vector store storage is billed on, day by day."""
+
+    __tablename__ = "vector_store_storage"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    vector_store_id: Mapped[str] = mapped_column(String(40))
+    file_id: Mapped[str] = mapped_column(String(40))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_vector_store_storage_store_file", "vector_store_id", "file_id"),
+        Index("ix_vector_store_storage_started", "started_at"),
+    )
