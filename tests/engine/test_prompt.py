@@ -5,6 +5,7 @@ import pytest
 from tokenmill.engine.chat_template import ChatTemplate
 from tokenmill.engine.prompt import PromptBuilder
 from tokenmill.engine.runner import LlamaRunner
+from tokenmill.engine.tool_grammar import CALL_TRIGGER
 from tokenmill.errors import ContextLengthExceeded, InvalidRequest
 from tokenmill.protocol.requests import parse_chat, parse_completion
 
@@ -121,3 +122,38 @@ def test_echo_text_of_a_token_prompt(prompts: PromptBuilder, runner: LlamaRunner
     tokens = runner.tokenize("The sky is")
     request = parse_completion({"model": "m", "prompt": tokens, "echo": True})
     assert prompts.prompt_text(request) == "The sky is"
+
+
+def _tools(schema: dict[str, object], *, strict: bool) -> list[dict[str, object]]:
+    function = {"name": "f", "parameters": schema, "strict": strict}
+    return [{"type": "function", "function": function}]
+
+
+def test_a_forced_call_is_constrained_from_the_start_and_auto_once_it_opens_a_call(
+    prompts: PromptBuilder,
+) -> None:
+    tools = _tools({"type": "object", "properties": {"a": {"type": "integer"}}}, strict=False)
+    forced = prompts.chat(parse_chat(chat(tools=tools, tool_choice="required")), "r1")
+    assert forced.grammar is not None and forced.grammar_trigger is None
+    auto = prompts.chat(parse_chat(chat(tools=tools)), "r1")
+    assert auto.grammar == forced.grammar and auto.grammar_trigger == CALL_TRIGGER
+    assert prompts.chat(parse_chat(chat(tools=tools, tool_choice="none")), "r1").grammar is None
+    # A response format holds from the first token; the lazy tool grammar gives way to it.
+    json_object = {"type": "json_object"}
+    formatted = prompts.chat(parse_chat(chat(tools=tools, response_format=json_object)), "r1")
+    assert formatted.grammar_trigger is None and formatted.grammar != auto.grammar
+
+
+def test_a_schema_no_grammar_can_enforce_refuses_only_a_forced_or_strict_call(
+    prompts: PromptBuilder,
+) -> None:
+    odd = {"type": "object", "properties": {"a": {"type": "no-such-type"}}}
+    loose = prompts.chat(parse_chat(chat(tools=_tools(odd, strict=False))), "r1")
+    assert loose.grammar is None and loose.grammar_trigger is None
+    for body in (
+        chat(tools=_tools(odd, strict=True)),
+        chat(tools=_tools(odd, strict=False), tool_choice="required"),
+    ):
+        with pytest.raises(InvalidRequest) as caught:
+            prompts.chat(parse_chat(body), "r1")
+        assert caught.value.param == "tools"

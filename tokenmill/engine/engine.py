@@ -229,6 +229,7 @@ class Engine:
                     seq.request.sampling,
                     max_tokens=seq.request.max_tokens,
                     grammar=seq.request.grammar,
+                    grammar_trigger=seq.request.grammar_trigger,
                 )
                 self.metrics.prompt_started(
                     prompt_tokens=seq.prompt_len, cached_tokens=seq.cached_tokens

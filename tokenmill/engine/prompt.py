@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from tokenmill.engine.chat_template import ChatTemplate
 from tokenmill.engine.request import EngineRequest
-from tokenmill.engine.tool_grammar import tool_call_grammar
+from tokenmill.engine.tool_grammar import CALL_TRIGGER, tool_call_grammar
 from tokenmill.errors import ContextLengthExceeded, InvalidRequest
 from tokenmill.protocol.requests import ChatRequest, CompletionRequest, SamplingParams
 from tokenmill.protocol.tools import ToolUse
@@ -46,9 +46,14 @@ class PromptBuilder:
                 code="chat_template_missing",
             )
         tokens = self._tokenizer.tokenize(self._template.render(request.messages, request.tools))
-        grammar = self._tool_grammar(request.tools)
+        grammar, trigger = self._tool_grammar(request.tools)
         return self._build(
-            request_id, tokens, request.sampling, prompt_param="messages", grammar=grammar
+            request_id,
+            tokens,
+            request.sampling,
+            prompt_param="messages",
+            grammar=grammar,
+            grammar_trigger=trigger,
         )
 
     def completion(self, request: CompletionRequest, request_id: str) -> EngineRequest:
@@ -85,6 +90,7 @@ class PromptBuilder:
         *,
         prompt_param: str,
         grammar: str | None = None,
+        grammar_trigger: str | None = None,
     ) -> EngineRequest:
         vocab = self._tokenizer.vocab_size
         if any(not 0 <= token < vocab for token in sampling.logit_bias):
@@ -101,6 +107,9 @@ class PromptBuilder:
                 + ". Shorten the prompt.",
                 param=prompt_param,
             )
+        if grammar is None or (grammar_trigger is not None and sampling.response_format):
+            # A response format holds from the first token; a lazy tool grammar gives way.
+            grammar, grammar_trigger = self._grammar(sampling.response_format), None
         max_tokens = sampling.max_tokens
         if max_tokens is None:
             max_tokens = context - prompt_tokens
@@ -116,20 +125,30 @@ class PromptBuilder:
             prompt_tokens=tuple(tokens),
             max_tokens=max_tokens,
             sampling=sampling,
-            grammar=grammar or self._grammar(sampling.response_format),
+            grammar=grammar,
+            grammar_trigger=grammar_trigger,
         )
 
-    def _tool_grammar(self, tools: ToolUse | None) -> str | None:
-        """A forced call is constrained to the allowed functions and their schemas."""
-        if tools is None or not tools.forced:
-            return None
+    def _tool_grammar(self, tools: ToolUse | None) -> tuple[str | None, str | None]:
+        """The grammar of the calls the model may make, and its trigger.
+
+        A forced call is constrained from the first token. Under ``auto`` the model may answer
+        in text; when its output opens with a call (``CALL_TRIGGER``), the rest is constrained
+        the same way (a lazy grammar). A schema the converter cannot enforce is a 400 when a
+        call is forced or the function is ``strict``; otherwise ``auto`` goes unconstrained.
+        """
+        if tools is None or not tools.callable:
+            return None, None
         try:
             grammar = tool_call_grammar(tools.callable, parallel=tools.parallel)
-            return self._tokenizer.check_grammar(grammar)
+            checked = self._tokenizer.check_grammar(grammar)
         except ValueError as error:
+            if not tools.forced and not any(t.strict for t in tools.callable):
+                return None, None
             raise InvalidRequest(
                 f"'tools' has a JSON Schema this engine cannot enforce: {error}", param="tools"
             ) from None
+        return checked, None if tools.forced else CALL_TRIGGER
 
     def _grammar(self, response_format: dict[str, Any] | None) -> str | None:
         if response_format is None:

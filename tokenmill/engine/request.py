@@ -22,6 +22,9 @@ class EngineRequest:
     max_tokens: int
     sampling: SamplingParams
     grammar: str | None = None  # GBNF constraining the output, checked by llama.cpp already
+    # A lazy grammar: it applies only once the whole output so far matches this regex, from
+    # the regex's first group on (the model chose to call a tool); None: from the start.
+    grammar_trigger: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -231,9 +231,21 @@ class LlamaRunner:
             raise DecodeError(code)
         return rows
 
-    def sampler(self, sampling: Any, *, max_tokens: int, grammar: str | None = None) -> Any:
+    def sampler(
+        self,
+        sampling: Any,
+        *,
+        max_tokens: int,
+        grammar: str | None = None,
+        grammar_trigger: str | None = None,
+    ) -> Any:
         return build_sampler(
-            sampling, self._vocab, self.vocab_size, max_tokens=max_tokens, grammar=grammar
+            sampling,
+            self._vocab,
+            self.vocab_size,
+            max_tokens=max_tokens,
+            grammar=grammar,
+            grammar_trigger=grammar_trigger,
         )
 
     def sample(self, sampler: Any, row: int) -> int:

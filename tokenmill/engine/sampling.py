@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 from typing import Any
 
@@ -20,9 +21,13 @@ def build_sampler(
     *,
     max_tokens: int,
     grammar: str | None = None,
+    grammar_trigger: str | None = None,
 ) -> Any:
     """The chain: logit bias, penalties, a grammar, then greedy, or top-k/top-p/min-p/
     temperature/seed.
+
+    With ``grammar_trigger`` the grammar is lazy: it constrains nothing until the whole output
+    so far matches that regex, then constrains it from the regex's first group on.
 
     The grammar comes before any truncation, so that top-k or top-p never keep only tokens
     the grammar forbids.
@@ -50,7 +55,7 @@ def build_sampler(
             )
         )
     if grammar is not None:
-        constraint = _grammar_sampler(vocab, grammar)
+        constraint = _grammar_sampler(vocab, grammar, grammar_trigger)
         if constraint is None:
             llama_cpp.llama_sampler_free(chain)
             raise ValueError("llama.cpp could not parse the grammar")
@@ -102,6 +107,12 @@ def checked_grammar(vocab: Any, grammar: str, failure: str = "the grammar does n
     return grammar
 
 
-def _grammar_sampler(vocab: Any, grammar: str) -> Any:
-    sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+def _grammar_sampler(vocab: Any, grammar: str, trigger: str | None = None) -> Any:
+    if trigger is None:
+        sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+    else:
+        patterns = (ctypes.c_char_p * 1)(trigger.encode())
+        sampler = llama_cpp.llama_sampler_init_grammar_lazy_patterns(
+            vocab, grammar.encode(), b"root", patterns, 1, None, 0
+        )
     return sampler if sampler else None

@@ -22,6 +22,10 @@ _Converter: Any = SchemaConverter  # untyped; its rules are named after the pref
 
 CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"
+# The output opens with a call (leading whitespace allowed): a lazy grammar's trigger, matched
+# against the whole output so far by llama.cpp's std::regex. The match must end at the tag, so
+# the grammar is fed exactly the tag, which it always accepts.
+CALL_TRIGGER = r"\s*(<tool_call>)"
 
 
 def call_prefix(name: str) -> str:
