@@ -2,7 +2,7 @@
 
     validating ──▶ in_progress ──▶ finalizing ──▶ completed
         │               │
-        ├──▶ failed     ├──▶ expired      (the completion window passed)
+        ├──▶ failed ◀───┼──▶ expired      (the completion window passed)
         └───────────────┴──▶ cancelling ──▶ cancelled
 
 Each status has a timestamp of the same name (``in_progress_at``...) set when it is entered.
@@ -40,7 +40,7 @@ MOVES: dict[BatchStatus, frozenset[BatchStatus]] = {
         {BatchStatus.IN_PROGRESS, BatchStatus.FAILED, BatchStatus.CANCELLING, BatchStatus.EXPIRED}
     ),
     BatchStatus.IN_PROGRESS: frozenset(
-        {BatchStatus.FINALIZING, BatchStatus.CANCELLING, BatchStatus.EXPIRED}
+        {BatchStatus.FINALIZING, BatchStatus.CANCELLING, BatchStatus.EXPIRED, BatchStatus.FAILED}
     ),
     BatchStatus.FINALIZING: frozenset({BatchStatus.COMPLETED}),
     BatchStatus.CANCELLING: frozenset({BatchStatus.CANCELLED}),
