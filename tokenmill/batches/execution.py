@@ -123,11 +123,27 @@ def _run(
             if not running:
                 break
             ready, running = _first_done(running)
-            for future in ready:
-                batches.record(batch.id, future.result())
-                finished += 1
+            if any(f.exception() is not None for f in ready):
+                ready, running = ready | set(wait(running).done), set()
+            finished += _record(batches, batch.id, ready)
             context.progress_fraction = finished / total
     return ending
+
+
+def _record(batches: BatchRepository, batch_id: str, ready: set[Future[LineResult]]) -> int:
+    """Records the lines that ended. When one raised, the caller waited for the others in
+    flight: they are recorded too (their calls were made and billed), then the error raised."""
+    recorded = 0
+    failure: BaseException | None = None
+    for future in ready:
+        error = future.exception()
+        if error is None:
+            recorded += batches.record(batch_id, future.result())
+        else:
+            failure = failure or error
+    if failure is not None:
+        raise failure
+    return recorded
 
 
 def _first_done(
