@@ -175,3 +175,37 @@ def test_no_more_lines_in_flight_than_the_concurrency(bench: Bench) -> None:
     item = bench.runner(counted, concurrency=2).run_once()
     assert item is not None and item.status == WorkStatus.SUCCEEDED, item.error
     assert most == 2 and len(bench.sent) == 8
+
+
+def test_a_batch_cancelled_while_it_is_validated_ends_cancelled(bench: Bench) -> None:
+    batch = bench.create("a", "b")
+    files = bench.files
+    read = files.storage.read
+
+    def cancelled_meanwhile(tenant_id: str, file_id: str) -> Any:
+        bench.service.cancel(bench.tenant_id, batch.id)
+        return read(tenant_id, file_id)
+
+    files.storage.read = cancelled_meanwhile  # type: ignore[method-assign]
+    item = bench.runner(answer).run_once()
+    assert item is not None and item.finished and item.attempts == 1
+    done = bench.service.get(bench.tenant_id, batch.id)
+    assert done.status == BatchStatus.CANCELLED and bench.sent == []
+
+
+def test_a_batch_out_of_attempts_is_failed_with_the_reason(bench: Bench) -> None:
+    batch = bench.create("a")
+
+    def down(sent: BatchInfo, request: BatchRequest) -> LineResult:
+        raise ConnectionError("no replica answers")
+
+    runner = bench.runner(down)
+    for _ in range(3):
+        item = runner.run_once()
+        assert item is not None
+        bench.clock.advance(600)
+    assert item.status == WorkStatus.FAILED
+    failed = bench.service.get(bench.tenant_id, batch.id)
+    assert failed.status == BatchStatus.FAILED and failed.errors is not None
+    assert failed.errors[0]["code"] == "server_error"
+    assert "no replica answers" in failed.errors[0]["message"]

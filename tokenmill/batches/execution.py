@@ -25,8 +25,9 @@ from tokenmill.batches.lines import BatchRequest, InvalidInput, LineError, parse
 from tokenmill.batches.objects import BatchInfo
 from tokenmill.batches.output import LineResult, jsonl, split
 from tokenmill.batches.repository import BatchRepository, errors_body
-from tokenmill.batches.status import BatchStatus
+from tokenmill.batches.status import BatchStatus, can_move
 from tokenmill.clock import Clock
+from tokenmill.errors import Conflict
 from tokenmill.files.service import FileService
 from tokenmill.work.items import WorkItem
 from tokenmill.work.runner import Handler, WorkContext, WorkStopped
@@ -57,7 +58,8 @@ def batch_handler(
         except WorkStopped:
             raise
         except Exception as error:
-            if item.attempts >= item.max_attempts:  # no attempt left: say so on the batch
+            last = item.attempts >= item.max_attempts
+            if last and can_move(batches.status(batch.id), BatchStatus.FAILED):
                 message = f"The batch could not be run: {type(error).__name__}: {error}"
                 _fail(batches, batch.id, [LineError("server_error", message)])
             raise
@@ -79,7 +81,10 @@ def batch_handler(
         except InvalidInput as bad:
             return _Ended(_fail(batches, batch.id, bad.errors))
         if batch.status == BatchStatus.VALIDATING:
-            batch = batches.move(batch.id, BatchStatus.IN_PROGRESS, total=len(requests))
+            try:
+                batch = batches.move(batch.id, BatchStatus.IN_PROGRESS, total=len(requests))
+            except Conflict:  # cancelled while it was validated: end it as it is now
+                return _handle(batches.load(batch.id), context)
         done = batches.finished_lines(batch.id)
         pending = [r for r in requests if r.line not in done]
         ending = _run(batches, batch, pending, send, clock, context, concurrency)
