@@ -1,7 +1,7 @@
 """The Batch API through a live ``tokenmill serve`` with the official openai client: a batch of
 two chat requests to the bundled chat model and one for a model that does not exist runs to
-``completed``; its output and error files hold the lines, and each answered line is metered
-to the tenant at the batch price."""
+``completed`` for a tenant with credit; its output and error files hold the lines, and each
+answered line is metered to the tenant at the batch price."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from tokenmill.clock import SystemClock
 MODEL = "smollm2-135m-instruct"
 BATCH_PRICE_FACTOR = 0.5  # the default
 WAIT_SECONDS = 180
+BILLING_SYNC_SECONDS = 1.0  # the default: how soon a gateway sees a top-up
 
 
 def _line(custom_id: str, model: str, question: str) -> bytes:
@@ -29,6 +30,9 @@ def test_a_batch_runs_through_the_openai_client(platform: Platform) -> None:
     with platform.http() as http:
         tenant = http.post("/admin/v1/tenants", json={"name": "batch-tenant"}).json()
         made = http.post(f"/admin/v1/tenants/{tenant['id']}/keys", json={"name": "batch-app"})
+        credit = {"amount_micros": 10_000_000, "idempotency_key": "batch-e2e"}
+        assert http.post(f"/admin/v1/tenants/{tenant['id']}/credits", json=credit).is_success
+    time.sleep(BILLING_SYNC_SECONDS * 1.5)  # lines are admitted once the gateway sees the credit
     client = platform.client(str(made.json()["secret"]))
     data = (
         _line("capital", MODEL, "What is the capital of France?")

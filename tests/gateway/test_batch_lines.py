@@ -20,6 +20,7 @@ from tokenmill.batches.status import BatchStatus
 from tokenmill.billing.pricing import TokenUsage
 from tokenmill.clock import SystemClock
 from tokenmill.control.keys import Principal
+from tokenmill.errors import InsufficientQuota, RateLimited, TokenmillError
 from tokenmill.gateway.batch_lines import PlatformLineSender
 from tokenmill.gateway.directory import ModelDirectory, ModelEntry
 from tokenmill.gateway.platform_calls import PlatformCaller
@@ -56,6 +57,7 @@ class Setup:
     replica: JsonReplica
     sink: ListSink
     who: dict[str, Principal | None]
+    caller: PlatformCaller
 
 
 @pytest.fixture
@@ -88,7 +90,7 @@ async def setup() -> AsyncIterator[Setup]:
     send = PlatformLineSender(caller, lambda key_id: who.get(key_id), Fraction(1, 2))
     task = asyncio.create_task(caller.run())
     await asyncio.sleep(0)
-    yield Setup(send, replica, sink, who)
+    yield Setup(send, replica, sink, who, caller)
     task.cancel()
     await upstream.close()
     server.close()
@@ -146,3 +148,31 @@ async def test_a_revoked_key_answers_401(setup: Setup) -> None:
     body = {"model": CHAT_MODEL, "messages": [{"role": "user", "content": "x"}]}
     result = await asyncio.to_thread(setup.send, batch(), line(body))
     assert result.status_code == 401 and setup.replica.requests == []
+
+
+async def test_a_line_is_admitted_like_a_clients_call(setup: Setup) -> None:
+    """Out of credit, the line's answer is the 429; over a rate limit, it waits and goes."""
+    asked: list[tuple[str, str, int | None]] = []
+    refusals: list[TokenmillError] = [
+        RateLimited("slow down", headers={"Retry-After": "2"}),
+        InsufficientQuota("no credit left"),
+    ]
+
+    async def admit(who: Principal, entry: ModelEntry, parsed: Any, size: int, rid: str) -> None:
+        asked.append((who.tenant_id, entry.id, parsed.sampling.max_tokens))
+        if refusals:
+            raise refusals.pop()
+
+    slept: list[float] = []
+    send = PlatformLineSender(
+        setup.caller, lambda key_id: principal("ten_a"), Fraction(1, 2), admit, slept.append
+    )
+    body = {"model": CHAT_MODEL, "messages": [{"role": "user", "content": "x"}], "max_tokens": 5}
+    broke = await asyncio.to_thread(send, batch(), line(body))
+    assert broke.status_code == 429 and broke.body is not None
+    assert broke.body["error"]["code"] == "insufficient_quota"
+    assert setup.replica.requests == [] and setup.sink.events == []
+
+    paced = await asyncio.to_thread(send, batch(), line(body))
+    assert paced.succeeded and slept == [2.0] and len(setup.sink.events) == 1
+    assert asked == [("ten_a", CHAT_MODEL, 5)] * 3

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
+from typing import Any
 
 from tokenmill.batches.execution import KIND as BATCH
 from tokenmill.batches.execution import batch_handler
@@ -24,15 +25,15 @@ from tokenmill.billing.usage import UsageEvent, UsageRepository
 from tokenmill.catalog.repository import ModelRepository
 from tokenmill.clock import Clock
 from tokenmill.control.keycache import KeyCache
-from tokenmill.control.keys import KeyRepository
+from tokenmill.control.keys import KeyRepository, Principal
 from tokenmill.control.revocations import RevocationWatcher
 from tokenmill.files.billing import StorageBilling, StorageBillingLoop
 from tokenmill.files.service import FileService
 from tokenmill.files.sweep import ExpiredFileSweep
 from tokenmill.gateway.admin import AdminApi
 from tokenmill.gateway.admission import Admission
-from tokenmill.gateway.batch_lines import PlatformLineSender
-from tokenmill.gateway.directory import ModelDirectory
+from tokenmill.gateway.batch_lines import Admit, PlatformLineSender
+from tokenmill.gateway.directory import ModelDirectory, ModelEntry
 from tokenmill.gateway.embedder import PlatformEmbedder
 from tokenmill.gateway.library import LibraryWatcher, load_directory
 from tokenmill.gateway.limits.base import RateCounters
@@ -192,6 +193,24 @@ def platform_call_parts(services: Services, db: Database, clock: Clock) -> Calle
     )
 
 
+def admit_line(admission: Admission | None) -> Admit | None:
+    """A batch line checked as the same call from a client would be, reserving nothing (the
+    line is billed as it is answered)."""
+    if admission is None:
+        return None
+
+    async def admit(
+        principal: Principal, entry: ModelEntry, parsed: Any, size: int, request_id: str
+    ) -> None:
+        sampling = parsed.sampling
+        ticket = await admission.admit(
+            principal, entry, sampling.max_tokens, sampling.n, size, request_id
+        )
+        await ticket.release_now()
+
+    return admit
+
+
 def add_batches(
     services: Services,
     settings: Settings,
@@ -209,7 +228,8 @@ def add_batches(
     services.batches = BatchService(repository, files, queue, clock)
     services.loops.append(caller)  # before the workers: its loop is bound first
     keys = KeyRepository(db, clock)
-    send = PlatformLineSender(caller, keys.principal, Fraction(str(settings.batch_price_factor)))
+    factor = Fraction(str(settings.batch_price_factor))
+    send = PlatformLineSender(caller, keys.principal, factor, admit_line(services.admission))
     handler = batch_handler(repository, files, send, clock, concurrency=settings.batch_concurrency)
     for _ in range(workers):
         services.loops.append(ThreadedWorker(WorkRunner(queue, {BATCH: handler})))
