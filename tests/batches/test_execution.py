@@ -5,6 +5,7 @@ more lines are in flight than its concurrency."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -209,3 +210,22 @@ def test_a_batch_out_of_attempts_is_failed_with_the_reason(bench: Bench) -> None
     assert failed.status == BatchStatus.FAILED and failed.errors is not None
     assert failed.errors[0]["code"] == "server_error"
     assert "no replica answers" in failed.errors[0]["message"]
+
+
+def test_cancelling_its_work_item_cancels_the_batch(bench: Bench) -> None:
+    batch = bench.create("a", "b", "c")
+
+    def cancel_item_on_first(sent: BatchInfo, request: BatchRequest) -> LineResult:
+        if request.custom_id == "a":
+            assert sent.work_item_id is not None
+            bench.service.queue.cancel(sent.work_item_id)  # as the admin's work API does
+            time.sleep(0.4)  # a heartbeat (every 0.1 s here) sees it
+        return answer(sent, request)
+
+    handler = batch_handler(
+        bench.service.batches, bench.files, cancel_item_on_first, bench.clock, concurrency=1
+    )
+    item = WorkRunner(bench.service.queue, {KIND: handler}, lease_seconds=0.3).run_once()
+    assert item is not None and item.finished
+    done = bench.service.get(bench.tenant_id, batch.id)
+    assert done.status == BatchStatus.CANCELLED and done.counts.completed == 1

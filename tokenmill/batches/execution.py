@@ -25,7 +25,7 @@ from tokenmill.batches.lines import BatchRequest, InvalidInput, LineError, parse
 from tokenmill.batches.objects import BatchInfo
 from tokenmill.batches.output import LineResult, jsonl, split
 from tokenmill.batches.repository import BatchRepository, errors_body
-from tokenmill.batches.status import BatchStatus, can_move
+from tokenmill.batches.status import BatchStatus, can_cancel, can_move
 from tokenmill.clock import Clock
 from tokenmill.errors import Conflict
 from tokenmill.files.service import FileService
@@ -161,12 +161,17 @@ def _first_done(
 def _stopping(
     batches: BatchRepository, batch: BatchInfo, clock: Clock, context: WorkContext
 ) -> BatchStatus:
-    """COMPLETED to go on; CANCELLED or EXPIRED to send nothing more. Raises ``WorkStopped``
-    when the worker lost the item (another worker runs it now)."""
+    """COMPLETED to go on; CANCELLED (the batch, or its work item, was cancelled) or EXPIRED
+    to send nothing more. Raises ``WorkStopped`` when the worker lost the item (another worker
+    runs it now)."""
     status = batches.status(batch.id)
     if status == BatchStatus.CANCELLING:
         return BatchStatus.CANCELLED
     if context.stop.is_set():
+        item = context.queue.get(context.item.id)
+        if item is not None and item.cancel_requested and can_cancel(status):
+            batches.move(batch.id, BatchStatus.CANCELLING)  # its work item was cancelled
+            return BatchStatus.CANCELLED
         raise WorkStopped(batch.id)
     if clock.utcnow() >= batch.expires_at:
         return BatchStatus.EXPIRED
