@@ -28,6 +28,7 @@ from tokenmill.control.keys import KeyRepository
 from tokenmill.files.service import FileService
 from tokenmill.settings import Settings
 from tokenmill.store.db import Database
+from tokenmill.store.tables import WorkItem as WorkItemRow
 from tokenmill.work.items import WorkStatus
 from tokenmill.work.queue import WorkQueue
 from tokenmill.work.runner import WorkRunner
@@ -229,3 +230,29 @@ def test_cancelling_its_work_item_cancels_the_batch(bench: Bench) -> None:
     assert item is not None and item.finished
     done = bench.service.get(bench.tenant_id, batch.id)
     assert done.status == BatchStatus.CANCELLED and done.counts.completed == 1
+
+
+def test_a_worker_that_lost_its_lease_keeps_the_results_of_lines_in_flight(
+    bench: Bench, database: Database
+) -> None:
+    batch = bench.create(*"abcdefghij")
+
+    def steal_on_first(sent: BatchInfo, request: BatchRequest) -> LineResult:
+        bench.sent.append(request.custom_id)
+        if request.custom_id == "a":
+            with database.session() as session:  # another worker took the item over
+                row = session.get(WorkItemRow, sent.work_item_id)
+                assert row is not None
+                row.lease_owner = "another-worker"
+            time.sleep(0.5)  # still in flight when this worker notices
+        else:
+            time.sleep(0.05)
+        return answer(sent, request)
+
+    handler = batch_handler(
+        bench.service.batches, bench.files, steal_on_first, bench.clock, concurrency=2
+    )
+    WorkRunner(bench.service.queue, {KIND: handler}, lease_seconds=0.3).run_once()
+    assert 2 <= len(bench.sent) < 10  # it stopped sending
+    recorded = bench.service.batches.finished_lines(batch.id)
+    assert recorded == set(range(1, len(bench.sent) + 1))  # "a" (line 1) among them

@@ -122,7 +122,11 @@ def _run(
     with ThreadPoolExecutor(concurrency, thread_name_prefix=f"{batch.id}-line") as pool:
         while queue or running:
             if queue and ending == BatchStatus.COMPLETED:
-                ending = _stopping(batches, batch, clock, context)
+                try:
+                    ending = _stopping(batches, batch, clock, context)
+                except WorkStopped:  # the lines in flight were sent: keep their results
+                    _record(batches, batch.id, set(wait(running).done))
+                    raise
             while queue and ending == BatchStatus.COMPLETED and len(running) < concurrency:
                 running.add(pool.submit(send, batch, queue.pop()))
             if not running:
