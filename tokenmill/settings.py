@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     files_tenant_quota_bytes: int = Field(default=10 * 1024**3, ge=1)
     # Vector store files indexed at once per gateway: their embedding calls batch together.
     indexing_workers: int = Field(default=4, ge=1, le=64)
+    # The Batch API: what a batch line costs as a fraction of the same interactive call (the
+    # price book's price times this), batches run at once per gateway, lines in flight each.
+    batch_price_factor: float = Field(default=0.5, ge=0.0, le=1.0)
+    batch_workers: int = Field(default=1, ge=1, le=16)
+    batch_concurrency: int = Field(default=2, ge=1, le=64)
 
     upstream_timeout_seconds: float = 600.0
     usage_flush_interval_seconds: float = 0.05

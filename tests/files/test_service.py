@@ -132,3 +132,15 @@ async def test_the_sweep_loop_removes_expired_files(
         await task
     assert len(files_under(tmp_path / "files")) == 1
     assert [f.size_bytes for f in service.list(tenant).data] == [4]
+
+
+def test_a_file_the_platform_writes_is_the_tenants_outside_its_limits(
+    service: FileService, tenant: str
+) -> None:
+    data = b'{"custom_id": "a"}\n' * 20  # past the file limit (100) and the quota (250)
+    info = service.write(tenant, "key_1", "batch_1_output.jsonl", "batch_output", data)
+    assert info.purpose == "batch_output" and info.size_bytes == len(data)
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+    assert service.get(tenant, info.id) == info
+    assert b"".join(service.content(tenant, info.id)[1]) == data
+    assert [f.id for f in service.list(tenant, purpose="batch_output").data] == [info.id]

@@ -7,10 +7,9 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import pytest
 
-from tests.gateway.support import ListSink, principal
+from tests.gateway.support import JsonReplica, ListSink, principal
 from tokenmill.billing.counters import LocalBudgetCounters
 from tokenmill.billing.ledger import LedgerRepository
 from tokenmill.billing.pricebook import PriceBookRepository
@@ -32,44 +31,23 @@ from tokenmill.store.db import Database
 MODEL = "all-minilm-l6-v2"
 
 
-class Replica:
-    """An embeddings replica over plain HTTP/1.1: a text's vector is [len(text), index]."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.status = 200
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            request = orjson.loads(await reader.readexactly(length))
-            self.requests.append(request)
-            texts = request["input"]
-            reply = {
-                "object": "list",
-                "data": [
-                    {"object": "embedding", "index": i, "embedding": [float(len(t)), float(i)]}
-                    for i, t in reversed(list(enumerate(texts)))
-                ],
-                "model": request["model"],
-                "usage": {"prompt_tokens": 3 * len(texts), "total_tokens": 3 * len(texts)},
-            }
-            body = orjson.dumps(reply)
-            writer.write(
-                f"HTTP/1.1 {self.status} OK\r\ncontent-type: application/json\r\n"
-                f"content-length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
+def embeddings(request: dict[str, Any]) -> dict[str, Any]:
+    """An embeddings replica's answer: a text's vector is [len(text), index]."""
+    texts = request["input"]
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": [float(len(t)), float(i)]}
+            for i, t in reversed(list(enumerate(texts)))
+        ],
+        "model": request["model"],
+        "usage": {"prompt_tokens": 3 * len(texts), "total_tokens": 3 * len(texts)},
+    }
 
 
 @pytest.fixture
-async def setup() -> AsyncIterator[tuple[PlatformEmbedder, Replica, ListSink]]:
-    replica = Replica()
+async def setup() -> AsyncIterator[tuple[PlatformEmbedder, JsonReplica, ListSink]]:
+    replica = JsonReplica(embeddings)
     server = await asyncio.start_server(replica.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     entry = ModelEntry(
@@ -106,7 +84,7 @@ async def setup() -> AsyncIterator[tuple[PlatformEmbedder, Replica, ListSink]]:
 
 
 async def test_embeds_in_batches_in_order_and_meters_each(
-    setup: tuple[PlatformEmbedder, Replica, ListSink],
+    setup: tuple[PlatformEmbedder, JsonReplica, ListSink],
 ) -> None:
     embedder, replica, sink = setup
     texts = ["a", "bb", "ccc", "dddd", "eeeee"]
@@ -124,7 +102,7 @@ async def test_embeds_in_batches_in_order_and_meters_each(
 
 
 async def test_a_failing_replica_is_an_error_and_nothing_is_metered(
-    setup: tuple[PlatformEmbedder, Replica, ListSink],
+    setup: tuple[PlatformEmbedder, JsonReplica, ListSink],
 ) -> None:
     embedder, replica, sink = setup
     replica.status = 500
@@ -148,7 +126,7 @@ def test_not_running_is_unavailable() -> None:
 
 
 async def test_admit_refuses_what_the_tenants_credit_cannot_embed(
-    setup: tuple[PlatformEmbedder, Replica, ListSink], database: Database, clock: ManualClock
+    setup: tuple[PlatformEmbedder, JsonReplica, ListSink], database: Database, clock: ManualClock
 ) -> None:
     """A file's worth of tokens at the embeddings price is checked against the tenant's credit
     and nothing stays reserved: the work is billed when it runs."""

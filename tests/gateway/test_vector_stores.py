@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.gateway.conftest import error_of, two_tenants
 from tests.knowledge.conftest import hashed_embed
 from tokenmill.clock import SystemClock
-from tokenmill.control.keys import KeyRepository, Principal
-from tokenmill.control.tenants import TenantRepository
+from tokenmill.control.keys import Principal
 from tokenmill.errors import InsufficientQuota
 from tokenmill.gateway.app import build_app
 from tokenmill.gateway.compose import build_gateway
@@ -74,10 +74,7 @@ class World:
 @pytest.fixture
 async def world(database: Database, tmp_path: Path) -> AsyncIterator[World]:
     clock = SystemClock()
-    tenants, keys = TenantRepository(database, clock), KeyRepository(database, clock)
-    alpha, beta = tenants.create("alpha"), tenants.create("beta")
-    _, alpha_key = keys.create(alpha.id, "alpha-app")
-    _, beta_key = keys.create(beta.id, "beta-app")
+    alpha_key, beta_key, alpha_id = two_tenants(database, clock)
     settings = Settings(data_dir=tmp_path)
     gateway = build_gateway(
         settings, database, clock, Router(), admission=False, journal=False, worker=False
@@ -96,15 +93,8 @@ async def world(database: Database, tmp_path: Path) -> AsyncIterator[World]:
     runner = WorkRunner(service.queue, {KIND: handler})
     transport = httpx.ASGITransport(app=build_app(gateway.services))
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-        yield World(http, service, runner, alpha_key, beta_key, alpha.id, embedded)
+        yield World(http, service, runner, alpha_key, beta_key, alpha_id, embedded)
     gateway.close()
-
-
-def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    return dict(error)
 
 
 async def test_create_list_retrieve_modify_delete_a_store(world: World) -> None:

@@ -15,6 +15,7 @@ from tokenmill.cli.library import clear_errors
 from tokenmill.files.objects import PURPOSES
 
 if TYPE_CHECKING:
+    from tokenmill.files.objects import FileInfo
     from tokenmill.files.service import FileService
 
 CLI_KEY_ID = "cli"  # what the files table records as the uploading key
@@ -40,6 +41,27 @@ def _size(size_bytes: int) -> str:
     raise AssertionError("unreachable")
 
 
+def upload_file(
+    service: FileService, tenant_id: str, key_id: str, path: Path, purpose: str
+) -> FileInfo:
+    """Uploads ``path`` within the Files API's limits, with a progress bar."""
+    from tokenmill.files.objects import clean_filename
+
+    started = service.start_upload(tenant_id, key_id)
+    try:
+        total = path.stat().st_size
+        with (
+            path.open("rb") as handle,
+            click.progressbar(length=max(total, 1), label="uploading", width=30) as bar,
+        ):
+            while chunk := handle.read(READ_CHUNK_BYTES):
+                started.write(chunk)
+                bar.update(len(chunk))
+        return service.finish_upload(started, clean_filename(path.name), purpose)
+    finally:
+        started.abort()  # a no-op once the file is in place
+
+
 tenant_option = click.option(
     "--tenant", default="admin", show_default=True, help="The tenant's name."
 )
@@ -57,22 +79,8 @@ def files() -> None:
 @clear_errors
 def upload(path: Path, purpose: str, tenant: str) -> None:
     """Upload a file; prints its id."""
-    from tokenmill.files.objects import clean_filename
-
     service, tenant_id = _service_and_tenant(tenant)
-    started = service.start_upload(tenant_id, CLI_KEY_ID)
-    try:
-        total = path.stat().st_size
-        with (
-            path.open("rb") as handle,
-            click.progressbar(length=max(total, 1), label="uploading", width=30) as bar,
-        ):
-            while chunk := handle.read(READ_CHUNK_BYTES):
-                started.write(chunk)
-                bar.update(len(chunk))
-        info = service.finish_upload(started, clean_filename(path.name), purpose)
-    finally:
-        started.abort()  # a no-op once the file is in place
+    info = upload_file(service, tenant_id, CLI_KEY_ID, path, purpose)
     click.echo(
         f"Uploaded {info.id} ({info.filename}, {info.size_bytes} bytes, sha256 {info.sha256})"
     )

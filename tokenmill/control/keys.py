@@ -299,6 +299,12 @@ class KeyRepository:
         with self._db.session() as session:
             return [(key_id, at) for key_id, at in session.execute(query) if at is not None]
 
+    def principal(self, key_id: str) -> Principal | None:
+        """Who a key acts as, by its id: for work done later on its behalf (a batch)."""
+        with self._db.session() as session:
+            row = session.get(ApiKey, key_id)
+            return principal_from_row(row) if row is not None else None
+
     def principal_for_secret_hash(self, secret_hash: str) -> Principal | None:
         """One query on the unique index. Revoked and expired keys come back too."""
         with self._db.session() as session:

@@ -14,6 +14,8 @@ from typing import Any
 from tokenmill.errors import InvalidRequest
 
 PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+# Purposes of files the platform writes (a batch's output and errors): listed, never uploaded.
+WRITTEN_PURPOSES = ("batch_output",)
 EXPIRES_ANCHORS = ("created_at",)
 MIN_EXPIRES_SECONDS = 3600  # one hour
 MAX_EXPIRES_SECONDS = 2_592_000  # thirty days
@@ -30,12 +32,12 @@ def is_file_id(value: str) -> bool:
     return FILE_ID.fullmatch(value) is not None
 
 
-def validate_purpose(value: str | None) -> str:
+def validate_purpose(value: str | None, allowed: tuple[str, ...] = PURPOSES) -> str:
     if value is None or value == "":
         raise InvalidRequest("Missing required parameter: 'purpose'.", param="purpose")
-    if value not in PURPOSES:
+    if value not in allowed:
         raise InvalidRequest(
-            f"Invalid value for 'purpose': {value!r}; expected one of {', '.join(PURPOSES)}.",
+            f"Invalid value for 'purpose': {value!r}; expected one of {', '.join(allowed)}.",
             param="purpose",
         )
     return value

@@ -20,6 +20,8 @@ from tokenmill.files.storage import BlobWriter, FileStorage, LocalFileStorage
 from tokenmill.settings import Settings
 from tokenmill.store.db import Database
 
+UNLIMITED_BYTES = 2**62
+
 
 @dataclass(frozen=True, slots=True)
 class FileLimits:
@@ -136,6 +138,31 @@ class FileService:
             upload.abort()
             if upload.committed:  # placed, but the row was not written: take it away again
                 self.storage.delete(upload.tenant_id, upload.file_id)
+            raise
+
+    def write(
+        self, tenant_id: str, key_id: str, filename: str, purpose: str, data: bytes
+    ) -> FileInfo:
+        """A file the platform writes for a tenant (a batch's output): recorded like an upload,
+        outside the tenant's quota (it holds the results of work already paid for)."""
+        file_id = new_file_id()
+        writer = self.storage.writer(tenant_id, file_id)
+        writer.write(data)
+        info = FileInfo(
+            id=file_id,
+            tenant_id=tenant_id,
+            key_id=key_id,
+            purpose=purpose,
+            filename=filename,
+            size_bytes=writer.size_bytes,
+            sha256=writer.sha256,
+            created_at=self._clock.utcnow(),
+        )
+        try:
+            return self.repository.add(info, UNLIMITED_BYTES, writer.commit)
+        except BaseException:
+            writer.abort()
+            self.storage.delete(tenant_id, file_id)
             raise
 
     def get(self, tenant_id: str, file_id: str) -> FileInfo:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from tokenmill.console.assets import ConsoleAssets
 from tokenmill.errors import MethodNotAllowed, NotFound, TokenmillError
-from tokenmill.gateway import files, routes, vector_stores
+from tokenmill.gateway import batches, files, routes, vector_stores
 from tokenmill.gateway.http import (
     ClientDisconnected,
     HttpRequest,
@@ -31,6 +31,7 @@ EXACT: dict[str, dict[str, Handler]] = {
     "/v1/embeddings": {"POST": routes.embeddings},
     "/v1/files": {"GET": files.list_files, "POST": files.create_file},
     "/v1/vector_stores": {"GET": vector_stores.list_stores, "POST": vector_stores.create_store},
+    "/v1/batches": {"GET": batches.list_batches, "POST": batches.create_batch},
     "/health": {"GET": routes.health},
     "/console": {"GET": console},
     "/console/": {"GET": console},
@@ -46,6 +47,11 @@ PREFIXED: list[tuple[str, str, dict[str, Handler]]] = [
             "POST": vector_stores.store_post,
             "DELETE": vector_stores.store_delete,
         },
+    ),
+    (
+        "/v1/batches/",
+        batches.PATH_PARAM,
+        {"GET": batches.batch_get, "POST": batches.batch_post},
     ),
     ("/console/", "console_path", {"GET": console}),
     ("/admin/v1/", "admin_path", dict.fromkeys(("GET", "POST", "PATCH"), routes.admin_api)),

@@ -4,8 +4,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+from typing import Any
 
+from tokenmill.batches.execution import KIND as BATCH
+from tokenmill.batches.execution import batch_handler
+from tokenmill.batches.repository import BatchRepository
+from tokenmill.batches.service import BatchService
 from tokenmill.billing.counters import BudgetCounters, LocalBudgetCounters
 from tokenmill.billing.journal import UsageJournal, open_slot, replay
 from tokenmill.billing.ledger import LedgerRepository
@@ -17,7 +25,7 @@ from tokenmill.billing.usage import UsageEvent, UsageRepository
 from tokenmill.catalog.repository import ModelRepository
 from tokenmill.clock import Clock
 from tokenmill.control.keycache import KeyCache
-from tokenmill.control.keys import KeyRepository
+from tokenmill.control.keys import KeyRepository, Principal
 from tokenmill.control.revocations import RevocationWatcher
 from tokenmill.files.billing import (
     VECTOR_STORAGE_PRICE_MODEL,
@@ -29,13 +37,17 @@ from tokenmill.files.service import FileService
 from tokenmill.files.sweep import ExpiredFileSweep
 from tokenmill.gateway.admin import AdminApi
 from tokenmill.gateway.admission import Admission
+from tokenmill.gateway.batch_lines import Admit, PlatformLineSender
+from tokenmill.gateway.directory import ModelDirectory, ModelEntry
 from tokenmill.gateway.embedder import PlatformEmbedder
 from tokenmill.gateway.library import LibraryWatcher, load_directory
 from tokenmill.gateway.limits.base import RateCounters
 from tokenmill.gateway.limits.local import LocalRateCounters
+from tokenmill.gateway.metering import UsageSink
+from tokenmill.gateway.platform_calls import CostOf, PlatformCaller
 from tokenmill.gateway.relay import UpstreamClient
 from tokenmill.gateway.routing import Router
-from tokenmill.gateway.services import Services
+from tokenmill.gateway.services import RequestIds, Services
 from tokenmill.knowledge.chunking import Tokenizer, auto_strategy, wordpiece_tokenizer
 from tokenmill.knowledge.indexing import KIND as INDEXING
 from tokenmill.knowledge.repository import VectorStoreRepository
@@ -48,6 +60,10 @@ from tokenmill.work.queue import WorkQueue
 from tokenmill.work.runner import WorkRunner
 
 log = logging.getLogger(__name__)
+
+CallerParts = tuple[
+    ModelDirectory, Router, UpstreamClient, Callable[[], UsageSink], Clock, RequestIds, CostOf
+]
 
 STORAGE_BILLING_INTERVAL_SECONDS = 3600.0
 EXPIRED_FILE_SWEEP_SECONDS = 300.0
@@ -150,6 +166,9 @@ def build_gateway(
     add_vector_stores(
         services, db, clock, files, workers=settings.indexing_workers if worker else 0
     )
+    add_batches(
+        services, settings, db, clock, files, workers=settings.batch_workers if worker else 0
+    )
     return Gateway(services, recorder, durable)
 
 
@@ -173,6 +192,67 @@ def storage_billing(db: Database, clock: Clock, files: FileService) -> list[Stor
     ]
 
 
+def platform_call_parts(services: Services, db: Database, clock: Clock) -> CallerParts:
+    """What a ``PlatformCaller`` (the embedder is one) is built from: the gateway's directory,
+    router, upstream and usage sink, and each call priced by the price book then in effect."""
+    prices = PriceBookRepository(db, clock)
+
+    def cost_of(model: str, usage: TokenUsage, at: datetime) -> int:
+        return prices.load().cost_micros(model, usage, at)
+
+    return (
+        services.directory,
+        services.router,
+        services.upstream,
+        lambda: services.sink,
+        clock,
+        services.ids,
+        cost_of,
+    )
+
+
+def admit_line(admission: Admission | None) -> Admit | None:
+    """A batch line checked as the same call from a client would be, reserving nothing (the
+    line is billed as it is answered)."""
+    if admission is None:
+        return None
+
+    async def admit(
+        principal: Principal, entry: ModelEntry, parsed: Any, size: int, request_id: str
+    ) -> None:
+        sampling = parsed.sampling
+        ticket = await admission.admit(
+            principal, entry, sampling.max_tokens, sampling.n, size, request_id
+        )
+        await ticket.release_now()
+
+    return admit
+
+
+def add_batches(
+    services: Services,
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    files: FileService,
+    *,
+    workers: int,
+) -> None:
+    """The /v1/batches API, and ``workers`` background threads running batches: each line
+    sent through the router as the batch's key, metered at ``batch_price_factor``."""
+    caller = PlatformCaller(*platform_call_parts(services, db, clock))
+    queue = WorkQueue(db, clock)
+    repository = BatchRepository(db, clock)
+    services.batches = BatchService(repository, files, queue, clock)
+    services.loops.append(caller)  # before the workers: its loop is bound first
+    keys = KeyRepository(db, clock)
+    factor = Fraction(str(settings.batch_price_factor))
+    send = PlatformLineSender(caller, keys.principal, factor, admit_line(services.admission))
+    handler = batch_handler(repository, files, send, clock, concurrency=settings.batch_concurrency)
+    for _ in range(workers):
+        services.loops.append(ThreadedWorker(WorkRunner(queue, {BATCH: handler})))
+
+
 def embedding_tokenizer() -> Tokenizer | None:
     """The bundled embeddings model's tokenizer (chunks are counted in its tokens)."""
     try:
@@ -193,16 +273,7 @@ def add_vector_stores(
     tokenizer = embedding_tokenizer()
     if tokenizer is None:
         return
-    prices = PriceBookRepository(db, clock)
-    embedder = PlatformEmbedder(
-        services.directory,
-        services.router,
-        services.upstream,
-        lambda: services.sink,
-        clock,
-        services.ids,
-        lambda model, usage, at: prices.load().cost_micros(model, usage, at),
-    )
+    embedder = PlatformEmbedder(*platform_call_parts(services, db, clock))
     queue = WorkQueue(db, clock)
     stores = VectorStoreService(
         db,

@@ -19,7 +19,13 @@ from urllib.parse import parse_qsl
 
 from tokenmill.control.keys import Principal
 from tokenmill.errors import InvalidRequest, NotFound, PayloadTooLarge
-from tokenmill.files.objects import clean_filename, parse_expires_after, validate_purpose
+from tokenmill.files.objects import (
+    PURPOSES,
+    WRITTEN_PURPOSES,
+    clean_filename,
+    parse_expires_after,
+    validate_purpose,
+)
 from tokenmill.files.repository import MAX_LIST_LIMIT
 from tokenmill.files.service import FileService, too_large_message
 from tokenmill.gateway.http import (
@@ -96,7 +102,7 @@ async def list_files(services: Services, request: HttpRequest) -> Response:
     query = _query(request)
     purpose = query.get("purpose") or None
     if purpose is not None:
-        validate_purpose(purpose)
+        validate_purpose(purpose, PURPOSES + WRITTEN_PURPOSES)
     try:
         limit = int(query.get("limit") or MAX_LIST_LIMIT)
     except ValueError:

@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tokenmill.batches.service import BatchService
 from tokenmill.billing.journal import UsageJournal
 from tokenmill.billing.usage import UsageEvent
 from tokenmill.clock import Clock, SystemClock
@@ -63,6 +64,7 @@ class Services:
     admin: AdminApi | None = None  # the /admin/v1 API
     files: FileService | None = None  # the /v1/files API
     vector_stores: VectorStoreService | None = None  # the /v1/vector_stores API
+    batches: BatchService | None = None  # the /v1/batches API
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property

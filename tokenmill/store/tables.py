@@ -466,3 +466,53 @@ class VectorStoreStorage(Base):
         Index("ix_vector_store_storage_store_file", "vector_store_id", "file_id"),
         Index("ix_vector_store_storage_started", "started_at"),
     )
+
+
+class Batch(Base):
+    """A batch of the Batch API: an input file of requests run in the background, the output
+    and error files it wrote, and where it is in its life (one timestamp per status)."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    key_id: Mapped[str] = mapped_column(String(40))
+    endpoint: Mapped[str] = mapped_column(String(40))
+    input_file_id: Mapped[str] = mapped_column(String(40))
+    completion_window: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20))
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    output_file_id: Mapped[str | None] = mapped_column(String(40))
+    error_file_id: Mapped[str | None] = mapped_column(String(40))
+    errors: Mapped[dict[str, Any] | None]  # validation errors: {"object": "list", "data": [...]}
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    work_item_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+    in_progress_at: Mapped[datetime | None]
+    finalizing_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    expired_at: Mapped[datetime | None]
+    cancelling_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_batches_tenant_created", "tenant_id", "created_at"),)
+
+
+class BatchLine(Base):
+    """One finished line of a batch: its answer (status code and body) or its error. A line
+    with a row is never run again, so a batch resumed after a restart picks up where it was."""
+
+    __tablename__ = "batch_lines"
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    line_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    custom_id: Mapped[str] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    response: Mapped[dict[str, Any] | None]
+    error: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
