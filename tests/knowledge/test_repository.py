@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -197,3 +198,33 @@ def test_file_text_rebuilds_the_text_from_overlapping_chunks(
     assert repo.file_text(alpha, store_id, file_id) == text
     with pytest.raises(NotFound):
         repo.file_text(beta, store_id, file_id)
+
+
+def test_files_indexed_at_once_all_count_in_the_stores_usage(
+    database: Database, clock: ManualClock, tenants: tuple[str, str], upload: Upload
+) -> None:
+    """Indexing workers save chunks concurrently: the store's usage is the sum of its files'
+    on both databases (a read-modify-write without the write lock loses updates on SQLite)."""
+    alpha, _ = tenants
+    repo = VectorStoreRepository(database, clock)
+    store = repo.create_store(alpha, name="busy")
+    strategy = {
+        "type": "static",
+        "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0},
+    }
+    file_ids = [upload(alpha, f"text {i}".encode(), f"f{i}.txt") for i in range(16)]
+    for file_id in file_ids:
+        repo.add_file(alpha, store.id, file_id, chunking_strategy=strategy)
+    chunk = NewChunk(0, "some text", 0, 9, 2, b"\0" * 1536)
+
+    def save(file_id: str) -> bool:
+        return repo.save_chunks(alpha, store.id, file_id, [chunk])
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(save, file_ids))
+    files = repo.list_files(alpha, store.id, limit=100).data
+    assert repo.get_store(alpha, store.id).usage_bytes == sum(f.usage_bytes for f in files) > 0
+    for file_id in file_ids[:8]:
+        repo.delete_file(alpha, store.id, file_id)
+    left = sum(f.usage_bytes for f in repo.list_files(alpha, store.id, limit=100).data)
+    assert repo.get_store(alpha, store.id).usage_bytes == left

@@ -419,6 +419,11 @@ class VectorStoreRepository:
     def _store(
         self, session: Session, tenant_id: str, store_id: str, *, lock: bool = False
     ) -> VectorStore:
+        """The tenant's store; ``lock`` (first thing in a session) holds it until the session
+        ends: PostgreSQL's row lock, SQLite's write lock (a read-modify-write of the store's
+        usage must not interleave with another worker's)."""
+        if lock and not self._pg:
+            self._db.lock(session, f"vector_store:{store_id}")
         return store_row(session, tenant_id, store_id, lock=lock and self._pg)
 
     def _store_info(self, session: Session, row: VectorStore) -> VectorStoreInfo:
