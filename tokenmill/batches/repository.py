@@ -184,10 +184,11 @@ class BatchRepository:
                     created_at=self._clock.utcnow(),
                 )
             )
+            # Counted in SQL: SQLite has no row lock to keep a read-modify-write whole.
             if result.succeeded:
-                row.completed += 1
+                row.completed = Batch.completed + 1
             else:
-                row.failed += 1
+                row.failed = Batch.failed + 1
             return True
 
     def results(self, batch_id: str) -> builtins.list[LineResult]:
