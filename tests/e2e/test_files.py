@@ -4,6 +4,7 @@ list, retrieve, download, delete; another tenant's key finds nothing."""
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,20 @@ from tests.e2e.conftest import Platform
 from tests.e2e.test_console import ARTIFACTS, WAIT_MS, _open, _visit
 from tests.e2e.test_console import browser as browser  # the fixture, shared
 
+BILLING_SYNC_SECONDS = 1.0  # the default: how soon a gateway sees a top-up
 
-def _tenant_key(platform: Platform, name: str) -> str:
-    """An inference key of a new tenant: files need no admin role."""
+
+def _tenant_key(platform: Platform, name: str, credit_micros: int = 0) -> str:
+    """An inference key of a new tenant (files need no admin role), with ``credit_micros`` of
+    prepaid credit once the gateway has seen it (work that embeds is admitted against it)."""
     with platform.http() as http:
         tenant = http.post("/admin/v1/tenants", json={"name": name}).json()
         key = http.post(f"/admin/v1/tenants/{tenant['id']}/keys", json={"name": f"{name}-app"})
+        if credit_micros:
+            credit = {"amount_micros": credit_micros, "idempotency_key": f"{name}-credit"}
+            assert http.post(f"/admin/v1/tenants/{tenant['id']}/credits", json=credit).is_success
+    if credit_micros:
+        time.sleep(BILLING_SYNC_SECONDS * 1.5)
     return str(key.json()["secret"])
 
 
@@ -42,12 +51,12 @@ def test_a_file_round_trips_through_the_openai_client(platform: Platform, tmp_pa
     content = client.files.content(created.id).content
     assert hashlib.sha256(content).digest() == hashlib.sha256(data).digest()
 
-    stored = platform.data_dir / "files"
-    assert [p.name for p in stored.rglob("file-*")] == [created.id]
+    stored = platform.data_dir / "files"  # other tests' tenants keep their files here too
+    assert [p.name for p in stored.rglob(created.id)] == [created.id]
 
     deleted = client.files.delete(created.id)
     assert deleted.id == created.id and deleted.deleted is True
-    assert list(stored.rglob("file-*")) == []
+    assert list(stored.rglob(created.id)) == []
     with pytest.raises(openai.NotFoundError):
         client.files.retrieve(created.id)
 

@@ -54,7 +54,8 @@ def test_the_console_indexes_and_searches_a_knowledge_base(
     page.click("#page-knowledge form button[type=submit] >> text=Create")
     page.wait_for_selector("#knowledge-upload", timeout=WAIT_MS)
     store_id = page.evaluate("location.hash").rsplit("/", 1)[1]
-    assert store_id.startswith("vs_") and page.inner_text("h1") == "console-handbook"
+    page.wait_for_selector("h1:text-is('console-handbook')", timeout=WAIT_MS)
+    assert store_id.startswith("vs_")
 
     for name, (text, attributes) in FILES.items():
         source = tmp_path / name

@@ -25,7 +25,7 @@ Travel expenses are refunded within thirty days when the receipts are attached.
 
 
 def test_a_file_is_indexed_and_searched(platform: Platform, tmp_path: Path) -> None:
-    client = platform.client(_tenant_key(platform, "vectors-alpha"))
+    client = platform.client(_tenant_key(platform, "vectors-alpha", credit_micros=10_000_000))
     path = tmp_path / "handbook.md"
     path.write_text(HANDBOOK)
 

@@ -365,6 +365,7 @@ async def _cancel_batch(caller: Caller, request: HttpRequest, ids: list[str]) ->
 async def _search(caller: Caller, request: HttpRequest, ids: list[str]) -> Response:
     principal, service = caller
     options = parse_search(parse_json_body(await request.body()))
+    await asyncio.to_thread(service.repository.get_store, principal.tenant_id, ids[0])  # or 404
     await _afford(service, principal, request, texts=options.queries)
     page = await asyncio.to_thread(
         service.search, principal.tenant_id, principal.key_id, ids[0], options
