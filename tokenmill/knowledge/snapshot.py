@@ -5,7 +5,8 @@ its length in terms and its unit vector, and the store's completed files with th
 attributes. ``Snapshots.get`` reads the store's ``chunks_version`` (one small query, which also
 checks that the tenant owns the store) and loads the store again only when the version moved:
 every change to a store's chunks or to its files' attributes moves it
-(``chunkstore.bump_version``). Only postings and chunk texts are read per search.
+(``chunkstore.bump_version``). A reload reads the chunk ids and the files, and the rows of the
+chunks written since the last snapshot only. Only postings and chunk texts are read per search.
 
 Rows are ordered in Python, not by the database (collations differ), so a row's index means the
 same chunk on SQLite and PostgreSQL and ties break alike on both.
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tokenmill.errors import NotFound
 from tokenmill.knowledge.filters import Filter, evaluate
@@ -29,6 +31,7 @@ from tokenmill.store.db import Database
 from tokenmill.store.tables import VectorStore, VectorStoreChunk, VectorStoreFile
 
 FILTER_MASKS = 32  # the filters whose row masks a snapshot remembers
+IN_BATCH = 500  # ids per IN (...) list
 HELD_POSTINGS = 4_000_000  # postings a snapshot keeps in memory, the least recently used go
 
 Postings = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]
@@ -157,26 +160,17 @@ class Snapshots:
             held = self._held.get(store_id)
         if held is not None and held.version == version:
             return held
-        loaded = self._load(store_id)
+        loaded = self._load(store_id, held)
         with self._lock:
             self._held[store_id] = loaded
         return loaded
 
-    def _load(self, store_id: str) -> StoreSnapshot:
+    def _load(self, store_id: str, held: StoreSnapshot | None) -> StoreSnapshot:
+        """The store as it is now: from nothing, or from ``held`` by reading only the chunks
+        written since and dropping those removed (a store being indexed is searched too)."""
         with self._db.session() as session:
             version = session.scalar(
                 select(VectorStore.chunks_version).where(VectorStore.id == store_id)
-            )
-            rows = list(
-                session.execute(
-                    select(
-                        VectorStoreChunk.file_id,
-                        VectorStoreChunk.position,
-                        VectorStoreChunk.id,
-                        VectorStoreChunk.term_count,
-                        VectorStoreChunk.embedding,
-                    ).where(VectorStoreChunk.vector_store_id == store_id)
-                )
             )
             files = {
                 file_id: (filename, dict(attributes or {}))
@@ -191,23 +185,70 @@ class Snapshots:
                     )
                 )
             }
-        rows.sort(key=lambda row: (row[0], row[1]))
-        file_ids = sorted({row[0] for row in rows})
+            kept = np.zeros(0, dtype=np.int64)
+            if held is None:
+                rows = _chunk_rows(session, store_id, None)
+            else:
+                now = np.fromiter(
+                    session.scalars(
+                        select(VectorStoreChunk.id).where(
+                            VectorStoreChunk.vector_store_id == store_id
+                        )
+                    ),
+                    np.int64,
+                )
+                kept = np.flatnonzero(np.isin(held.ids, now))
+                rows = _chunk_rows(session, store_id, np.setdiff1d(now, held.ids))
+        keys = [ChunkKey(row[0], row[1]) for row in rows]
+        ids = np.fromiter((row[2] for row in rows), np.int64, len(rows))
+        lengths = np.fromiter((row[3] for row in rows), np.float64, len(rows))
+        vectors = _unit([np.frombuffer(row[4], dtype="<f4") for row in rows])
+        if held is not None and len(kept):
+            keys = [held.keys[i] for i in kept] + keys
+            ids = np.concatenate([held.ids[kept], ids])
+            lengths = np.concatenate([held.lengths[kept], lengths])
+            vectors = np.concatenate([held.vectors[kept], vectors]) if rows else held.vectors[kept]
+        order = sorted(range(len(keys)), key=lambda i: (keys[i].file_id, keys[i].position))
+        keys = [keys[i] for i in order]
+        file_ids = sorted({key.file_id for key in keys})
         index = {file_id: i for i, file_id in enumerate(file_ids)}
-        if rows:
-            vectors = np.stack([np.frombuffer(row[4], dtype="<f4") for row in rows])
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            norms[norms == 0] = 1.0
-            vectors = (vectors / norms).astype(np.float32)
-        else:
-            vectors = np.zeros((0, 0), dtype=np.float32)
         return StoreSnapshot(
             version=int(version or 0),
-            keys=[ChunkKey(row[0], row[1]) for row in rows],
-            ids=np.fromiter((row[2] for row in rows), dtype=np.int64, count=len(rows)),
-            lengths=np.fromiter((row[3] for row in rows), dtype=np.float64, count=len(rows)),
-            vectors=vectors,
+            keys=keys,
+            ids=ids[order],
+            lengths=lengths[order],
+            vectors=vectors[order] if keys else np.zeros((0, 0), dtype=np.float32),
             files=files,
-            file_of_row=np.fromiter((index[row[0]] for row in rows), np.int64, len(rows)),
+            file_of_row=np.fromiter((index[key.file_id] for key in keys), np.int64, len(keys)),
             file_ids=file_ids,
         )
+
+
+def _chunk_rows(
+    session: Session, store_id: str, chunk_ids: npt.NDArray[np.int64] | None
+) -> list[Any]:
+    """(file id, position, chunk id, length, embedding) of the store's chunks, or of those."""
+    query = select(
+        VectorStoreChunk.file_id,
+        VectorStoreChunk.position,
+        VectorStoreChunk.id,
+        VectorStoreChunk.term_count,
+        VectorStoreChunk.embedding,
+    ).where(VectorStoreChunk.vector_store_id == store_id)
+    if chunk_ids is None:
+        return list(session.execute(query))
+    rows: list[Any] = []
+    for start in range(0, len(chunk_ids), IN_BATCH):
+        part = [int(i) for i in chunk_ids[start : start + IN_BATCH]]
+        rows.extend(session.execute(query.where(VectorStoreChunk.id.in_(part))))
+    return rows
+
+
+def _unit(vectors: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+    if not vectors:
+        return np.zeros((0, 0), dtype=np.float32)
+    matrix = np.stack(vectors)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    unit: npt.NDArray[np.float32] = (matrix / norms).astype(np.float32)
+    return unit
