@@ -9,59 +9,39 @@ when this storage is built; credentials come from boto3's usual chain.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from tokenmill.files.storage import READ_CHUNK_BYTES, _safe
+from tokenmill.files.storage import READ_CHUNK_BYTES, HashingWriter, _safe
 
 SPOOL_IN_MEMORY_BYTES = 8 * 1024**2
 
 
-class S3BlobWriter:
+class S3BlobWriter(HashingWriter):
     """One blob spooled locally; uploaded to ``key`` only on commit."""
 
     def __init__(self, client: Any, bucket: str, key: str) -> None:
         self._client = client
         self._bucket = bucket
         self._key = key
-        self._spool: IO[bytes] | None = tempfile.SpooledTemporaryFile(  # noqa: SIM115 (closed in commit/abort)
-            max_size=SPOOL_IN_MEMORY_BYTES
-        )
-        self._hash = hashlib.sha256()
-        self._size_bytes = 0
-
-    @property
-    def size_bytes(self) -> int:
-        return self._size_bytes
-
-    @property
-    def sha256(self) -> str:
-        """Hex digest of the bytes written so far."""
-        return self._hash.hexdigest()
-
-    def write(self, chunk: bytes) -> None:
-        if self._spool is None:
-            raise ValueError("write after commit or abort")
-        self._spool.write(chunk)
-        self._hash.update(chunk)
-        self._size_bytes += len(chunk)
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)  # noqa: SIM115
+        super().__init__(spool)  # closed in commit/abort
 
     def commit(self) -> None:
-        if self._spool is None:
+        if self._file is None:
             raise ValueError("commit after commit or abort")
         try:
-            self._spool.seek(0)
-            self._client.upload_fileobj(self._spool, self._bucket, self._key)
+            self._file.seek(0)
+            self._client.upload_fileobj(self._file, self._bucket, self._key)
         finally:
             self.abort()
 
     def abort(self) -> None:
         """Drops the spool (a committed object is the storage's ``delete`` to remove)."""
-        if self._spool is not None:
-            self._spool.close()
-            self._spool = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 class S3FileStorage:
