@@ -60,3 +60,18 @@ def test_a_missing_object_reads_as_file_not_found(moto_s3_bucket: tuple[Any, str
     client, bucket = moto_s3_bucket
     with pytest.raises(FileNotFoundError):
         S3FileStorage(client, bucket).read("ten_a", "never-written")
+
+
+def test_a_file_past_the_multipart_threshold_goes_up_in_parts_and_reads_back(
+    moto_s3_bucket: tuple[Any, str],
+) -> None:
+    client, bucket = moto_s3_bucket
+    storage = S3FileStorage(client, bucket)
+    body = bytes(range(256)) * (9 * 4096)  # 9 MiB, past boto3's 8 MiB multipart threshold
+    writer = storage.writer("ten_a", "big")
+    for i in range(0, len(body), 1024 * 1024):
+        writer.write(body[i : i + 1024 * 1024])
+    writer.commit()
+    etag = client.head_object(Bucket=bucket, Key="files/ten_a/big")["ETag"]
+    assert "-" in etag  # a multipart object's ETag is <md5 of part md5s>-<parts>
+    assert b"".join(storage.read("ten_a", "big")) == body
