@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     # The Files API: the largest file, and what one tenant may store in all.
     files_max_bytes: int = Field(default=512 * 1024**2, ge=1)
     files_tenant_quota_bytes: int = Field(default=10 * 1024**3, ge=1)
+    # File bytes in an S3-compatible bucket when set (else under the data directory); the
+    # endpoint for MinIO, Ceph, R2...; credentials from boto3's chain (AWS_ACCESS_KEY_ID...).
+    files_s3_bucket: str | None = None
+    files_s3_endpoint_url: str | None = None
+    files_s3_prefix: str = "files/"
+    files_s3_region: str | None = None
     # Vector store files indexed at once per gateway: their embedding calls batch together.
     indexing_workers: int = Field(default=4, ge=1, le=64)
     # The Batch API: what a batch line costs as a fraction of the same interactive call (the

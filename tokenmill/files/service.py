@@ -16,6 +16,7 @@ from tokenmill.clock import Clock
 from tokenmill.errors import InvalidRequest, NotFound, PayloadTooLarge
 from tokenmill.files.objects import FileInfo, is_file_id, new_file_id, no_such_file
 from tokenmill.files.repository import FilePage, FileRepository, quota_message
+from tokenmill.files.s3 import S3FileStorage
 from tokenmill.files.storage import BlobWriter, FileStorage, LocalFileStorage
 from tokenmill.settings import Settings
 from tokenmill.store.db import Database
@@ -98,7 +99,16 @@ class FileService:
 
     @classmethod
     def build(cls, settings: Settings, db: Database, clock: Clock) -> FileService:
-        storage = LocalFileStorage(settings.ensure_data_dir() / "files")
+        storage: FileStorage
+        if settings.files_s3_bucket:
+            storage = S3FileStorage.connect(
+                settings.files_s3_bucket,
+                settings.files_s3_prefix,
+                settings.files_s3_endpoint_url,
+                settings.files_s3_region,
+            )
+        else:
+            storage = LocalFileStorage(settings.ensure_data_dir() / "files")
         return cls(FileRepository(db, clock), storage, FileLimits.from_settings(settings), clock)
 
     def start_upload(self, tenant_id: str, key_id: str) -> FileUpload:

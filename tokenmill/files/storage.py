@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import IO, BinaryIO, Protocol
 
 READ_CHUNK_BYTES = 1024 * 1024
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")
@@ -47,17 +47,13 @@ def _safe(name: str) -> str:
     return name
 
 
-class LocalBlobWriter:
-    """One blob being written to ``<final>.part``; visible only once committed."""
+class HashingWriter:
+    """Bytes written to a temporary file while their size and sha256 are counted."""
 
-    def __init__(self, final: Path) -> None:
-        self._final = final
-        self._temp = final.with_name(f".{final.name}.part")
-        final.parent.mkdir(parents=True, exist_ok=True)
-        self._file: BinaryIO | None = open(self._temp, "xb")  # noqa: SIM115 (closed in commit/abort)
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file: IO[bytes] | None = file
         self._hash = hashlib.sha256()
         self._size_bytes = 0
-        self._done = False
 
     @property
     def size_bytes(self) -> int:
@@ -74,6 +70,17 @@ class LocalBlobWriter:
         self._file.write(chunk)
         self._hash.update(chunk)
         self._size_bytes += len(chunk)
+
+
+class LocalBlobWriter(HashingWriter):
+    """One blob being written to ``<final>.part``; visible only once committed."""
+
+    def __init__(self, final: Path) -> None:
+        self._final = final
+        self._temp = final.with_name(f".{final.name}.part")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(open(self._temp, "xb"))  # noqa: SIM115 (closed in commit/abort)
+        self._done = False
 
     def commit(self) -> None:
         if self._file is None:
