@@ -48,6 +48,7 @@ bench: $(VENV)/.test-deps
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/cpu_buffers.py
 	$(BIN)/python bench/tools.py
+	$(BIN)/python bench/fairness.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -61,6 +61,7 @@ class Stream:
     started: float
     token_times: list[float] = field(default_factory=list)
     text: str = ""
+    prompt_tokens: int = 0
     completion_tokens: int = 0
 
     @property
@@ -77,7 +78,12 @@ def prompt(i: int, words: int = 58) -> str:
 
 
 async def stream_chat(
-    session: aiohttp.ClientSession, url: str, content: str, max_tokens: int, **extra: object
+    session: aiohttp.ClientSession,
+    url: str,
+    content: str,
+    max_tokens: int,
+    headers: dict[str, str] | None = None,
+    **extra: object,
 ) -> Stream:
     body = {
         "model": "bench",
@@ -90,7 +96,7 @@ async def stream_chat(
         **extra,
     }
     result = Stream(started=time.perf_counter())
-    async with session.post(f"{url}/v1/chat/completions", json=body) as resp:
+    async with session.post(f"{url}/v1/chat/completions", json=body, headers=headers) as resp:
         if resp.status != 200:
             raise RuntimeError(f"{resp.status}: {await resp.text()}")
         async for line in resp.content:
@@ -98,6 +104,7 @@ async def stream_chat(
                 continue
             chunk = orjson.loads(line[6:])
             if chunk.get("usage"):
+                result.prompt_tokens = chunk["usage"]["prompt_tokens"]
                 result.completion_tokens = chunk["usage"]["completion_tokens"]
             for choice in chunk.get("choices") or []:
                 text = (choice.get("delta") or {}).get("content")

@@ -92,6 +92,16 @@ def test_principal_for_secret_hash(
     assert principal.is_expired(expires)
 
 
+def test_a_principal_carries_its_tenants_share_weight(
+    keys: KeyRepository, tenant: TenantInfo, database: Database, clock: ManualClock
+) -> None:
+    info, secret = keys.create(tenant.id, "a")
+    assert keys.principal(info.id).share_weight == 1  # type: ignore[union-attr]
+    TenantRepository(database, clock).update_terms(tenant.id, {"share_weight": 3})
+    assert keys.principal_for_secret_hash(hash_secret(secret)).share_weight == 3  # type: ignore[union-attr]
+    assert keys.principal(info.id).share_weight == 3  # type: ignore[union-attr]
+
+
 def test_lookup_is_one_query(keys: KeyRepository, tenant: TenantInfo, query_log: QueryLog) -> None:
     _, secret = keys.create(tenant.id, "a")
     query_log.clear()

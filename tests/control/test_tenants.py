@@ -67,3 +67,19 @@ def test_tenant_info_is_frozen(tenants: TenantRepository) -> None:
     with pytest.raises(AttributeError):
         info.name = "other"  # type: ignore[misc]
     assert isinstance(info, TenantInfo)
+
+
+def test_share_weight_is_set_kept_and_cleared(tenants: TenantRepository) -> None:
+    created = tenants.create("acme")
+    assert created.share_weight is None
+    assert tenants.update_terms(created.id, {"share_weight": 4}).share_weight == 4
+    assert tenants.update_terms(created.id, {"rpm_limit": 5}).share_weight == 4
+    assert tenants.update_terms(created.id, {"share_weight": None}).share_weight is None
+
+
+@pytest.mark.parametrize("weight", [0, -1, 1001, 1.5, "2", True])
+def test_share_weight_out_of_range_is_refused(tenants: TenantRepository, weight: object) -> None:
+    created = tenants.create("acme")
+    with pytest.raises(InvalidRequest, match="share_weight"):
+        tenants.update_terms(created.id, {"share_weight": weight})
+    assert tenants.get(created.id).share_weight is None  # type: ignore[union-attr]

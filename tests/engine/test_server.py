@@ -222,6 +222,16 @@ def test_malformed_json_is_refused(client: httpx.Client) -> None:
     assert error_of(response)["type"] == "invalid_request_error"
 
 
+def test_tenancy_headers_are_taken_and_bad_ones_refused(client: httpx.Client) -> None:
+    tenant = {"x-tokenmill-tenant": "ten_1", "x-tokenmill-weight": "2"}
+    fine = client.post("/v1/completions", json=completion_body(max_tokens=1), headers=tenant)
+    assert fine.status_code == 200
+    bad = {"x-tokenmill-tenant": "ten_1", "x-tokenmill-weight": "0"}
+    refused = client.post("/v1/completions", json=completion_body(max_tokens=1), headers=bad)
+    assert refused.status_code == 400
+    assert error_of(refused)["param"] == "x-tokenmill-weight"
+
+
 def test_unknown_model_is_404(client: httpx.Client) -> None:
     response = client.post("/v1/chat/completions", json=chat_body(model="gpt-17"))
     assert response.status_code == 404

@@ -2,7 +2,8 @@
 
 The test replica speaks the replica API (chat completions, streamed or whole, always with
 usage; ``DELETE /v1/requests/{id}``; ``/health``) and answers at once, or one token every
-``--token-delay`` seconds. ``GET /stats`` says how many completions reached it.
+``--token-delay`` seconds. ``GET /stats`` says how many completions reached it, and the
+tenancy headers (tenant: weight) they came with.
 
     python -m tests.gateway.live replica --port P [--token-delay S]
     python -m tests.gateway.live embeddings --port P --model NAME  (the real embedding replica)
@@ -45,6 +46,7 @@ class TestReplica:
         self.token_delay_seconds = token_delay_seconds
         self.completions = 0
         self.generated: dict[str, int] = {}
+        self.tenants: dict[str, str] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -55,7 +57,8 @@ class TestReplica:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        request_id = dict(scope["headers"]).get(b"x-request-id", b"").decode()
+        headers = dict(scope["headers"])
+        request_id = headers.get(b"x-request-id", b"").decode()
         path = scope["path"]
         if scope["method"] == "DELETE":
             made = self.generated.get(path.rsplit("/", 1)[-1], 0)
@@ -63,9 +66,11 @@ class TestReplica:
         elif path == "/health":
             await _send(send, 200, {"status": "ok"})
         elif path == "/stats":
-            await _send(send, 200, {"completions": self.completions})
+            await _send(send, 200, {"completions": self.completions, "tenants": self.tenants})
         else:
             self.completions += 1
+            tenant = headers.get(b"x-tokenmill-tenant", b"").decode()
+            self.tenants[tenant] = headers.get(b"x-tokenmill-weight", b"").decode()
             request = orjson.loads(body)
             tokens = int(request.get("max_tokens") or 16)
             if request.get("stream"):

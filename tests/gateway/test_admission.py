@@ -96,7 +96,9 @@ def test_64_concurrent_requests_against_credit_for_10(
     """No overdraft: settled spend stays within the credit, the ledger never goes below zero,
     and refused requests are refused with insufficient_quota before reaching the replica."""
     clock = SystemClock()
-    tenant = TenantRepository(database, clock).create("acme")
+    tenants = TenantRepository(database, clock)
+    tenant = tenants.create("acme")
+    tenants.update_terms(tenant.id, {"share_weight": 3})  # passed on to the replica
     _, secret = KeyRepository(database, clock).create(tenant.id, "burst")
     ModelRepository(database, clock).register(MODEL, task="chat", artifact="-", context_tokens=4096)
     PriceBookRepository(database, clock).add(MODEL, PRICE)
@@ -128,8 +130,10 @@ def test_64_concurrent_requests_against_credit_for_10(
                 )
 
         responses = asyncio.run(burst())
-        reached = httpx.get(f"{replica.url}/stats").json()["completions"]
+        stats = httpx.get(f"{replica.url}/stats").json()
+        reached = stats["completions"]
 
+    assert stats["tenants"] == {tenant.id: "3"}
     ok = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code != 200]
     assert len(ok) >= 10

@@ -81,16 +81,26 @@ def tenants() -> None:
     """Create, list and configure tenants."""
 
 
+_share_weight = click.option(
+    "--share-weight",
+    type=click.IntRange(1, 1000),
+    help="Weight in fair share between tenants on shared replicas (default 1).",
+)
+
+
 @tenants.command("create")
 @click.argument("name")
 @limit_options
-def tenants_create(name: str, **limits: Any) -> None:
+@_share_weight
+def tenants_create(name: str, share_weight: int | None, **limits: Any) -> None:
     from tokenmill.control.tenants import TenantRepository
 
     db, clock = _open()
     repo = TenantRepository(db, clock)
     created = repo.create(name)
-    terms = terms_from(**limits)
+    terms: dict[str, Any] = terms_from(**limits)
+    if share_weight is not None:
+        terms["share_weight"] = share_weight
     if terms:
         repo.update_terms(created.id, terms)
     click.echo(f"Created tenant {created.name} ({created.id}).")
@@ -109,22 +119,28 @@ def tenants_list() -> None:
             t.rpm_limit,
             t.tpm_limit,
             t.concurrency_limit,
+            t.share_weight or 1,
         ]
         for t in TenantRepository(db, clock).list()
     ]
-    _table(["ID", "NAME", "MONTHLY BUDGET", "RPM", "TPM", "CONCURRENCY"], rows)
+    _table(["ID", "NAME", "MONTHLY BUDGET", "RPM", "TPM", "CONCURRENCY", "SHARE"], rows)
 
 
 @tenants.command("set")
 @click.argument("name")
 @limit_options
+@_share_weight
 @click.option("--model-limits", help='JSON, e.g. \'{"m": {"rpm": 10}}\'; "null" clears.')
-def tenants_set(name: str, model_limits: str | None, **limits: Any) -> None:
-    """Change a tenant's cap and limits (those not given are kept)."""
+def tenants_set(
+    name: str, model_limits: str | None, share_weight: int | None, **limits: Any
+) -> None:
+    """Change a tenant's cap, limits and share (those not given are kept)."""
     from tokenmill.control.tenants import TenantRepository
 
     db, clock = _open()
     terms: dict[str, Any] = terms_from(**limits)
+    if share_weight is not None:
+        terms["share_weight"] = share_weight
     if model_limits is not None:
         terms["model_limits"] = orjson.loads(model_limits)
     TenantRepository(db, clock).update_terms(_tenant(db, clock, name).id, terms)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from tokenmill.clock import Clock
 from tokenmill.errors import InvalidRequest, NotFound
@@ -64,6 +64,7 @@ class Principal:
     rpm_limit: int | None = None
     tpm_limit: int | None = None
     concurrency_limit: int | None = None
+    share_weight: int = 1  # the tenant's, in fair share between tenants on a replica
 
     def has_scope(self, scope: str) -> bool:
         return ALL_SCOPES in self.scopes or scope in self.scopes
@@ -131,8 +132,9 @@ class KeyInfo:
         )
 
 
-def principal_from_row(row: ApiKey) -> Principal:
+def principal_from_row(row: ApiKey, share_weight: int | None = None) -> Principal:
     return Principal(
+        share_weight=share_weight or 1,
         tenant_id=row.tenant_id,
         key_id=row.id,
         key_name=row.name,
@@ -301,14 +303,14 @@ class KeyRepository:
 
     def principal(self, key_id: str) -> Principal | None:
         """Who a key acts as, by its id: for work done later on its behalf (a batch)."""
-        with self._db.session() as session:
-            row = session.get(ApiKey, key_id)
-            return principal_from_row(row) if row is not None else None
+        return self._principal(ApiKey.id == key_id)
 
     def principal_for_secret_hash(self, secret_hash: str) -> Principal | None:
         """One query on the unique index. Revoked and expired keys come back too."""
+        return self._principal(ApiKey.secret_hash == secret_hash)
+
+    def _principal(self, where: ColumnElement[bool]) -> Principal | None:
+        query = select(ApiKey, Tenant.share_weight).join(Tenant, Tenant.id == ApiKey.tenant_id)
         with self._db.session() as session:
-            row = session.scalars(
-                select(ApiKey).where(ApiKey.secret_hash == secret_hash)
-            ).one_or_none()
-            return principal_from_row(row) if row is not None else None
+            found = session.execute(query.where(where)).one_or_none()
+            return principal_from_row(found[0], found[1]) if found is not None else None

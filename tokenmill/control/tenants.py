@@ -22,6 +22,7 @@ MAX_TENANT_NAME_CHARS = 200
 
 TENANT_TERMS = ("monthly_budget_micros", "rpm_limit", "tpm_limit", "concurrency_limit")
 LIMIT_NAMES = ("rpm", "tpm", "concurrency")
+MAX_SHARE_WEIGHT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,7 @@ class TenantInfo:
     tpm_limit: int | None = None
     concurrency_limit: int | None = None
     model_limits: dict[str, dict[str, int | None]] | None = None
+    share_weight: int | None = None  # against other tenants on a shared replica (None: 1)
 
     @classmethod
     def from_row(cls, row: Tenant) -> TenantInfo:
@@ -46,6 +48,7 @@ class TenantInfo:
             tpm_limit=row.tpm_limit,
             concurrency_limit=row.concurrency_limit,
             model_limits=row.model_limits,
+            share_weight=row.share_weight,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -66,6 +69,17 @@ def validate_model_limits(value: Any) -> dict[str, dict[str, int | None]] | None
             )
         result[str(model)] = validate_terms(dict(limits))
     return result
+
+
+def validate_share_weight(value: Any) -> int | None:
+    if value is not None and (
+        not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SHARE_WEIGHT
+    ):
+        raise InvalidRequest(
+            f"share_weight is an integer from 1 to {MAX_SHARE_WEIGHT}, or null.",
+            param="share_weight",
+        )
+    return value
 
 
 def new_tenant_id() -> str:
@@ -106,10 +120,11 @@ class TenantRepository:
 
     def update_terms(self, tenant_id: str, terms: dict[str, Any]) -> TenantInfo:
         """Sets the named caps and limits (``None`` clears one); the others are kept."""
-        unknown = set(terms) - {*TENANT_TERMS, "model_limits"}
+        unknown = set(terms) - {*TENANT_TERMS, "model_limits", "share_weight"}
         if unknown:
             raise InvalidRequest(f"Unknown tenant settings: {', '.join(sorted(unknown))}.")
-        plain = validate_terms({k: v for k, v in terms.items() if k != "model_limits"})
+        plain = validate_terms({k: v for k, v in terms.items() if k in TENANT_TERMS})
+        weight = validate_share_weight(terms.get("share_weight"))
         with self._db.session() as session:
             row = session.get(Tenant, tenant_id, with_for_update=True)
             if row is None:
@@ -118,6 +133,8 @@ class TenantRepository:
                 setattr(row, name, value)
             if "model_limits" in terms:
                 row.model_limits = validate_model_limits(terms["model_limits"])
+            if "share_weight" in terms:
+                row.share_weight = weight
             session.flush()
             return TenantInfo.from_row(row)
 

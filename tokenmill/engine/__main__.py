@@ -89,6 +89,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "on CPUs with AMX, where llama.cpp crashes in them (default: "
         "TOKENMILL_ENGINE_EXTRA_BUFFERS or auto)",
     )
+    parser.add_argument(
+        "--scheduling",
+        choices=("fair", "fcfs"),
+        default="fair",
+        help="order between tenants: fair share by tokens served (weighted by the tenant's "
+        "share, passed by the gateway) or first come, first served",
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     if args.kv_cache_tokens is None:
@@ -142,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             prefill_tokens_while_decoding=args.prefill_tokens_while_decoding,
             slots=min(MAX_SLOTS, 4 * args.max_running),
             speculative_tokens=args.speculative_tokens,
+            scheduling=args.scheduling,
         )
         app = build_app(Engine(runner, settings), args.served_name or model.stem)
         serve_replica(app, args.host, args.port, args.log_level)

@@ -72,6 +72,7 @@ class Engine:
             max_running=settings.max_running,
             max_step_tokens=min(settings.max_step_tokens, runner.max_step_tokens),
             prefill_tokens_while_decoding=settings.prefill_tokens_while_decoding,
+            fair=settings.scheduling == "fair",
         )
         self._lock = threading.Condition()
         self._incoming: list[Handle] = []
@@ -303,6 +304,7 @@ class Engine:
         previous = seq.last_token_seconds
         piece, is_eog = runner.piece(token), runner.is_eog(token)
         text = seq.append(token, piece, is_eog=is_eog, now_seconds=now, logprob=logprob)
+        self._scheduler.sampled(seq)
         self.metrics.token_generated(
             arrival_seconds=seq.arrival_seconds, previous_seconds=previous, now_seconds=now
         )
@@ -319,10 +321,8 @@ class Engine:
         """No room in llama.cpp's cache (fragmentation): preempt the newest and go on; any
         other failure ends the step's sequences with an error."""
         if error.no_space and len(self._scheduler.running) > 1:
-            victim = self._scheduler.running[-1]
-            self._runner.apply(self._scheduler.remove(victim))
-            victim.status = SequenceStatus.WAITING
-            self._scheduler.waiting.appendleft(victim)
+            scheduler = self._scheduler
+            self._runner.apply(scheduler.evict(scheduler.waiting.victim(scheduler.running)))
             self.metrics.preemptions.inc()
             return
         logger.error("decode failed: %s", error)

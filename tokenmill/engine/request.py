@@ -25,6 +25,8 @@ class EngineRequest:
     # A lazy grammar: it applies only once the whole output so far matches this regex, from
     # the regex's first group on (the model chose to call a tool); None: from the start.
     grammar_trigger: str | None = None
+    tenant: str = ""  # whose work this is, for fair share between tenants
+    weight: float = 1.0  # that tenant's share relative to others (> 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,14 @@
 
 Every step, in order:
 1. each decoding sequence gets its next token (plus speculative drafts), oldest first; when
-   the KV cache has no room, the newest running sequence is preempted (its cells dropped; it
-   waits at the head of the queue and is recomputed later);
+   the KV cache has no room, a running sequence is preempted (its cells dropped; it waits at
+   the head of its tenant's queue and is recomputed later): the newest of the tenant furthest
+   above its fair share, or simply the newest under first come, first served;
 2. sequences still prefilling get chunks of their prompt;
-3. waiting sequences are admitted, first come first served, while sequences, cells and the
-   token budget allow, reusing cached prefixes.
+3. waiting sequences are admitted, by fair share between tenants (``fairness.FairQueue``) or
+   first come first served, while sequences, cells and the token budget allow, reusing cached
+   prefixes. Under fair share, a tenant below its share of the running places is admitted
+   even when all are taken (up to twice as many), rather than wait for another's to end.
 
 While sequences are decoding, prefill tokens per step are limited so that a long prompt
 arriving does not stall running streams: a step then costs about twice a decode-only step.
@@ -15,10 +18,10 @@ Pure bookkeeping: no kernels, no threads, no clock.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 
 from tokenmill.engine.blocks import BlockManager, CellOp
+from tokenmill.engine.fairness import FairQueue
 from tokenmill.engine.sequence import Sequence, SequenceStatus
 
 MIN_PREFILL_TOKENS_WHILE_DECODING = 8
@@ -54,6 +57,7 @@ class Scheduler:
         max_running: int,
         max_step_tokens: int,
         prefill_tokens_while_decoding: int | None = None,
+        fair: bool = True,
     ) -> None:
         if max_running < 1 or max_step_tokens < 1:
             raise ValueError("max_running and max_step_tokens must be at least 1")
@@ -61,11 +65,15 @@ class Scheduler:
         self.max_running = max_running
         self.max_step_tokens = max_step_tokens
         self.prefill_tokens_while_decoding = prefill_tokens_while_decoding
-        self.waiting: deque[Sequence] = deque()
+        self.waiting = FairQueue(fair=fair)
         self.running: list[Sequence] = []
 
     def add(self, seq: Sequence) -> None:
-        self.waiting.append(seq)
+        self.waiting.arrive(seq)
+
+    def sampled(self, seq: Sequence) -> None:
+        """``seq`` got a token: its tenant is charged for it."""
+        self.waiting.charge_output(seq)
 
     def has_work(self) -> bool:
         return bool(self.waiting or self.running)
@@ -75,10 +83,18 @@ class Scheduler:
 
     def remove(self, seq: Sequence) -> list[CellOp]:
         """Take a finished or cancelled sequence out; returns the cell operations to apply."""
-        if seq in self.running:
+        running = seq in self.running
+        if running:
             self.running.remove(seq)
-        elif seq in self.waiting:
-            self.waiting.remove(seq)
+        self.waiting.discard(seq, running=running)
+        return self.blocks.release(seq)
+
+    def evict(self, seq: Sequence) -> list[CellOp]:
+        """Send a running sequence back to wait (recomputed later); returns its cell ops."""
+        self.running.remove(seq)
+        seq.status = SequenceStatus.WAITING
+        seq.drafts.clear()
+        self.waiting.requeue(seq)
         return self.blocks.release(seq)
 
     def schedule(self) -> StepPlan:
@@ -102,15 +118,18 @@ class Scheduler:
             if prefill_budget <= 0:
                 break
             prefill_budget -= self._prefill(seq, prefill_budget, plan)
-        while self.waiting and prefill_budget > 0 and len(self.running) < self.max_running:
-            seq = self.waiting[0]
-            if not self.blocks.can_admit(seq):
+        while prefill_budget > 0 and len(self.running) < 2 * self.max_running:
+            full = len(self.running) >= self.max_running
+            chosen = self.waiting.peek(self.max_running if full else None)
+            if chosen is None or not self.blocks.can_admit(chosen):
                 break
-            self.waiting.popleft()
+            seq = chosen
+            self.waiting.take(seq)
             plan.ops.extend(self.blocks.admit(seq))
             if not seq.admitted:
                 seq.admitted = True
                 seq.cached_tokens = seq.num_computed
+                self.waiting.charge_prompt(seq, seq.prompt_len - seq.cached_tokens)
             seq.status = SequenceStatus.RUNNING
             self.running.append(seq)
             plan.admitted.append(seq)
@@ -128,20 +147,15 @@ class Scheduler:
         return max(MIN_PREFILL_TOKENS_WHILE_DECODING, decoding)
 
     def _make_room(self, seq: Sequence, tokens: int, plan: StepPlan) -> bool:
-        """Preempt the newest running sequences until ``seq`` has cells; False if it was the
-        one preempted."""
+        """Preempt running sequences until ``seq`` has cells; False if it was preempted."""
         while not self.blocks.can_grow(seq, tokens):
-            victim = self.running[-1]
+            victim = self.waiting.victim(self.running)
             self._preempt(victim, plan)
             if victim is seq:
                 return False
         return True
 
     def _preempt(self, seq: Sequence, plan: StepPlan) -> None:
-        self.running.remove(seq)
-        plan.ops.extend(self.blocks.release(seq))
+        plan.ops.extend(self.evict(seq))
         plan.chunks = [c for c in plan.chunks if c.seq is not seq]
-        seq.status = SequenceStatus.WAITING
-        seq.drafts.clear()
-        self.waiting.appendleft(seq)
         plan.preempted.append(seq)

@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import Callable
 from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -67,6 +67,7 @@ class EngineSettings:
     speculative_max_decoding: int = 4  # draft only while this few streams decode
     kv_cache_blocks: int | None = None  # the ledger's size; default: all the runner's cells
     prefix_cache_share: float = 0.25  # at most this share of the cache holds idle prefixes
+    scheduling: Literal["fair", "fcfs"] = "fair"  # between tenants: fair share, or arrival order
 
 
 @dataclass(slots=True)

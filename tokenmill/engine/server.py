@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -30,6 +31,7 @@ from tokenmill.errors import (
     TokenmillError,
 )
 from tokenmill.protocol.requests import parse_chat, parse_completion, parse_json_body
+from tokenmill.protocol.tenancy import parse_tenancy
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +156,8 @@ class _Routes:
         tool_names: Sequence[str] = (),
     ) -> Response:
         """``tool_names``: the functions the model may call, parsed out of its output."""
-        choices = choice_requests(engine_request)
+        tenant, weight = parse_tenancy(request.headers)
+        choices = choice_requests(replace(engine_request, tenant=tenant, weight=weight))
         streams: list[AsyncIterator[EngineEvent]] = []
         ids = [choice.request_id for choice in choices]
 

@@ -120,7 +120,9 @@ class PlatformCaller:
             entry.served_name, tenant_id=tenant_id, tokens=len(payload) // 4
         )
         try:
-            response = await self._upstream.post(lease.url + path, payload, request_id)
+            response = await self._upstream.post(
+                lease.url + path, payload, request_id, tenant=tenant_id
+            )
             try:
                 data = await response.read(self._upstream.timeout_seconds)
             finally:

@@ -17,6 +17,7 @@ import orjson
 from tokenmill.errors import TokenmillError, UpstreamError
 from tokenmill.gateway.metering import Meter, TokenCounts
 from tokenmill.gateway.upstream import UpstreamPool, UpstreamResponse
+from tokenmill.protocol.tenancy import tenancy_headers
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,21 @@ class UpstreamClient:
     async def close(self) -> None:
         self._pool.close()
 
-    async def post(self, url: str, payload: bytes, request_id: str) -> UpstreamResponse:
+    async def post(
+        self,
+        url: str,
+        payload: bytes,
+        request_id: str,
+        *,
+        tenant: str | None = None,
+        weight: float = 1.0,
+    ) -> UpstreamResponse:
+        """``tenant`` and ``weight``: whose work it is, told to the replica for fair share."""
+        headers = {"content-type": "application/json", "x-request-id": request_id}
+        if tenant is not None:
+            headers.update(tenancy_headers(tenant, weight))
         return await self._pool.request(
-            "POST",
-            url,
-            payload,
-            {"content-type": "application/json", "x-request-id": request_id},
-            timeout_seconds=self.timeout_seconds,
+            "POST", url, payload, headers, timeout_seconds=self.timeout_seconds
         )
 
     async def abort(self, base_url: str, request_id: str) -> TokenCounts | None:

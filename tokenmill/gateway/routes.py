@@ -133,7 +133,11 @@ async def _inference(
                 services.journal.begin(meter)
             try:
                 upstream = await services.upstream.post(
-                    lease.url + request.path, payload, request.request_id
+                    lease.url + request.path,
+                    payload,
+                    request.request_id,
+                    tenant=principal.tenant_id,
+                    weight=principal.share_weight,
                 )
             except UpstreamError:
                 # Nothing was sent to the client yet: another replica may answer instead.

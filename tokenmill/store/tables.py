@@ -84,6 +84,7 @@ class Tenant(Base):
     concurrency_limit: Mapped[int | None] = mapped_column(Integer)
     # {model: {"rpm": n, "tpm": n, "concurrency": n}}: limits per tenant per model.
     model_limits: Mapped[dict[str, Any] | None]
+    share_weight: Mapped[int | None] = mapped_column(Integer)  # fair share; null is 1
 
 
 class ApiKey(Base):
