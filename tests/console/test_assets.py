@@ -24,6 +24,7 @@ PAGES = (
     "files",
     "knowledge",
     "knowledge_search",
+    "knowledge_chunks",
     "usage",
     "playground",
 )

@@ -1,6 +1,7 @@
 """The console's Knowledge page in headless Chromium against a live ``tokenmill serve``: a
 vector store created, two files uploaded with attributes and indexed by the real embedding
-model, a file's indexed text, a search ranked, filtered, and refused with the API's message."""
+model, a file's indexed text and its chunks, a search ranked, filtered, and refused with the
+API's message."""
 
 from __future__ import annotations
 
@@ -76,6 +77,17 @@ def test_the_console_indexes_and_searches_a_knowledge_base(
     indexed = page.wait_for_selector("#file-text pre.indexed-text", timeout=WAIT_MS)
     assert "70 to 80 degrees Celsius" in indexed.inner_text()
     assert "green-tea.md" in page.inner_text("#file-text h2")
+
+    # The file's chunks, as the chunks route lists them: position, tokens, range, text.
+    page.click(f"tr[data-file-id='{tea_id}'] button >> text=Chunks")
+    first = page.wait_for_selector("#file-chunks .chunk[data-position='0']", timeout=WAIT_MS)
+    assert "70 to 80 degrees Celsius" in first.inner_text()
+    tokens = int(page.inner_text("#file-chunks .chunk .tokens").split()[0])
+    assert 20 < tokens < 60, tokens  # the model's tokens of one sentence, no padding
+    text = FILES["green-tea.md"][0]
+    assert page.inner_text("#file-chunks .chunk .chars") == f"chars 0\u2013{len(text)}"
+    assert "green-tea.md" in page.inner_text("#file-chunks h2")
+    assert page.is_hidden("#chunks-more")  # one short file: one page
     page.screenshot(path=str(ARTIFACTS / "knowledge-store.png"), full_page=True)
 
     # Search: the tea passage first with its score, as the API ranks it.

@@ -185,6 +185,49 @@ async def test_add_index_and_search_a_file(world: World) -> None:
     assert [r["file_id"] for r in filtered.json()["data"]] == [tokyo]
 
 
+async def test_a_files_chunks_page_by_position(world: World) -> None:
+    store = await world.store()
+    base = f"/v1/vector_stores/{store['id']}"
+    text = PARIS * 20
+    file_id = await world.upload(text)
+    strategy = {
+        "type": "static",
+        "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0},
+    }
+    await world.call("POST", f"{base}/files", {"file_id": file_id, "chunking_strategy": strategy})
+    chunks = f"{base}/files/{file_id}/chunks"
+    waiting = (await world.call("GET", chunks)).json()
+    assert waiting == {
+        "object": "list",
+        "data": [],
+        "first_id": None,
+        "last_id": None,
+        "has_more": False,
+    }
+    world.index_all()
+
+    everything = (await world.call("GET", f"{chunks}?limit=100")).json()
+    data = everything["data"]
+    assert len(data) >= 3 and not everything["has_more"]
+    assert [c["position"] for c in data] == list(range(len(data)))
+    assert everything["first_id"] == 0 and everything["last_id"] == len(data) - 1
+    for chunk in data:
+        assert set(chunk) == {"object", "position", "text", "char_start", "char_end", "tokens"}
+        assert chunk["object"] == "vector_store.file.chunk"
+        assert text[chunk["char_start"] : chunk["char_end"]] == chunk["text"]
+        assert 0 < chunk["tokens"] <= 100
+    assert "".join(c["text"] for c in data) == text  # no overlap: the chunks tile the text
+
+    first = (await world.call("GET", f"{chunks}?limit=2")).json()
+    assert first["data"] == data[:2] and first["has_more"] is True
+    rest = (await world.call("GET", f"{chunks}?after={first['last_id']}")).json()
+    assert rest["data"] == data[2:] and rest["has_more"] is False
+
+    error = error_of(await world.call("GET", f"{base}/files/file-nothere/chunks"), 404)
+    assert error["param"] == "file_id"
+    error_of(await world.call("GET", f"/v1/vector_stores/vs_nothere/files/{file_id}/chunks"), 404)
+
+
 async def test_files_list_filter_update_and_delete(world: World) -> None:
     store = await world.store()
     base = f"/v1/vector_stores/{store['id']}"
@@ -286,6 +329,11 @@ async def test_create_with_file_ids_indexes_them(world: World) -> None:
             "chunking_strategy.static.max_chunk_size_tokens",
         ),
         ("GET", "{store}/files?filter=done", None, "filter"),
+        ("GET", "{store}/files/{file}/chunks?limit=0", None, "limit"),
+        ("GET", "{store}/files/{file}/chunks?limit=101", None, "limit"),
+        ("GET", "{store}/files/{file}/chunks?limit=many", None, "limit"),
+        ("GET", "{store}/files/{file}/chunks?after=-1", None, "after"),
+        ("GET", "{store}/files/{file}/chunks?after=chunk-3", None, "after"),
         ("POST", "{store}/files/{file}", {}, "attributes"),
         ("POST", "{store}/file_batches", {"file_ids": []}, "file_ids"),
         ("POST", "{store}/search", {"query": ""}, "query"),
@@ -354,6 +402,7 @@ async def test_another_tenants_ids_do_not_exist_for_it(world: World) -> None:
         ("POST", f"{base}/files", {"file_id": file_id}),
         ("GET", f"{base}/files/{file_id}", None),
         ("GET", f"{base}/files/{file_id}/content", None),
+        ("GET", f"{base}/files/{file_id}/chunks", None),
         ("POST", f"{base}/files/{file_id}", {"attributes": {}}),
         ("DELETE", f"{base}/files/{file_id}", None),
         ("POST", f"{base}/file_batches", {"file_ids": [file_id]}),

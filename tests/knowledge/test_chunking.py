@@ -107,6 +107,18 @@ def test_minilm_tokenizer_chunks_fit_the_model() -> None:
         assert len(tokenizer(chunk.text)) <= 254
 
 
+def test_minilm_tokenizer_counts_a_short_texts_tokens_without_padding(
+    minilm: Tokenizer,
+) -> None:
+    """The model's tokenizer.json pads to 128 tokens; padding would count as tokens and, under
+    a smaller chunk budget, cut an empty chunk at (0, 0)."""
+    text = "Green tea is brewed with water at 70 to 80 degrees Celsius."
+    spans = minilm(text)
+    assert 10 < len(spans) < 30 and all(start < end for start, end in spans)
+    chunks = split(text, minilm, ChunkingStrategy("static", 100, 50))
+    assert [(c.text, c.tokens) for c in chunks] == [(text, len(spans))]
+
+
 # ---- properties -------------------------------------------------------------------------------
 
 words = st.sampled_from(["a", "bb", "end.", "Why?", "x" * 12, "é"])
@@ -181,6 +193,9 @@ def test_minilm_chunks_fit_its_window_whatever_the_text(
 ) -> None:
     text = " ".join(words)
     chunks = split(text, minilm, AUTO)
+    if not minilm(text):  # only line breaks
+        assert chunks == []
+        return
     assert chunks[0].start == 0 and chunks[-1].end == len(text)
     assert all(a.start < b.start <= a.end for a, b in itertools.pairwise(chunks))
     assert all(text[c.start - 1].isspace() for c in chunks[1:])  # never inside a word

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.knowledge.conftest import Doc, Upload, build_store
+from tests.knowledge.conftest import Upload
 from tokenmill.clock import ManualClock
 from tokenmill.errors import InvalidRequest, NotFound
 from tokenmill.knowledge.repository import VectorStoreRepository
@@ -184,20 +184,6 @@ def test_batches_count_their_files_and_cancel(
     with pytest.raises(NotFound):
         repo.create_batch(alpha, store.id, [upload(alpha, b"z"), missing], chunking_strategy={})
     assert len(repo.list_files(alpha, store.id).data) == 2  # nothing of the failed batch
-
-
-def test_file_text_rebuilds_the_text_from_overlapping_chunks(
-    database: Database, clock: ManualClock, upload: Upload, tenants: tuple[str, str]
-) -> None:
-    alpha, beta = tenants
-    text = "".join(f"Sentence number {n} of a long text about chunking. " for n in range(120))
-    store_id, ids = build_store(database, clock, upload, alpha, [Doc("long.txt", text)])
-    repo = VectorStoreRepository(database, clock)
-    file_id = ids["long.txt"]
-    assert len(repo.list_files(alpha, store_id).data) == 1
-    assert repo.file_text(alpha, store_id, file_id) == text
-    with pytest.raises(NotFound):
-        repo.file_text(beta, store_id, file_id)
 
 
 def test_files_indexed_at_once_all_count_in_the_stores_usage(

@@ -14,7 +14,6 @@ background (``batches.execution``). Database work runs in threads.
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import parse_qsl
 
 from tokenmill.batches.objects import parse_completion_window, parse_endpoint
 from tokenmill.batches.repository import DEFAULT_LIST_LIMIT
@@ -22,6 +21,7 @@ from tokenmill.batches.service import BatchService
 from tokenmill.control.keys import Principal
 from tokenmill.errors import InvalidRequest, NotFound
 from tokenmill.gateway.http import HttpRequest, Response, json_response
+from tokenmill.gateway.listing import parse_limit
 from tokenmill.gateway.services import Services
 from tokenmill.knowledge.stores import parse_metadata
 from tokenmill.protocol.requests import parse_json_body
@@ -66,11 +66,8 @@ async def create_batch(services: Services, request: HttpRequest) -> Response:
 
 async def list_batches(services: Services, request: HttpRequest) -> Response:
     principal, service = await _caller(services, request)
-    query = dict(parse_qsl(request.scope.get("query_string", b"").decode("latin-1")))
-    try:
-        limit = int(query.get("limit") or DEFAULT_LIST_LIMIT)
-    except ValueError:
-        raise InvalidRequest(f"Invalid 'limit': {query['limit']!r}.", param="limit") from None
+    query = request.query()
+    limit = parse_limit(query, DEFAULT_LIST_LIMIT)
     page = await asyncio.to_thread(
         lambda: service.list(principal.tenant_id, limit=limit, after=query.get("after") or None)
     )

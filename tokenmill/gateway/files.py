@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import parse_qsl
 
 from tokenmill.control.keys import Principal
 from tokenmill.errors import InvalidRequest, NotFound, PayloadTooLarge
@@ -35,6 +34,7 @@ from tokenmill.gateway.http import (
     StreamResponse,
     json_response,
 )
+from tokenmill.gateway.listing import parse_limit
 from tokenmill.gateway.multipart import FormReader
 from tokenmill.gateway.services import Services
 
@@ -92,23 +92,13 @@ async def create_file(services: Services, request: HttpRequest) -> Response:
     return json_response(info.as_openai())
 
 
-def _query(request: HttpRequest) -> dict[str, str]:
-    raw = request.scope.get("query_string", b"").decode("latin-1")
-    return dict(parse_qsl(raw, keep_blank_values=True))
-
-
 async def list_files(services: Services, request: HttpRequest) -> Response:
     principal, files = await _caller(services, request)
-    query = _query(request)
+    query = request.query()
     purpose = query.get("purpose") or None
     if purpose is not None:
         validate_purpose(purpose, PURPOSES + WRITTEN_PURPOSES)
-    try:
-        limit = int(query.get("limit") or MAX_LIST_LIMIT)
-    except ValueError:
-        raise InvalidRequest(
-            f"Invalid 'limit': {query['limit']!r}; expected an integer.", param="limit"
-        ) from None
+    limit = parse_limit(query, MAX_LIST_LIMIT)
     page = await asyncio.to_thread(
         files.list,
         principal.tenant_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -45,6 +46,11 @@ class HttpRequest:
             if key == name:
                 return str(value.decode("latin-1"))
         return None
+
+    def query(self) -> dict[str, str]:
+        """The query string's parameters (the last of a repeated name; blank values kept)."""
+        raw = self.scope.get("query_string", b"").decode("latin-1")
+        return dict(parse_qsl(raw, keep_blank_values=True))
 
     async def body(self) -> bytes:
         from tokenmill.errors import InvalidRequest

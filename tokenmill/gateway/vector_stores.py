@@ -10,6 +10,7 @@
     GET    /v1/vector_stores/{id}/files?filter=&limit=&order=&after=&before=
     GET    /v1/vector_stores/{id}/files/{file_id}
     GET    /v1/vector_stores/{id}/files/{file_id}/content
+    GET    /v1/vector_stores/{id}/files/{file_id}/chunks?limit=&after=   (tokenmill's own)
     POST   /v1/vector_stores/{id}/files/{file_id}     attributes
     DELETE /v1/vector_stores/{id}/files/{file_id}
     POST   /v1/vector_stores/{id}/file_batches        file_ids, attributes, chunking_strategy
@@ -20,9 +21,11 @@
 
 Any key may use vector stores; a key sees only its tenant's stores, files and batches, and
 another tenant's id is answered as if it did not exist (404). Adding a file enqueues its
-indexing; a worker does it in the background. Database work runs in threads. Adding files and
-searching embed text for the tenant: they are refused with the 429 an embeddings call of that
-size would get (``insufficient_quota``, ``rate_limit_exceeded``) before anything is recorded.
+indexing; a worker does it in the background. A file's chunks (tokenmill's extension) are
+listed in position order, ``after`` a position. Database work runs in threads. Adding files
+and searching embed text for the tenant: they are refused with the 429 an embeddings call of
+that size would get (``insufficient_quota``, ``rate_limit_exceeded``) before anything is
+recorded.
 """
 
 from __future__ import annotations
@@ -31,11 +34,11 @@ import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
 from tokenmill.control.keys import Principal
 from tokenmill.errors import InvalidRequest, NotFound
 from tokenmill.gateway.http import HttpRequest, Response, json_response
+from tokenmill.gateway.listing import parse_limit, parse_position
 from tokenmill.gateway.services import Services
 from tokenmill.knowledge.chunking import check_fits, parse_chunking_strategy
 from tokenmill.knowledge.filters import parse_attributes
@@ -81,21 +84,10 @@ async def _body(request: HttpRequest, allowed: frozenset[str]) -> dict[str, Any]
     return body
 
 
-def _query(request: HttpRequest) -> dict[str, str]:
-    raw = request.scope.get("query_string", b"").decode("latin-1")
-    return dict(parse_qsl(raw, keep_blank_values=True))
-
-
 def _page_args(request: HttpRequest) -> dict[str, Any]:
-    query = _query(request)
-    try:
-        limit = int(query.get("limit") or DEFAULT_LIST_LIMIT)
-    except ValueError:
-        raise InvalidRequest(
-            f"Invalid 'limit': {query['limit']!r}; expected an integer.", param="limit"
-        ) from None
+    query = request.query()
     return {
-        "limit": limit,
+        "limit": parse_limit(query, DEFAULT_LIST_LIMIT),
         "order": query.get("order") or "desc",
         "after": query.get("after") or None,
         "before": query.get("before") or None,
@@ -103,7 +95,7 @@ def _page_args(request: HttpRequest) -> dict[str, Any]:
 
 
 def _status_filter(request: HttpRequest) -> str | None:
-    status = _query(request).get("filter") or None
+    status = request.query().get("filter") or None
     if status is not None and status not in FILE_STATUSES:
         raise InvalidRequest(
             f"Invalid 'filter': {status!r}; expected one of {', '.join(FILE_STATUSES)}.",
@@ -293,9 +285,7 @@ async def _get_file(caller: Caller, request: HttpRequest, ids: list[str]) -> Res
 async def _file_content(caller: Caller, request: HttpRequest, ids: list[str]) -> Response:
     """The file's indexed text as one text part (empty until it is indexed)."""
     principal, service = caller
-    text = await asyncio.to_thread(
-        service.repository.file_text, principal.tenant_id, ids[0], ids[1]
-    )
+    text = await asyncio.to_thread(service.chunks.file_text, principal.tenant_id, ids[0], ids[1])
     data = [{"type": "text", "text": text}] if text else []
     return json_response(
         {
@@ -305,6 +295,19 @@ async def _file_content(caller: Caller, request: HttpRequest, ids: list[str]) ->
             "next_page": None,
         }
     )
+
+
+async def _file_chunks(caller: Caller, request: HttpRequest, ids: list[str]) -> Response:
+    """The file's chunks in position order, a page of them (none until it is indexed)."""
+    principal, service = caller
+    query = request.query()
+    limit, after = parse_limit(query, DEFAULT_LIST_LIMIT), parse_position(query, "after")
+    page = await asyncio.to_thread(
+        lambda: service.chunks.file_chunks(
+            principal.tenant_id, ids[0], ids[1], limit=limit, after=after
+        )
+    )
+    return json_response(page.as_openai())
 
 
 async def _update_file(caller: Caller, request: HttpRequest, ids: list[str]) -> Response:
@@ -378,6 +381,7 @@ GET: dict[tuple[str, ...], Action] = {
     ("files",): _list_files,
     ("files", "*"): _get_file,
     ("files", "*", "content"): _file_content,
+    ("files", "*", "chunks"): _file_chunks,
     ("file_batches", "*"): _get_batch,
     ("file_batches", "*", "files"): _list_files,
 }

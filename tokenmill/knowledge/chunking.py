@@ -207,6 +207,7 @@ def wordpiece_tokenizer(directory: Path) -> Tokenizer:
 
     loaded = HfTokenizer.from_file(str(directory / "tokenizer.json"))
     loaded.no_truncation()
+    loaded.no_padding()  # MiniLM's pads to 128 tokens: (0, 0) spans that are no text
 
     def offsets(text: str) -> list[tuple[int, int]]:
         encoding = loaded.encode(text, add_special_tokens=False)

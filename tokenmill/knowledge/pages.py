@@ -16,11 +16,15 @@ DEFAULT_LIST_LIMIT = 20
 ORDERS = ("asc", "desc")
 
 
-def check_page(limit: int, order: str) -> None:
+def check_limit(limit: int) -> None:
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise InvalidRequest(
             f"Invalid 'limit': {limit}; expected 1 to {MAX_LIST_LIMIT}.", param="limit"
         )
+
+
+def check_page(limit: int, order: str) -> None:
+    check_limit(limit)
     if order not in ORDERS:
         raise InvalidRequest(
             f"Invalid 'order': {order!r}; expected 'asc' or 'desc'.", param="order"

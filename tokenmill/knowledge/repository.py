@@ -8,7 +8,7 @@ A store's status and file counts are derived from its files' statuses when it is
 
 Chunks of a file are written in one transaction with their postings (``save_chunks``), and
 removed with them; each change bumps the store's ``chunks_version`` so in-memory copies of
-its vectors are reloaded.
+its vectors are reloaded. Reading them back is ``chunkreader``'s.
 """
 
 from __future__ import annotations
@@ -271,28 +271,6 @@ class VectorStoreRepository:
                 before=before,
             )
             return Page([file_info(r) for r in rows], more)
-
-    def file_text(self, tenant_id: str, store_id: str, file_id: str) -> str:
-        """The indexed text of a file, rebuilt from its chunks (overlaps counted once)."""
-        with self._db.session() as session:
-            self._store(session, tenant_id, store_id)
-            file_row(session, tenant_id, store_id, file_id)
-            chunk = VectorStoreChunk
-            rows = session.execute(
-                select(chunk.text, chunk.char_start, chunk.char_end)
-                .where(
-                    VectorStoreChunk.vector_store_id == store_id,
-                    VectorStoreChunk.file_id == file_id,
-                )
-                .order_by(VectorStoreChunk.position)
-            )
-            parts: list[str] = []
-            covered = 0
-            for text, start, end in rows:
-                if end > covered:
-                    parts.append(text[max(0, covered - start) :])
-                    covered = end
-            return "".join(parts)
 
     def update_attributes(
         self, tenant_id: str, store_id: str, file_id: str, attributes: dict[str, Any]

@@ -20,6 +20,7 @@ from tokenmill.control.keys import Principal
 from tokenmill.files.repository import FileRepository
 from tokenmill.files.storage import FileStorage
 from tokenmill.knowledge.chunking import ChunkingStrategy, Tokenizer
+from tokenmill.knowledge.chunkreader import ChunkReader
 from tokenmill.knowledge.indexing import KIND, Embed, index_handler
 from tokenmill.knowledge.repository import VectorStoreRepository
 from tokenmill.knowledge.retrieval import Retriever, SearchPage
@@ -53,6 +54,7 @@ class VectorStoreService:
         admit: Admit | None = None,
     ) -> None:
         self.repository = repository
+        self.chunks = ChunkReader(db)  # a file's chunks and indexed text, read back
         self.admit = admit  # checked before work that embeds for a tenant; None: no checks
         self.queue = queue
         self.embed = embed

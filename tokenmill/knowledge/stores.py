@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from tokenmill.errors import InvalidRequest
 
@@ -257,7 +257,16 @@ class FileBatchInfo:
         }
 
 
-T = TypeVar("T", VectorStoreInfo, VectorStoreFileInfo)
+class Listed(Protocol):
+    """What a page lists: an id (the cursor of the next page) and OpenAI's shape."""
+
+    @property
+    def id(self) -> str | int: ...
+
+    def as_openai(self) -> dict[str, Any]: ...
+
+
+T = TypeVar("T", bound=Listed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,13 @@
 // Knowledge: the tenant's vector stores (the Vector Stores API). #/knowledge lists, creates and
 // deletes stores; #/knowledge/<id> shows one store's files as they are indexed, takes uploads
-// with progress, shows a file's indexed text, and searches it (knowledge_search.js).
+// with progress, shows a file's indexed text and its chunks (knowledge_chunks.js), and searches
+// it (knowledge_search.js).
 import { api, upload } from "../api.js";
 import { bytes, int, unix } from "../format.js";
 import {
   badge, field, form, h, input, intOrNull, jsonOrNull, notice, section, table, uploadForm,
 } from "../ui.js";
+import { chunksPanel } from "./knowledge_chunks.js";
 import { attributeList, searchPanel } from "./knowledge_search.js";
 
 const POLL_MS = 1000;
@@ -180,7 +182,7 @@ function fileStatus(f) {
     f.last_error && h("div.last-error", `${f.last_error.code}: ${f.last_error.message}`));
 }
 
-function fileTable(files, names, status, { showText, remove }) {
+function fileTable(files, names, status, { showText, showChunks, remove }) {
   return table([
     { label: "Filename", cell: (f) => names.get(f.id) ?? h("span.muted", "(file deleted)") },
     { label: "ID", cell: (f) => h("code", f.id) },
@@ -191,6 +193,8 @@ function fileTable(files, names, status, { showText, remove }) {
     { label: "", cell: (f) => h("div.row-actions",
       h("button.ghost", { type: "button", disabled: f.status !== "completed",
         onclick: guarded(status, () => showText(f)) }, "Indexed text"),
+      h("button.ghost", { type: "button", disabled: f.status !== "completed",
+        onclick: guarded(status, () => showChunks(f)) }, "Chunks"),
       h("button.danger", { type: "button", onclick: guarded(status, () => remove(f)) },
         "Remove")) },
   ], files, { empty: "No files in this store yet: upload one above.",
@@ -218,6 +222,7 @@ async function renderStore(root, ctx, id) {
   const list = h("div");
   const status = h("div");
   const text = h("section.panel#file-text", { hidden: true });
+  const chunks = chunksPanel(path);
 
   async function showText(f) {
     const content = await api(`${path}/files/${f.id}/content`);
@@ -229,10 +234,13 @@ async function renderStore(root, ctx, id) {
     text.scrollIntoView({ block: "nearest" });
   }
 
+  const showChunks = (f) => chunks.show(f.id, names.get(f.id) ?? f.id);
+
   async function remove(f) {
     if (!confirm(`Remove ${names.get(f.id) ?? f.id} from this store? The upload stays.`)) return;
     await api(`${path}/files/${f.id}`, { method: "DELETE" });
     text.hidden = true;
+    chunks.hide();
     await refresh();
   }
 
@@ -241,7 +249,7 @@ async function renderStore(root, ctx, id) {
     await learnNames(files.data, names);
     title.textContent = store.name || store.id;
     card.replaceChildren(storeCard(store));
-    list.replaceChildren(fileTable(files.data, names, status, { showText, remove }));
+    list.replaceChildren(fileTable(files.data, names, status, { showText, showChunks, remove }));
     return store.status === "in_progress" || files.data.some((f) => f.status === "in_progress");
   });
   root.append(h("div.page-head", h("a", { href: "#/knowledge" }, "← Knowledge"), title),
@@ -249,6 +257,7 @@ async function renderStore(root, ctx, id) {
     section("Upload files", addFilesForm(path, names, refresh)),
     section("Files", status, list),
     text,
+    chunks.el,
     searchPanel(path));
   await refresh();
 }
