@@ -24,6 +24,8 @@ PAGES = (
     "files",
     "knowledge",
     "knowledge_search",
+    "batches",
+    "batches_results",
     "usage",
     "playground",
 )
