@@ -25,6 +25,8 @@ PAGES = (
     "knowledge",
     "knowledge_search",
     "knowledge_chunks",
+    "batches",
+    "batches_results",
     "usage",
     "playground",
 )

@@ -1,4 +1,6 @@
-// Small DOM helpers: elements, tables, forms, notices. No templates, no innerHTML of data.
+// Small DOM helpers: elements, tables, forms, notices, polling. No templates, no innerHTML of data.
+
+const POLL_MS = 1000;
 
 /** h("div.card#id", {onclick, ...attrs}, ...children) */
 export function h(spec, attrs = {}, ...children) {
@@ -129,4 +131,39 @@ export function jsonOrNull(value, what) {
   } catch (error) {
     throw new Error(`${what}: not valid JSON (${error.message}).`);
   }
+}
+
+/** A refresh that reruns `draw` (which answers "still busy?") every POLL_MS while busy.
+ *  A refresh asked for while one runs makes it draw once more, so no change is missed. */
+export function poller(ctx, draw) {
+  let busy = false;
+  let again = false;
+  let running = null;
+  function refresh() {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        busy = await draw();
+      } while (again);
+    })().finally(() => { running = null; });
+    return running;
+  }
+  ctx.every(POLL_MS, () => { if (busy) refresh().catch(() => {}); });
+  return refresh;
+}
+
+/** A button's click handler whose failure is shown in `status` rather than lost. */
+export function guarded(status, action) {
+  return async () => {
+    status.replaceChildren();
+    try {
+      await action();
+    } catch (error) {
+      status.replaceChildren(notice(error.message));
+    }
+  };
 }

@@ -5,12 +5,12 @@
 import { api, upload } from "../api.js";
 import { bytes, int, unix } from "../format.js";
 import {
-  badge, field, form, h, input, intOrNull, jsonOrNull, notice, section, table, uploadForm,
+  badge, field, form, guarded, h, input, intOrNull, jsonOrNull, notice, poller, section, table,
+  uploadForm,
 } from "../ui.js";
 import { chunksPanel } from "./knowledge_chunks.js";
 import { attributeList, searchPanel } from "./knowledge_search.js";
 
-const POLL_MS = 1000;
 const LIST = "?limit=100";
 const storePath = (id) => `/v1/vector_stores/${encodeURIComponent(id)}`;
 
@@ -20,41 +20,6 @@ function counts(c) {
     `${int(c.failed)} failed`];
   if (c.cancelled) parts.push(`${int(c.cancelled)} cancelled`);
   return `${int(c.total)} ${c.total === 1 ? "file" : "files"}: ${parts.join(", ")}`;
-}
-
-/** A refresh that reruns `draw` (which answers "still busy?") every POLL_MS while busy.
- *  A refresh asked for while one runs makes it draw once more, so no change is missed. */
-function poller(ctx, draw) {
-  let busy = false;
-  let again = false;
-  let running = null;
-  function refresh() {
-    if (running) {
-      again = true;
-      return running;
-    }
-    running = (async () => {
-      do {
-        again = false;
-        busy = await draw();
-      } while (again);
-    })().finally(() => { running = null; });
-    return running;
-  }
-  ctx.every(POLL_MS, () => { if (busy) refresh().catch(() => {}); });
-  return refresh;
-}
-
-/** A button's click handler whose failure is shown in `status` rather than lost. */
-function guarded(status, action) {
-  return async () => {
-    status.replaceChildren();
-    try {
-      await action();
-    } catch (error) {
-      status.replaceChildren(notice(error.message));
-    }
-  };
 }
 
 // ---- #/knowledge: the stores -------------------------------------------------------------------
