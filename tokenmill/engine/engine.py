@@ -203,7 +203,7 @@ class Engine:
                 self._end(handle, "cancelled")
             if scheduler.has_work():
                 self._draft()
-                self._step(scheduler.schedule())
+                self._step(scheduler.schedule(self._clock.monotonic()))
 
     def _draft(self) -> None:
         """Propose prompt-lookup drafts for greedy streams while few streams decode."""
