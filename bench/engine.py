@@ -83,10 +83,11 @@ async def stream_chat(
     content: str,
     max_tokens: int,
     headers: dict[str, str] | None = None,
+    model: str = "bench",
     **extra: object,
 ) -> Stream:
     body = {
-        "model": "bench",
+        "model": model,
         "messages": [{"role": "user", "content": content}],
         "max_tokens": max_tokens,
         "temperature": 0,

@@ -18,10 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,51 +27,11 @@ from typing import Any
 import aiohttp
 import httpx
 
-from tokenmill.fleet.local import free_port
+from bench.platform import start_platform
 
 CHAT = "smollm2-135m-instruct"
 EOG_BAN = {"0": -100, "1": -100, "2": -100, "4": -100}
 PROMPT = "Tell me about rivers, mountains and lanterns. " * 9
-
-
-def start_platform(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
-    env = {
-        **os.environ,
-        "TOKENMILL_DATA_DIR": str(data_dir),
-        "TOKENMILL_PORT": str(port),
-        "TOKENMILL_CONFIG": str(data_dir / "none.toml"),
-        "TOKENMILL_BUNDLED_MODELS": json.dumps([CHAT]),
-        "TOKENMILL_BUNDLED_MIN_REPLICAS": "0",
-        "TOKENMILL_BUNDLED_IDLE_SECONDS": "3",
-        "TOKENMILL_ENGINE_CONTEXT_TOKENS": "1024",
-        "TOKENMILL_ENGINE_THREADS": "1",
-        "TOKENMILL_LOG_LEVEL": "warning",
-    }
-    env.pop("TOKENMILL_DATABASE_URL", None)
-    log = open(data_dir / "serve.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tokenmill.cli.main", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    assert process.stdout is not None
-    key = ""
-    for line in process.stdout:
-        if "TOKENMILL_API_KEY=" in line:
-            key = line.strip().split("=", 1)[1]
-        if "tokenmill is serving" in line:
-            break
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return process, key
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("the platform did not start; see serve.log")
 
 
 def deployment(admin: httpx.Client) -> dict[str, Any]:
@@ -165,9 +122,17 @@ def main() -> None:
     args = parser.parse_args()
     rounds, seconds, clients = (2, 10.0, 8) if args.quick else (5, 30.0, 16)
     data_dir = Path(tempfile.mkdtemp(prefix="tokenmill-bench-fleet-"))
-    port = free_port()
-    process, key = start_platform(data_dir, port)
-    base = f"http://127.0.0.1:{port}"
+    process, base, key = start_platform(
+        data_dir,
+        [CHAT],
+        env={
+            "TOKENMILL_BUNDLED_MIN_REPLICAS": "0",
+            "TOKENMILL_BUNDLED_IDLE_SECONDS": "3",
+            "TOKENMILL_ENGINE_CONTEXT_TOKENS": "1024",
+            "TOKENMILL_ENGINE_THREADS": "1",
+        },
+        startup_seconds=60,
+    )
     try:
         with httpx.Client(
             base_url=base, headers={"authorization": f"Bearer {key}"}, timeout=60

@@ -19,17 +19,14 @@ import io
 import json
 import math
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 
-from tokenmill.fleet.local import free_port
+from bench.platform import start_platform
 
 DATA = Path(
     os.environ.get("TOKENMILL_SCIFACT_DIR", Path(__file__).parents[2] / "shared/data/scifact")
@@ -60,44 +57,6 @@ def ndcg_at_10(ranked: list[str], relevant: dict[str, int]) -> float:
     ideal = sorted(relevant.values(), reverse=True)[:10]
     best = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
     return gains / best if best else 0.0
-
-
-def start_platform(
-    data_dir: Path, database_url: str | None
-) -> tuple[subprocess.Popen[str], str, str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "TOKENMILL_DATA_DIR": str(data_dir),
-        "TOKENMILL_PORT": str(port),
-        "TOKENMILL_CONFIG": str(data_dir / "none.toml"),
-        "TOKENMILL_BUNDLED_MODELS": json.dumps([EMBEDDING_MODEL]),
-        "TOKENMILL_LOG_LEVEL": "warning",
-    }
-    env.pop("TOKENMILL_DATABASE_URL", None)
-    if database_url:
-        env["TOKENMILL_DATABASE_URL"] = database_url
-    log = open(data_dir / "serve.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tokenmill.cli.main", "serve"],
-        env=env, stdout=subprocess.PIPE, stderr=log, text=True,
-    )  # fmt: skip
-    assert process.stdout is not None
-    key = ""
-    for line in process.stdout:
-        if "TOKENMILL_API_KEY=" in line:
-            key = line.strip().split("=", 1)[1]
-        if "tokenmill is serving" in line:
-            break
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return process, base, key
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError(f"the platform did not start; see {data_dir / 'serve.log'}")
 
 
 def build_store(client: openai.OpenAI, corpus: dict[str, str]) -> tuple[str, dict[str, Any]]:
@@ -180,7 +139,7 @@ def main() -> None:
     if args.queries:
         queries = dict(list(queries.items())[: args.queries])
     data_dir = Path(tempfile.mkdtemp(prefix="tm-retrieval-"))
-    process, base, key = start_platform(data_dir, args.database_url)
+    process, base, key = start_platform(data_dir, [EMBEDDING_MODEL], database_url=args.database_url)
     try:
         client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0, timeout=600)
         store_id, indexing = build_store(client, corpus)

@@ -29,6 +29,7 @@ METRIC_NAMES = (
     "tokenmill:time_to_first_token_seconds",
     "tokenmill:time_per_output_token_seconds",
     "tokenmill:request_success_total",
+    "tokenmill:engine_busy_seconds_total",
 )
 
 
@@ -379,7 +380,9 @@ def test_metrics_are_exported_and_counters_move(client: httpx.Client) -> None:
     before_prompt = metric(client, "tokenmill:prompt_tokens_total")
     before_generated = metric(client, "tokenmill:generation_tokens_total")
     before_length = metric(client, 'tokenmill:request_success_total{finish_reason="length"}')
+    before_busy = metric(client, "tokenmill:engine_busy_seconds_total")
     client.post("/v1/completions", json=completion_body(max_tokens=5))
+    assert metric(client, "tokenmill:engine_busy_seconds_total") > before_busy
     assert metric(client, "tokenmill:prompt_tokens_total") > before_prompt
     assert metric(client, "tokenmill:generation_tokens_total") == before_generated + 5
     assert (

@@ -39,7 +39,8 @@ class ListSink:
 
 class JsonReplica:
     """A replica over plain HTTP/1.1 that answers each JSON request with ``answer(request)``
-    and ``status``; what it was sent is in ``requests`` (with the path in ``"_path"``)."""
+    and ``status``; what it was sent is in ``requests`` (with the path in ``"_path"`` and the
+    headers, names in lower case, in ``"_headers"``)."""
 
     def __init__(self, answer: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         self.answer = answer
@@ -54,7 +55,11 @@ class JsonReplica:
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":", 1)[1])
             request = orjson.loads(await reader.readexactly(length))
-            self.requests.append({**request, "_path": head.split(b" ")[1].decode()})
+            headers = dict(
+                line.decode().lower().split(": ", 1) for line in head.split(b"\r\n")[1:] if line
+            )
+            path = head.split(b" ")[1].decode()
+            self.requests.append({**request, "_path": path, "_headers": headers})
             body = orjson.dumps(self.answer(request))
             writer.write(
                 f"HTTP/1.1 {self.status} OK\r\ncontent-type: application/json\r\n"

@@ -104,6 +104,8 @@ async def test_a_line_is_sent_whole_and_metered_at_the_batch_price(setup: Setup)
     sent = setup.replica.requests[0]
     assert sent["_path"] == "/v1/chat/completions" and sent["stream"] is False
     assert sent["model"] == f"{CHAT_MODEL}@1"
+    assert sent["_headers"]["x-tokenmill-tenant"] == "ten_a"
+    assert sent["_headers"]["x-tokenmill-priority"] == "flex"  # yields to interactive work
     [event] = setup.sink.events
     assert event.request_id == result.request_id and event.endpoint == "chat.completions"
     assert (event.tenant_id, event.key_id, event.model) == ("ten_a", "key_ten_a", CHAT_MODEL)

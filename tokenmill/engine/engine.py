@@ -202,8 +202,10 @@ class Engine:
             for handle in cancelled:
                 self._end(handle, "cancelled")
             if scheduler.has_work():
+                started = self._clock.monotonic()
                 self._draft()
-                self._step(scheduler.schedule())
+                self._step(scheduler.schedule(started))
+                self.metrics.busy_seconds.inc(self._clock.monotonic() - started)
 
     def _draft(self) -> None:
         """Propose prompt-lookup drafts for greedy streams while few streams decode."""

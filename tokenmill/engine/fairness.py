@@ -1,19 +1,26 @@
-"""Fair share between tenants: a virtual token counter per tenant (VTC, Sheng et al., OSDI 2024).
+"""Who goes next: priority classes, then fair share between tenants within a class.
 
-A tenant's counter grows with the service it receives, divided by its weight: each prompt
-token computed (prefix-cache hits are free) counts 1, each generated token 2. The next sequence
-admitted is the oldest waiting one of the tenant with the smallest counter; under memory
-pressure the newest running sequence of the tenant with the largest is preempted. A tenant that
-arrives with nothing waiting or running has its counter lifted to the smallest among the
-tenants that have, so time spent idle is not banked as credit for a burst later.
+Classes first: a waiting sequence of a more urgent class (``priority`` before ``default``
+before ``flex``) is admitted before any of a less urgent one; one that has waited
+``AGING_SECONDS`` moves up a class, so nothing starves.
 
-When every running place is taken, a tenant holding fewer places than its weighted share of
-them is still admitted (``peek(places)``), up to twice the places in all: a flood that took every
-place does not make the next tenant wait for one of its sequences to end, and nothing computed
-is thrown away. The batch shrinks back as the flood's sequences end and are not replaced.
+Within a class, a virtual token counter per tenant (VTC, Sheng et al., OSDI 2024): a tenant's
+counter grows with the service it receives, divided by its weight: each prompt token computed
+(prefix-cache hits are free) counts 1, each generated token 2. The next sequence admitted is
+the oldest waiting one of the tenant with the smallest counter. A tenant that arrives with
+nothing waiting or running has its counter lifted to the smallest among the tenants that have,
+so time spent idle is not banked as credit for a burst later. Under memory pressure the newest
+running sequence of the least urgent class and, within it, of the tenant furthest ahead is
+preempted.
 
-With ``fair=False`` every sequence counts as one tenant's: first come, first served.
-Pure bookkeeping: no clock, no threads.
+When every running place is taken, a sequence is still admitted (``peek(places)``, up to twice
+the places in all) if its tenant holds fewer places than its weighted share of them, or if a
+less urgent class holds one: a flood or a batch that took every place does not make others wait
+for one of its sequences to end, and nothing computed is thrown away. The batch shrinks back as
+those sequences end and are not replaced.
+
+With ``fair=False`` every sequence counts as one tenant's of one class: first come, first
+served. Pure bookkeeping: no threads; the time for aging is passed in.
 """
 
 from __future__ import annotations
@@ -22,18 +29,25 @@ from collections import Counter, deque
 from collections.abc import Iterator
 
 from tokenmill.engine.sequence import Sequence
+from tokenmill.protocol.tenancy import Priority
 
 OUTPUT_TOKEN_COST = 2.0
+AGING_SECONDS = 15.0  # waiting this long moves a sequence up one class
 PRUNE_AT = 4096  # forget idle tenants' counters past this many tenants
+
+Key = tuple[int, str]  # a queue's class and tenant
 
 
 class FairQueue:
-    """The waiting sequences, one queue per tenant, and every tenant's counter."""
+    """The waiting sequences, one queue per class and tenant, and every tenant's counter."""
 
-    def __init__(self, *, fair: bool = True) -> None:
+    def __init__(self, *, fair: bool = True, aging_seconds: float = AGING_SECONDS) -> None:
         self.fair = fair
-        self._queues: dict[str, deque[Sequence]] = {}
+        self.aging_seconds = aging_seconds
+        self._queues: dict[Key, deque[Sequence]] = {}
+        self._queued: Counter[str] = Counter()  # sequences waiting, per tenant
         self._active: Counter[str] = Counter()  # sequences waiting or running, per tenant
+        self._running_classes: Counter[int] = Counter()
         self._counters: dict[str, float] = {}
         self._weights: dict[str, float] = {}  # of active tenants, as their last request said
         self._floor = 0.0  # the smallest active counter when the engine last had work
@@ -46,50 +60,58 @@ class FairQueue:
         return self._counters.get(tenant, 0.0)
 
     def arrive(self, seq: Sequence) -> None:
-        """A new sequence joins the back of its tenant's queue."""
+        """A new sequence joins the back of its class's and tenant's queue."""
         tenant = self.tenant(seq)
         if not self._active[tenant]:
             self._lift(tenant)
         self._active[tenant] += 1
         self._weights[tenant] = seq.request.weight
-        self._push(tenant, seq, front=False)
+        self._push(seq, front=False)
 
     def requeue(self, seq: Sequence) -> None:
-        """A preempted sequence goes back to the front of its tenant's queue."""
-        self._push(self.tenant(seq), seq, front=True)
+        """A preempted sequence goes back to the front of its queue."""
+        self._running_classes[self._key(seq)[0]] -= 1
+        self._push(seq, front=True)
 
-    def peek(self, places: int | None = None) -> Sequence | None:
-        """The sequence to admit next, or None when nothing waits.
+    def peek(self, places: int | None = None, now: float | None = None) -> Sequence | None:
+        """The sequence to admit next, or None when nothing (that may run) waits.
 
-        ``places``: every running place is taken; only a tenant below its weighted share of
-        these places may have one more.
+        ``places``: every running place is taken; only a sequence of a tenant below its
+        weighted share of them, or of a more urgent class than one running, may have one more.
+        ``now``: the time waited so far counts for aging.
         """
-        tenants = [
-            tenant
-            for tenant, queue in self._queues.items()
-            if places is None or self._entitled(tenant, places)
-        ]
-        if not tenants:
-            return None
-        return self._queues[min(tenants, key=self.counter)][0]
+        best: tuple[tuple[int, float, float], Sequence] | None = None
+        for (_, tenant), queue in self._queues.items():
+            head = queue[0]
+            rank = self._rank(head, now)
+            if places is not None and not (self._entitled(tenant, places) or self._outranks(rank)):
+                continue
+            order = (rank, self.counter(tenant), head.arrival_seconds)
+            if best is None or order < best[0]:
+                best = (order, head)
+        return best[1] if best is not None else None
 
     def take(self, seq: Sequence) -> None:
         """Take ``seq`` (from ``peek``) out of the queue to run it."""
-        tenant = self.tenant(seq)
-        queue = self._queues[tenant]
+        key = self._key(seq)
+        queue = self._queues[key]
         queue.remove(seq)
         self._size -= 1
+        self._queued[key[1]] -= 1
+        self._running_classes[key[0]] += 1
         if not queue:
-            del self._queues[tenant]
+            del self._queues[key]
 
     def discard(self, seq: Sequence, *, running: bool) -> None:
         """A sequence ends, waiting or running: it no longer counts as its tenant's work."""
-        tenant = self.tenant(seq)
-        queue = self._queues.get(tenant)
+        key = self._key(seq)
+        tenant = key[1]
+        queue = self._queues.get(key)
         if queue is not None and seq in queue:
             self.take(seq)
         elif not running:
             return  # it never arrived here
+        self._running_classes[key[0]] -= 1
         self._active[tenant] -= 1
         if self._active[tenant] <= 0:
             del self._active[tenant]
@@ -106,11 +128,13 @@ class FairQueue:
         self._charge(seq, OUTPUT_TOKEN_COST * tokens)
 
     def victim(self, running: list[Sequence]) -> Sequence:
-        """The running sequence to preempt: the newest of the tenant furthest above its share."""
+        """The running sequence to preempt: the newest of the least urgent class and, in it,
+        of the tenant furthest above its share."""
         if not self.fair:
             return running[-1]
-        tenant = max({self.tenant(seq) for seq in running}, key=self.counter)
-        return next(seq for seq in reversed(running) if self.tenant(seq) == tenant)
+        worst = max(running, key=lambda seq: (self._key(seq)[0], self.counter(self.tenant(seq))))
+        key = self._key(worst)
+        return next(seq for seq in reversed(running) if self._key(seq) == key)
 
     def __len__(self) -> int:
         return self._size
@@ -122,20 +146,38 @@ class FairQueue:
         for queue in self._queues.values():
             yield from queue
 
+    def _key(self, seq: Sequence) -> Key:
+        if not self.fair:
+            return Priority.DEFAULT, ""
+        return seq.request.priority, seq.request.tenant
+
+    def _rank(self, seq: Sequence, now: float | None) -> int:
+        """The class a waiting sequence counts as, moved up for the time it has waited."""
+        rank = self._key(seq)[0]
+        if now is None or not self.fair:
+            return rank
+        return max(0, rank - int((now - seq.arrival_seconds) / self.aging_seconds))
+
     def _entitled(self, tenant: str, places: int) -> bool:
         """Whether the tenant runs fewer sequences than its weighted share of ``places``."""
         if not self.fair:
             return False
-        running = self._active[tenant] - len(self._queues.get(tenant, ()))
+        running = self._active[tenant] - self._queued[tenant]
         return running < places * self._weights[tenant] / sum(self._weights.values())
 
-    def _push(self, tenant: str, seq: Sequence, *, front: bool) -> None:
-        queue = self._queues.setdefault(tenant, deque())
+    def _outranks(self, rank: int) -> bool:
+        """Whether a sequence of a less urgent class than ``rank`` is running."""
+        return self.fair and any(n > 0 and c > rank for c, n in self._running_classes.items())
+
+    def _push(self, seq: Sequence, *, front: bool) -> None:
+        key = self._key(seq)
+        queue = self._queues.setdefault(key, deque())
         if front:
             queue.appendleft(seq)
         else:
             queue.append(seq)
         self._size += 1
+        self._queued[key[1]] += 1
 
     def _charge(self, seq: Sequence, cost: float) -> None:
         tenant = self.tenant(seq)

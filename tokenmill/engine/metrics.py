@@ -87,6 +87,11 @@ class EngineMetrics:
             "Draft tokens the model confirmed.",
             registry=r,
         )
+        self.busy_seconds = Counter(
+            "tokenmill:engine_busy_seconds",
+            "Seconds the engine spent computing steps (over wall time: how busy it is).",
+            registry=r,
+        )
         self.preemptions = Counter(
             "tokenmill:num_preemptions", "Sequences preempted for lack of KV cells.", registry=r
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tokenmill.protocol.requests import SamplingParams
+from tokenmill.protocol.tenancy import Priority
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 ChoiceFinishReason = FinishReason | Literal["tool_calls"]  # the engine's, or a choice that called
@@ -27,6 +28,7 @@ class EngineRequest:
     grammar_trigger: str | None = None
     tenant: str = ""  # whose work this is, for fair share between tenants
     weight: float = 1.0  # that tenant's share relative to others (> 0)
+    priority: Priority = Priority.DEFAULT  # its queue class
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,7 +97,8 @@ class Scheduler:
         self.waiting.requeue(seq)
         return self.blocks.release(seq)
 
-    def schedule(self) -> StepPlan:
+    def schedule(self, now: float | None = None) -> StepPlan:
+        """``now``: the time, for waiting sequences to move up a class as they wait."""
         plan = StepPlan()
         budget = self.max_step_tokens
         for seq in [s for s in self.running if not s.in_prefill]:
@@ -120,7 +121,7 @@ class Scheduler:
             prefill_budget -= self._prefill(seq, prefill_budget, plan)
         while prefill_budget > 0 and len(self.running) < 2 * self.max_running:
             full = len(self.running) >= self.max_running
-            chosen = self.waiting.peek(self.max_running if full else None)
+            chosen = self.waiting.peek(self.max_running if full else None, now)
             if chosen is None or not self.blocks.can_admit(chosen):
                 break
             seq = chosen

@@ -156,8 +156,15 @@ class _Routes:
         tool_names: Sequence[str] = (),
     ) -> Response:
         """``tool_names``: the functions the model may call, parsed out of its output."""
-        tenant, weight = parse_tenancy(request.headers)
-        choices = choice_requests(replace(engine_request, tenant=tenant, weight=weight))
+        tenancy = parse_tenancy(request.headers)
+        choices = choice_requests(
+            replace(
+                engine_request,
+                tenant=tenancy.tenant,
+                weight=tenancy.weight,
+                priority=tenancy.priority,
+            )
+        )
         streams: list[AsyncIterator[EngineEvent]] = []
         ids = [choice.request_id for choice in choices]
 

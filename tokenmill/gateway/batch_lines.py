@@ -32,6 +32,7 @@ from tokenmill.gateway.platform_calls import PlatformCaller, endpoint_of
 from tokenmill.gateway.routes import TASKS_OF
 from tokenmill.protocol.embeddings import parse_embeddings
 from tokenmill.protocol.requests import parse_chat, parse_completion
+from tokenmill.protocol.tenancy import Priority
 
 PARSERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "chat.completions": parse_chat,
@@ -109,6 +110,7 @@ class PlatformLineSender:
             batch.endpoint,
             body,
             price_factor=self.price_factor,
+            priority=Priority.FLEX,  # batch work yields to interactive requests on a replica
         )
         try:
             answer = orjson.loads(reply.body)

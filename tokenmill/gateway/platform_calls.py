@@ -33,6 +33,7 @@ from tokenmill.gateway.metering import TokenCounts, UsageSink
 from tokenmill.gateway.relay import UpstreamClient
 from tokenmill.gateway.routing import Router
 from tokenmill.gateway.services import RequestIds
+from tokenmill.protocol.tenancy import Priority, Tenancy
 
 CALL_TIMEOUT_SECONDS = 300.0
 
@@ -111,6 +112,7 @@ class PlatformCaller:
         body: dict[str, Any],
         *,
         price_factor: Fraction = Fraction(1),
+        priority: Priority = Priority.DEFAULT,
     ) -> PlatformReply:
         """One call, on the event loop: lease, post, read, release, meter (a 200 reply)."""
         request_id = self._ids.new()
@@ -121,7 +123,7 @@ class PlatformCaller:
         )
         try:
             response = await self._upstream.post(
-                lease.url + path, payload, request_id, tenant=tenant_id
+                lease.url + path, payload, request_id, Tenancy(tenant_id, priority=priority)
             )
             try:
                 data = await response.read(self._upstream.timeout_seconds)

@@ -17,7 +17,7 @@ import orjson
 from tokenmill.errors import TokenmillError, UpstreamError
 from tokenmill.gateway.metering import Meter, TokenCounts
 from tokenmill.gateway.upstream import UpstreamPool, UpstreamResponse
-from tokenmill.protocol.tenancy import tenancy_headers
+from tokenmill.protocol.tenancy import Tenancy
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,12 @@ class UpstreamClient:
         url: str,
         payload: bytes,
         request_id: str,
-        *,
-        tenant: str | None = None,
-        weight: float = 1.0,
+        tenancy: Tenancy | None = None,
     ) -> UpstreamResponse:
-        """``tenant`` and ``weight``: whose work it is, told to the replica for fair share."""
+        """``tenancy``: whose work it is and how urgent, told to the replica for its queue."""
         headers = {"content-type": "application/json", "x-request-id": request_id}
-        if tenant is not None:
-            headers.update(tenancy_headers(tenant, weight))
+        if tenancy is not None:
+            headers.update(tenancy.headers())
         return await self._pool.request(
             "POST", url, payload, headers, timeout_seconds=self.timeout_seconds
         )

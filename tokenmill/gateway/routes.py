@@ -32,6 +32,7 @@ from tokenmill.gateway.services import Services
 from tokenmill.gateway.upstream import UpstreamResponse
 from tokenmill.protocol.embeddings import parse_embeddings
 from tokenmill.protocol.requests import parse_chat, parse_completion, parse_json_body
+from tokenmill.protocol.tenancy import Tenancy
 
 AUTHORIZATION = b"authorization"
 SEND_ATTEMPTS = 2
@@ -136,8 +137,7 @@ async def _inference(
                     lease.url + request.path,
                     payload,
                     request.request_id,
-                    tenant=principal.tenant_id,
-                    weight=principal.share_weight,
+                    Tenancy(principal.tenant_id, principal.share_weight),
                 )
             except UpstreamError:
                 # Nothing was sent to the client yet: another replica may answer instead.
