@@ -22,6 +22,7 @@ import io
 import json
 import random
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Coroutine
@@ -33,8 +34,10 @@ import httpx
 import openai
 import orjson
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from bench.engine import Stream, prompt, stream_chat
-from bench.platform import start_platform
+from bench.serving import start_platform
 
 CHAT = "smollm2-135m-instruct"
 EOG_BAN = {"0": -100, "1": -100, "2": -100, "4": -100}

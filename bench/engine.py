@@ -84,8 +84,10 @@ async def stream_chat(
     max_tokens: int,
     headers: dict[str, str] | None = None,
     model: str = "bench",
+    into: Stream | None = None,
     **extra: object,
 ) -> Stream:
+    """``into``: the stream to fill in (so a caller that cancels keeps what arrived)."""
     body = {
         "model": model,
         "messages": [{"role": "user", "content": content}],
@@ -96,7 +98,7 @@ async def stream_chat(
         "logit_bias": EOG_BAN,
         **extra,
     }
-    result = Stream(started=time.perf_counter())
+    result = into or Stream(started=time.perf_counter())
     async with session.post(f"{url}/v1/chat/completions", json=body, headers=headers) as resp:
         if resp.status != 200:
             raise RuntimeError(f"{resp.status}: {await resp.text()}")

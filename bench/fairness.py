@@ -5,9 +5,10 @@
 One run, the bundled model, a fresh built-in replica for each part, requests sent straight to
 it with the tenancy headers the gateway adds (streaming chat, prompts of about 60 tokens, 32
 output tokens with end-of-generation banned, a different prompt for every request):
-1. capacity: requests/s of 32 closed-loop clients of one tenant;
+1. capacity: requests/s the replica completes under A's flood alone (5x what 32 closed-loop
+   clients get through), so B's share is measured where the client's load is the same;
 2. B alone: tenant B's open-loop Poisson arrivals at 0.5x capacity, for its time to first token;
-3. A floods at 5x capacity (at most 2,000 of its requests outstanding) while B sends at 0.5x,
+3. A floods (at most 2,000 of its requests outstanding) while B sends at 0.5x capacity,
    under ``--scheduling fcfs`` and then ``fair``: per 30 s window the service each tenant got
    (prompt tokens + 2 x output tokens, as the counters charge) and Jain's index over the two,
    B's p99 time to first token, and output tokens/s in all;
@@ -23,12 +24,15 @@ import asyncio
 import json
 import os
 import random
+import statistics
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.engine import Engine, Stream, prompt, stream_chat
 from tokenmill.catalog.bundled import bundled_model
@@ -41,12 +45,20 @@ CAP = 2000  # A's requests outstanding at most: a flood, not a leak of sockets
 
 @dataclass
 class Done:
+    """A request, answered or still waiting when its part ended (cancelled)."""
+
     tenant: str
     stream: Stream
+    ended: float
 
     @property
     def token_times(self) -> list[float]:
         return self.stream.token_times
+
+    @property
+    def ttft(self) -> float:
+        """Its time to first token; for one that never had a token, at least its wait."""
+        return self.stream.ttft if self.token_times else self.ended - self.stream.started
 
 
 class Load:
@@ -62,13 +74,13 @@ class Load:
         self.counter += 1
         headers = {"x-tokenmill-tenant": tenant, "x-tokenmill-weight": str(weight)}
         self.outstanding[tenant] = self.outstanding.get(tenant, 0) + 1
+        stream = Stream(started=time.perf_counter())
+        content = prompt(self.counter, PROMPT_WORDS)
         try:
-            content = prompt(self.counter, PROMPT_WORDS)
-            stream = await stream_chat(session, self.url, content, OUTPUT_TOKENS, headers)
+            await stream_chat(session, self.url, content, OUTPUT_TOKENS, headers, into=stream)
         finally:
             self.outstanding[tenant] -= 1
-        if stream.token_times:
-            self.done.append(Done(tenant, stream))
+            self.done.append(Done(tenant, stream, time.perf_counter()))
 
     async def poisson(
         self,
@@ -106,13 +118,17 @@ class Load:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def service(self, tenant: str, start: float, end: float) -> float:
-        """Prompt tokens (at the first token) plus 2 per output token, within [start, end)."""
+        """Prompt tokens (at the first token) plus 2 per output token, within [start, end).
+        A request cut off before its usage arrived counts the typical prompt."""
+        typical = statistics.median(
+            d.stream.prompt_tokens for d in self.done if d.stream.prompt_tokens
+        )
         total = 0.0
         for done in self.done:
-            if done.tenant != tenant:
+            if done.tenant != tenant or not done.token_times:
                 continue
             if start <= done.token_times[0] < end:
-                total += done.stream.prompt_tokens
+                total += done.stream.prompt_tokens or typical
             total += 2 * sum(1 for t in done.token_times if start <= t < end)
         return total
 
@@ -120,7 +136,7 @@ class Load:
         return sum(1 for d in self.done for t in d.token_times if start <= t < end)
 
     def ttfts(self, tenant: str) -> list[float]:
-        return sorted(d.stream.ttft for d in self.done if d.tenant == tenant)
+        return sorted(d.ttft for d in self.done if d.tenant == tenant)
 
 
 def session() -> aiohttp.ClientSession:
@@ -138,14 +154,21 @@ def jain(values: list[float]) -> float:
     return sum(values) ** 2 / (len(values) * square) if square else float("nan")
 
 
-async def capacity(url: str, seconds: float) -> float:
+async def capacity(url: str, seconds: float) -> tuple[float, float]:
+    """The flood's rate (5x what 32 closed-loop clients get through) and the requests/s the
+    replica completes under that flood alone, after its first third: what B's share is of."""
+    probe = Load(url)
+    begin = time.perf_counter()
+    async with session() as s:
+        await probe.closed(s, "solo", 32, begin + 10, 1)
+    flood_rate = 5 * probe.tokens(begin, begin + 10) / OUTPUT_TOKENS / 10
     load = Load(url)
     begin = time.perf_counter()
     async with session() as s:
-        await load.closed(s, "solo", 32, begin + seconds, 1)
-    ended = [d for d in load.done if len(d.token_times) >= OUTPUT_TOKENS]
+        await load.poisson(s, "a", flood_rate, begin + seconds, cap=CAP, seed=3)
     warm = begin + seconds / 3
-    return sum(1 for d in ended if d.token_times[-1] >= warm) / (seconds - seconds / 3)
+    done = [d for d in load.done if len(d.token_times) >= OUTPUT_TOKENS]
+    return flood_rate, sum(1 for d in done if d.token_times[-1] >= warm) / (seconds * 2 / 3)
 
 
 async def alone(url: str, rate: float, seconds: float) -> dict:
@@ -155,13 +178,13 @@ async def alone(url: str, rate: float, seconds: float) -> dict:
     return {"b_requests": len(load.ttfts("b")), "b_ttft_p99_s": p99(load.ttfts("b"))}
 
 
-async def flood(url: str, rate: float, windows: int) -> dict:
+async def flood(url: str, flood_rate: float, rate: float, windows: int) -> dict:
     load = Load(url)
     begin = time.perf_counter()
     until = begin + windows * WINDOW_SECONDS
     async with session() as s:
         await asyncio.gather(
-            load.poisson(s, "a", 5 * rate, until, cap=CAP, seed=1),
+            load.poisson(s, "a", flood_rate, until, cap=CAP, seed=1),
             load.poisson(s, "b", 0.5 * rate, until, seed=2),
         )
     rows = []
@@ -206,6 +229,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/fairness.json"))
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true", help="one window per policy")
+    parser.add_argument(
+        "--engine-args", default="", help="more flags for every replica, e.g. '--max-running 16'"
+    )
     args = parser.parse_args()
     model = str(bundled_model("smollm2-135m-instruct").path())
     log = Path(os.environ.get("TMPDIR", "/tmp")) / "bench-fairness.log"
@@ -215,24 +241,28 @@ def main() -> None:
         return Engine(
             [sys.executable, "-m", "tokenmill.engine", "--model", model, "--served-name",
              "bench", "--threads", str(args.threads), "--log-level", "warning",
-             "--scheduling", scheduling],
+             "--scheduling", scheduling, *args.engine_args.split()],
             log,
         )  # fmt: skip
 
     report: dict = {"benchmark": "fairness", "threads": args.threads, "model": model}
     with replica("fair") as url:
-        rate = asyncio.run(capacity(url, 15.0 if args.quick else 24.0))
+        flood_rate, rate = asyncio.run(capacity(url, 20.0 if args.quick else 30.0))
     report["capacity_requests_per_second"] = rate
+    report["flood_requests_per_second"] = flood_rate
     with replica("fair") as url:
         report["b_alone"] = asyncio.run(alone(url, 0.5 * rate, 20.0 if args.quick else 40.0))
     for scheduling in ("fcfs", "fair"):
         with replica(scheduling) as url:
-            report[scheduling] = asyncio.run(flood(url, rate, windows))
+            report[scheduling] = asyncio.run(flood(url, flood_rate, rate, windows))
     with replica("fair") as url:
         report["weights"] = asyncio.run(weighted(url, 20.0 if args.quick else 40.0))
 
     fcfs, fair, b_alone = report["fcfs"], report["fair"], report["b_alone"]["b_ttft_p99_s"]
-    print(f"capacity {rate:.2f} requests/s; B alone: p99 time to first token {b_alone:.2f} s")
+    print(
+        f"capacity under the flood {rate:.2f} requests/s; A floods at {flood_rate:.2f}; "
+        f"B alone: p99 time to first token {b_alone:.2f} s"
+    )
     print(f"{'policy':<6} {'window':>6} {'service A':>10} {'service B':>10} {'Jain':>6}")
     for name in ("fcfs", "fair"):
         for row in report[name]["windows"]:

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +28,9 @@ from typing import Any
 import aiohttp
 import httpx
 
-from bench.platform import start_platform
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.serving import start_platform
 
 CHAT = "smollm2-135m-instruct"
 EOG_BAN = {"0": -100, "1": -100, "2": -100, "4": -100}

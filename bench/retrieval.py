@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +27,9 @@ from typing import Any
 
 import openai
 
-from bench.platform import start_platform
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.serving import start_platform
 
 DATA = Path(
     os.environ.get("TOKENMILL_SCIFACT_DIR", Path(__file__).parents[2] / "shared/data/scifact")

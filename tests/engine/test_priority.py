@@ -65,6 +65,16 @@ def test_waiting_moves_a_sequence_up_a_class_per_aging_period() -> None:
     assert queue.peek(now=20.0).request_id == "old-flex"  # two periods: priority, and older
 
 
+def test_aging_orders_classes_not_tenants_within_a_class() -> None:
+    queue = FairQueue(aging_seconds=10)
+    for i in range(3):
+        queue.arrive(seq(f"flood-{i}", DEFAULT, tenant="a", arrival=0.0))
+    queue.arrive(seq("fresh", DEFAULT, tenant="b", arrival=29.0))
+    queue.charge_output(seq("x", DEFAULT, tenant="a"), 50)  # a is served more since b came
+    # a's requests have waited three periods, b's none; within one class the counters decide.
+    assert queue.peek(now=30.0).request_id == "fresh"  # type: ignore[union-attr]
+
+
 def test_first_come_first_served_ignores_classes() -> None:
     queue = FairQueue(fair=False)
     queue.arrive(seq("f", FLEX))

@@ -1,8 +1,9 @@
 """Who goes next: priority classes, then fair share between tenants within a class.
 
 Classes first: a waiting sequence of a more urgent class (``priority`` before ``default``
-before ``flex``) is admitted before any of a less urgent one; one that has waited
-``AGING_SECONDS`` moves up a class, so nothing starves.
+before ``flex``) is admitted before any of a less urgent one; a class whose oldest sequence has
+waited ``AGING_SECONDS`` counts as one class more urgent, so nothing starves. Aging orders
+classes only: within a class, a flood's old requests do not pass another tenant's new ones.
 
 Within a class, a virtual token counter per tenant (VTC, Sheng et al., OSDI 2024): a tenant's
 counter grows with the service it receives, divided by its weight: each prompt token computed
@@ -76,20 +77,27 @@ class FairQueue:
     def peek(self, places: int | None = None, now: float | None = None) -> Sequence | None:
         """The sequence to admit next, or None when nothing (that may run) waits.
 
-        ``places``: every running place is taken; only a sequence of a tenant below its
-        weighted share of them, or of a more urgent class than one running, may have one more.
-        ``now``: the time waited so far counts for aging.
+        The class first: the most urgent with work waiting, where a class's oldest sequence
+        moves it up one class per ``aging_seconds`` waited (``now``); then, within the class,
+        the tenant with the smallest counter. ``places``: every running place is taken; only
+        a sequence of a tenant below its weighted share of them, or of a more urgent class
+        than one running, may have one more.
         """
-        best: tuple[tuple[int, float, float], Sequence] | None = None
-        for (_, tenant), queue in self._queues.items():
-            head = queue[0]
-            rank = self._rank(head, now)
-            if places is not None and not (self._entitled(tenant, places) or self._outranks(rank)):
-                continue
-            order = (rank, self.counter(tenant), head.arrival_seconds)
-            if best is None or order < best[0]:
-                best = (order, head)
-        return best[1] if best is not None else None
+        heads = [
+            (priority, queue[0])
+            for (priority, tenant), queue in self._queues.items()
+            if places is None or self._entitled(tenant, places) or self._outranks(priority)
+        ]
+        if not heads:
+            return None
+        oldest: dict[int, float] = {}
+        for priority, head in heads:
+            oldest[priority] = min(oldest.get(priority, head.arrival_seconds), head.arrival_seconds)
+        chosen = min(oldest, key=lambda c: (self._rank(c, oldest[c], now), oldest[c]))
+        return min(
+            (head for priority, head in heads if priority == chosen),
+            key=lambda head: (self.counter(self.tenant(head)), head.arrival_seconds),
+        )
 
     def take(self, seq: Sequence) -> None:
         """Take ``seq`` (from ``peek``) out of the queue to run it."""
@@ -127,6 +135,20 @@ class FairQueue:
     def charge_output(self, seq: Sequence, tokens: int = 1) -> None:
         self._charge(seq, OUTPUT_TOKEN_COST * tokens)
 
+    def order(self, seqs: list[Sequence]) -> list[Sequence]:
+        """Running sequences in the order their prompts are computed: by class, by counter,
+        then oldest first (as given, under first come, first served)."""
+        if not self.fair:
+            return seqs
+        return sorted(
+            seqs,
+            key=lambda seq: (
+                self._key(seq)[0],
+                self.counter(self.tenant(seq)),
+                seq.arrival_seconds,
+            ),
+        )
+
     def victim(self, running: list[Sequence]) -> Sequence:
         """The running sequence to preempt: the newest of the least urgent class and, in it,
         of the tenant furthest above its share."""
@@ -151,12 +173,11 @@ class FairQueue:
             return Priority.DEFAULT, ""
         return seq.request.priority, seq.request.tenant
 
-    def _rank(self, seq: Sequence, now: float | None) -> int:
-        """The class a waiting sequence counts as, moved up for the time it has waited."""
-        rank = self._key(seq)[0]
+    def _rank(self, priority: int, arrival: float, now: float | None) -> int:
+        """A class, moved up for the time its oldest sequence has waited."""
         if now is None or not self.fair:
-            return rank
-        return max(0, rank - int((now - seq.arrival_seconds) / self.aging_seconds))
+            return priority
+        return max(0, priority - int((now - arrival) / self.aging_seconds))
 
     def _entitled(self, tenant: str, places: int) -> bool:
         """Whether the tenant runs fewer sequences than its weighted share of ``places``."""
@@ -165,9 +186,9 @@ class FairQueue:
         running = self._active[tenant] - self._queued[tenant]
         return running < places * self._weights[tenant] / sum(self._weights.values())
 
-    def _outranks(self, rank: int) -> bool:
-        """Whether a sequence of a less urgent class than ``rank`` is running."""
-        return self.fair and any(n > 0 and c > rank for c, n in self._running_classes.items())
+    def _outranks(self, priority: int) -> bool:
+        """Whether a sequence of a less urgent class than ``priority`` is running."""
+        return self.fair and any(n > 0 and c > priority for c, n in self._running_classes.items())
 
     def _push(self, seq: Sequence, *, front: bool) -> None:
         key = self._key(seq)

@@ -5,7 +5,8 @@ Every step, in order:
    the KV cache has no room, a running sequence is preempted (its cells dropped; it waits at
    the head of its tenant's queue and is recomputed later): the newest of the tenant furthest
    above its fair share, or simply the newest under first come, first served;
-2. sequences still prefilling get chunks of their prompt;
+2. sequences still prefilling get chunks of their prompt, in the order admission would pick
+   them (a tenant below its share is not stuck behind a flood's prompts);
 3. waiting sequences are admitted, by fair share between tenants (``fairness.FairQueue``) or
    first come first served, while sequences, cells and the token budget allow, reusing cached
    prefixes. Under fair share, a tenant below its share of the running places is admitted
@@ -115,7 +116,7 @@ class Scheduler:
         prefill_budget = budget
         if plan.chunks:
             prefill_budget = min(budget, self._prefill_limit(len(plan.chunks)))
-        for seq in [s for s in self.running if s.in_prefill]:
+        for seq in self.waiting.order([s for s in self.running if s.in_prefill]):
             if prefill_budget <= 0:
                 break
             prefill_budget -= self._prefill(seq, prefill_budget, plan)
