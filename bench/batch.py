@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/batch.py [--lines 2000] [--out bench/results/batch.json]
 
-Starts ``tokenmill serve`` with the bundled chat model (one replica; batches send up to 32
+Starts ``tokenmill serve`` with the bundled chat model (exactly one replica; batches send up to 32
 lines at once), then, through the public API (streaming chat, prompts of about 60 tokens, 32
 output tokens with end-of-generation banned, a different prompt for every request):
 1. capacity: requests/s of 32 closed-loop clients;
@@ -166,7 +166,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/batch.json"))
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="tm-bench-batch-"))
-    env = {"TOKENMILL_BATCH_CONCURRENCY": "32", "TOKENMILL_BUNDLED_MIN_REPLICAS": "1"}
+    env = {
+        "TOKENMILL_BATCH_CONCURRENCY": "32",
+        "TOKENMILL_BUNDLED_MIN_REPLICAS": "1",
+        "TOKENMILL_BUNDLED_MAX_REPLICAS": "1",
+    }
     process, base, key = start_platform(data_dir, [CHAT], env=env)
     report: dict = {"benchmark": "batch", "lines": args.lines}
     try:
@@ -185,6 +189,7 @@ def main() -> None:
             report["alone"] = measure(replica, alone.poisson(0.3 * rate, time.perf_counter() + 60))
             report["alone"]["ttft_p99_s"] = alone.ttft_p99()
             report["alone"]["requests"] = len(alone.streams)
+            print(f"interactive alone: {json.dumps(report['alone'])}", flush=True)
             beside = Interactive(base, key)
             busy, began = replica.busy_seconds(), time.perf_counter()
             report["batch"] = run_batch(client, args.lines, beside, 0.3 * rate)
