@@ -54,7 +54,7 @@ def test_a_tenants_urgent_request_is_not_stuck_behind_its_own_flex_work() -> Non
 
 
 def test_waiting_moves_a_sequence_up_a_class_per_aging_period() -> None:
-    queue = FairQueue(aging_seconds=10)
+    queue = FairQueue(aging_seconds=10, flex_aging_seconds=10)
     queue.arrive(seq("old-flex", FLEX, arrival=0.0))
     queue.arrive(seq("new-default", DEFAULT, arrival=14.0))
     assert queue.peek(now=9.0).request_id == "new-default"  # type: ignore[union-attr]
@@ -63,6 +63,16 @@ def test_waiting_moves_a_sequence_up_a_class_per_aging_period() -> None:
     queue.arrive(seq("new-priority", PRIORITY, arrival=14.0))
     assert queue.peek(now=15.0).request_id == "new-priority"  # type: ignore[union-attr]
     assert queue.peek(now=20.0).request_id == "old-flex"  # two periods: priority, and older
+
+
+def test_batch_work_waits_minutes_before_it_competes_with_interactive_work() -> None:
+    queue = FairQueue()
+    queue.arrive(seq("line", FLEX, arrival=0.0))
+    queue.arrive(seq("chat", DEFAULT, arrival=119.0))
+    assert admit_all(queue, now=120.0) == ["chat", "line"]
+    queue.arrive(seq("old-line", FLEX, arrival=0.0))
+    queue.arrive(seq("new-chat", DEFAULT, arrival=300.5))
+    assert admit_all(queue, now=301.0) == ["old-line", "new-chat"]  # five minutes: default
 
 
 def test_aging_orders_classes_not_tenants_within_a_class() -> None:

@@ -1,9 +1,11 @@
 """Who goes next: priority classes, then fair share between tenants within a class.
 
 Classes first: a waiting sequence of a more urgent class (``priority`` before ``default``
-before ``flex``) is admitted before any of a less urgent one; a class whose oldest sequence has
-waited ``AGING_SECONDS`` counts as one class more urgent, so nothing starves. Aging orders
-classes only: within a class, a flood's old requests do not pass another tenant's new ones.
+before ``flex``) is admitted before any of a less urgent one. A class whose oldest sequence has
+waited counts as one class more urgent, so nothing starves: ``default`` after
+``AGING_SECONDS``, ``flex`` (batch work, which has hours) after ``FLEX_AGING_SECONDS``. Aging
+orders classes only: within a class, a flood's old requests do not pass another tenant's new
+ones.
 
 Within a class, a virtual token counter per tenant (VTC, Sheng et al., OSDI 2024): a tenant's
 counter grows with the service it receives, divided by its weight: each prompt token computed
@@ -33,7 +35,8 @@ from tokenmill.engine.sequence import Sequence
 from tokenmill.protocol.tenancy import Priority
 
 OUTPUT_TOKEN_COST = 2.0
-AGING_SECONDS = 15.0  # waiting this long moves a sequence up one class
+AGING_SECONDS = 15.0  # waiting this long moves default work up to priority
+FLEX_AGING_SECONDS = 300.0  # and flex work up to default
 PRUNE_AT = 4096  # forget idle tenants' counters past this many tenants
 
 Key = tuple[int, str]  # a queue's class and tenant
@@ -42,9 +45,16 @@ Key = tuple[int, str]  # a queue's class and tenant
 class FairQueue:
     """The waiting sequences, one queue per class and tenant, and every tenant's counter."""
 
-    def __init__(self, *, fair: bool = True, aging_seconds: float = AGING_SECONDS) -> None:
+    def __init__(
+        self,
+        *,
+        fair: bool = True,
+        aging_seconds: float = AGING_SECONDS,
+        flex_aging_seconds: float = FLEX_AGING_SECONDS,
+    ) -> None:
         self.fair = fair
         self.aging_seconds = aging_seconds
+        self.flex_aging_seconds = flex_aging_seconds
         self._queues: dict[Key, deque[Sequence]] = {}
         self._queued: Counter[str] = Counter()  # sequences waiting, per tenant
         self._active: Counter[str] = Counter()  # sequences waiting or running, per tenant
@@ -78,7 +88,7 @@ class FairQueue:
         """The sequence to admit next, or None when nothing (that may run) waits.
 
         The class first: the most urgent with work waiting, where a class's oldest sequence
-        moves it up one class per ``aging_seconds`` waited (``now``); then, within the class,
+        moves it up a class as it waits (``now``); then, within the class,
         the tenant with the smallest counter. ``places``: every running place is taken; only
         a sequence of a tenant below its weighted share of them, or of a more urgent class
         than one running, may have one more.
@@ -177,7 +187,12 @@ class FairQueue:
         """A class, moved up for the time its oldest sequence has waited."""
         if now is None or not self.fair:
             return priority
-        return max(0, priority - int((now - arrival) / self.aging_seconds))
+        waited = now - arrival
+        if priority == Priority.FLEX:
+            if waited < self.flex_aging_seconds:
+                return priority
+            priority, waited = Priority.DEFAULT, waited - self.flex_aging_seconds
+        return max(0, priority - int(waited / self.aging_seconds))
 
     def _entitled(self, tenant: str, places: int) -> bool:
         """Whether the tenant runs fewer sequences than its weighted share of ``places``."""
