@@ -7,10 +7,11 @@ Every step, in order:
    above its fair share, or simply the newest under first come, first served;
 2. sequences still prefilling get chunks of their prompt, in the order admission would pick
    them (a tenant below its share is not stuck behind a flood's prompts);
-3. waiting sequences are admitted, by fair share between tenants (``fairness.FairQueue``) or
-   first come first served, while sequences, cells and the token budget allow, reusing cached
-   prefixes. Under fair share, a tenant below its share of the running places is admitted
-   even when all are taken (up to twice as many), rather than wait for another's to end.
+3. waiting sequences are admitted, by class and fair share between tenants
+   (``fairness.FairQueue``) or first come first served, while sequences, cells and the token
+   budget allow, reusing cached prefixes. A tenant below its share of the running places, or
+   work of a more urgent class than some running, is admitted even when all are taken (up to
+   twice as many), rather than wait for another's to end.
 
 While sequences are decoding, prefill tokens per step are limited so that a long prompt
 arriving does not stall running streams: a step then costs about twice a decode-only step.
