@@ -72,7 +72,7 @@ def test_the_console_runs_downloads_and_cancels_batches(
     page = _open(browser, platform, key)
     page.on("dialog", lambda dialog: dialog.accept())
     _visit(page, "batches", "#batch-upload")
-    assert page.inner_text("#batches-total") == "0 batches"
+    page.wait_for_selector("#batches-total >> text=0 batches", timeout=WAIT_MS)  # listed
 
     # A two-line batch: uploaded, the endpoint picked from its lines, run to completed.
     source = tmp_path / "questions.jsonl"
