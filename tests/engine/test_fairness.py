@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 import pytest
 
@@ -15,7 +14,9 @@ from tokenmill.engine.runner import LlamaRunner
 from tokenmill.engine.scheduler import Scheduler
 from tokenmill.engine.seams import EngineSettings
 from tokenmill.engine.sequence import Sequence, SequenceStatus
-from tokenmill.protocol.requests import SamplingParams, parse_chat
+from tokenmill.protocol.requests import SamplingParams
+
+from .ordering import run, short_request
 
 
 def seq(tenant: str, rid: str, prompt: int = 10, weight: float = 1.0) -> Sequence:
@@ -166,20 +167,10 @@ async def _finish_order(runner: LlamaRunner, scheduling: str) -> list[str]:
         runner,
         EngineSettings(max_running=1, max_step_tokens=256, scheduling=scheduling),  # type: ignore[arg-type]
     )
-    body = {
-        "model": "m",
-        "messages": [{"role": "user", "content": "Count to ten."}],
-        "temperature": 0,
-        "max_tokens": 4,
-        "logit_bias": {str(t): -100 for t in range(3)},  # run to max_tokens
-    }
     order: list[str] = []
 
     async def one(rid: str, tenant: str) -> None:
-        request = engine.prompts.chat(parse_chat(body), rid)
-        async for _ in engine.submit(replace(request, tenant=tenant)):
-            pass
-        order.append(rid)
+        await run(engine, short_request(engine, rid, tenant=tenant), order)
 
     engine.start()
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 import pytest
 
@@ -15,8 +14,10 @@ from tokenmill.engine.runner import LlamaRunner
 from tokenmill.engine.scheduler import Scheduler
 from tokenmill.engine.seams import EngineSettings
 from tokenmill.engine.sequence import Sequence
-from tokenmill.protocol.requests import SamplingParams, parse_chat
+from tokenmill.protocol.requests import SamplingParams
 from tokenmill.protocol.tenancy import Priority
+
+from .ordering import run, short_request
 
 FLEX, DEFAULT, PRIORITY = Priority.FLEX, Priority.DEFAULT, Priority.PRIORITY
 
@@ -120,20 +121,10 @@ def test_urgent_work_is_admitted_past_full_places_held_by_less_urgent_work() -> 
 
 async def _finish_order(runner: LlamaRunner) -> list[str]:
     engine = Engine(runner, EngineSettings(max_running=1, max_step_tokens=256))
-    body = {
-        "model": "m",
-        "messages": [{"role": "user", "content": "Count to ten."}],
-        "temperature": 0,
-        "max_tokens": 4,
-        "logit_bias": {str(t): -100 for t in range(3)},  # run to max_tokens
-    }
     order: list[str] = []
 
     async def one(rid: str, priority: Priority) -> None:
-        request = replace(engine.prompts.chat(parse_chat(body), rid), priority=priority)
-        async for _ in engine.submit(request):
-            pass
-        order.append(rid)
+        await run(engine, short_request(engine, rid, priority=priority), order)
 
     engine.start()
     try:
