@@ -8,7 +8,10 @@ assembles its file on first use, or one that ships a whole directory).
 
 from __future__ import annotations
 
+import fcntl
 import importlib
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -44,7 +47,8 @@ def _locate(model_id: str, source: tuple[tuple[str, str], ...]) -> Path:
     try:
         if "call" in spec:
             module_name, function = spec["call"].split(":", 1)
-            path = Path(getattr(importlib.import_module(module_name), function)())
+            locate = getattr(importlib.import_module(module_name), function)
+            path = Path(str(_one_process_at_a_time(model_id, locate)))
         else:
             path = Path(str(resources.files(spec["package"]) / spec["resource"]))
     except ModuleNotFoundError as error:
@@ -54,6 +58,18 @@ def _locate(model_id: str, source: tuple[tuple[str, str], ...]) -> Path:
     if not path.exists():
         raise ModelNotFound(f"Model files for '{model_id}' are missing at {path}.")
     return path
+
+
+def _one_process_at_a_time(model_id: str, call: Callable[[], object]) -> object:
+    """Runs a package's locate call under a file lock: some unpack their weights into a cache
+    on first use, and a second process reading the half-written file refuses it."""
+    lock_path = Path(tempfile.gettempdir()) / f"tokenmill-locate-{model_id}.lock"
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return call()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _bundled() -> dict[str, BundledModel]:
