@@ -63,6 +63,7 @@ class Stream:
     text: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    service_tier: str | None = None  # as the reply reports it
 
     @property
     def ttft(self) -> float:
@@ -106,6 +107,7 @@ async def stream_chat(
             if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
                 continue
             chunk = orjson.loads(line[6:])
+            result.service_tier = chunk.get("service_tier", result.service_tier)
             if chunk.get("usage"):
                 result.prompt_tokens = chunk["usage"]["prompt_tokens"]
                 result.completion_tokens = chunk["usage"]["completion_tokens"]

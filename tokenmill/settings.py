@@ -19,6 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from tokenmill.protocol.tiers import DEFAULT_TTFT_TARGETS
+
 
 def _default_data_dir() -> Path:
     return Path.home() / ".tokenmill"
@@ -72,6 +74,8 @@ class Settings(BaseSettings):
     engine_start_timeout_seconds: float = 180.0
     # llama.cpp's extra weight buffers: auto is off on CPUs with AMX (tokenmill.engine.cpu).
     engine_extra_buffers: Literal["auto", "on", "off"] = "auto"
+    # Our engine's queue: fair (tenants by weighted share, tiers by class) or fcfs (arrival).
+    engine_scheduling: Literal["fair", "fcfs"] = "fair"
 
     # The Files API: the largest file, and what one tenant may store in all.
     files_max_bytes: int = Field(default=512 * 1024**2, ge=1)
@@ -89,6 +93,12 @@ class Settings(BaseSettings):
     batch_price_factor: float = Field(default=0.5, ge=0.0, le=1.0)
     batch_workers: int = Field(default=1, ge=1, le=16)
     batch_concurrency: int = Field(default=2, ge=1, le=64)
+
+    # Service tiers: the time to first token each tier is held to. A priority request predicted
+    # to miss it is served as default; a default or flex one is refused (429, Retry-After).
+    service_tier_ttft_seconds: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_TTFT_TARGETS)
+    )
 
     upstream_timeout_seconds: float = 600.0
     usage_flush_interval_seconds: float = 0.05

@@ -27,6 +27,7 @@ class Running:
     model: str = "m"
     endpoint: str = "chat.completions"
     stream: bool = True
+    service_tier: str = "default"
     content_events: int = 0
 
 
@@ -49,7 +50,8 @@ def test_an_event_is_durable_before_it_goes_to_the_database(tmp_path: Path) -> N
 def test_replay_finds_finished_and_unfinished_requests(tmp_path: Path) -> None:
     sink = Collect()
     log = journal(tmp_path, sink, progress_interval_seconds=0.01)
-    done, lost, quiet = Running("req-done"), Running("req-lost"), Running("req-quiet")
+    done, lost = Running("req-done"), Running("req-lost", service_tier="priority")
+    quiet = Running("req-quiet")
     for running in (done, lost, quiet):
         log.begin(running)
     lost.content_events = 7
@@ -69,6 +71,7 @@ def test_replay_finds_finished_and_unfinished_requests(tmp_path: Path) -> None:
     assert events["req-done"].cost_micros == 0  # a finished event keeps its own cost
     assert (events["req-lost"].status, events["req-lost"].error_code) == ("error", LOST_CODE)
     assert (events["req-lost"].completion_tokens, events["req-lost"].cost_micros) == (7, 107)
+    assert events["req-lost"].service_tier == "priority"  # priced in the tier it ran in
     assert events["req-quiet"].completion_tokens == 0
 
 

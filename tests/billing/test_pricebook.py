@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 
 import pytest
 
@@ -49,3 +50,34 @@ def test_back_dated_and_duplicate_versions_are_refused(
     repo.add("m", OLD, effective_at=when)
     with pytest.raises(Conflict):
         repo.add("m", NEW, effective_at=when)
+
+
+def test_a_tier_without_its_own_price_costs_the_default_times_its_factor() -> None:
+    book = PriceBook([PriceVersion("m", T0, Price(1_000_001, 3, 2_000_000, request_micros=5))])
+    assert book.price_at("m", T0, "flex") == Price(500_001, 2, 1_000_000, request_micros=3)
+    assert book.price_at("m", T0, "priority") == Price(2_000_002, 6, 4_000_000, request_micros=10)
+    assert book.price_at("m", T0, "default") == book.price_at("m", T0)
+    assert book.price_at("other", T0, "priority") == FREE
+
+
+def test_a_tiers_own_price_overrides_the_factor_from_its_time_on(
+    database: Database, clock: ManualClock
+) -> None:
+    repo = PriceBookRepository(database, clock)
+    repo.add("m", OLD)
+    later = clock.utcnow() + timedelta(days=1)
+    repo.add("m", NEW, effective_at=later, tier="priority")
+    repo.add("m", NEW, effective_at=later)  # the same moment in another tier is no conflict
+    with pytest.raises(Conflict, match="priority"):
+        repo.add("m", OLD, effective_at=later, tier="priority")
+    with pytest.raises(InvalidRequest, match="service_tier"):
+        repo.add("m", OLD, tier="turbo")
+    book = repo.load()
+    assert book.price_at("m", clock.utcnow(), "priority") == OLD.scaled(Fraction(2))
+    assert book.price_at("m", later, "priority") == NEW
+    assert [(v.service_tier, v.price) for v in repo.list("m")] == [
+        ("default", OLD),
+        ("default", NEW),
+        ("priority", NEW),
+    ]
+    assert repo.list("m")[2].as_json()["service_tier"] == "priority"

@@ -195,3 +195,21 @@ def test_empty_allowed_models_allows_none(keys: KeyRepository, tenant: TenantInf
 
     assert info.allowed_models == ()
     assert principal is not None and not principal.may_use_model("m1")
+
+
+def test_a_principal_may_use_the_tiers_its_key_and_tenant_both_allow(
+    keys: KeyRepository, tenant: TenantInfo, database: Database, clock: ManualClock
+) -> None:
+    info, _ = keys.create(tenant.id, "a", terms={"service_tiers": ["priority", "default"]})
+    found = keys.principal(info.id)
+    assert found is not None
+    assert (found.service_tier, found.service_tiers) == (None, {"priority", "default"})
+    TenantRepository(database, clock).update_terms(
+        tenant.id, {"service_tier": "flex", "service_tiers": ["default", "flex"]}
+    )
+    found = keys.principal(info.id)
+    assert found is not None
+    assert (found.service_tier, found.service_tiers) == ("flex", {"default"})
+    keys.update_terms(info.id, {"service_tier": "default"})
+    assert keys.principal(info.id).service_tier == "default"  # type: ignore[union-attr]
+    assert keys.get(info.id).as_json()["service_tiers"] == ["priority", "default"]  # type: ignore[union-attr]

@@ -83,3 +83,15 @@ def test_share_weight_out_of_range_is_refused(tenants: TenantRepository, weight:
     with pytest.raises(InvalidRequest, match="share_weight"):
         tenants.update_terms(created.id, {"share_weight": weight})
     assert tenants.get(created.id).share_weight is None  # type: ignore[union-attr]
+
+
+def test_service_tiers_are_set_kept_and_cleared(tenants: TenantRepository) -> None:
+    created = tenants.create("acme")
+    terms = {"service_tier": "flex", "service_tiers": ["flex", "default"]}
+    updated = tenants.update_terms(created.id, terms)
+    assert (updated.service_tier, updated.service_tiers) == ("flex", ["default", "flex"])
+    assert tenants.update_terms(created.id, {"rpm_limit": 5}).service_tier == "flex"
+    cleared = tenants.update_terms(created.id, {"service_tier": None, "service_tiers": None})
+    assert (cleared.service_tier, cleared.service_tiers) == (None, None)
+    with pytest.raises(InvalidRequest, match="service_tiers"):
+        tenants.update_terms(created.id, {"service_tiers": ["gold"]})

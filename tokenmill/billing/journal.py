@@ -71,6 +71,7 @@ class Running(Protocol):
     model: str
     endpoint: str
     stream: bool
+    service_tier: str
     content_events: int
 
     @property
@@ -156,6 +157,7 @@ def replay(directory: Path, cost_of: Callable[[UsageEvent], int]) -> list[UsageE
             http_status=502,
             error_code=LOST_CODE,
             created_at=datetime.fromisoformat(begun["created_at"]),
+            service_tier=begun.get("service_tier", "default"),
         )
         ended[request_id] = lost.with_cost(cost_of(lost))
     return list(ended.values())
@@ -220,6 +222,7 @@ class UsageJournal:
                 "model": request.model,
                 "endpoint": request.endpoint,
                 "stream": request.stream,
+                "service_tier": request.service_tier,
                 "created_at": self._utcnow().isoformat(),
             }
         )

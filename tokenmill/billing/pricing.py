@@ -17,6 +17,7 @@ Pure: no I/O, no clock, no floats.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 MICROS_PER_UNIT = 1_000_000
 TOKENS_PER_QUOTE = 1_000_000
@@ -33,6 +34,16 @@ def _non_negative_int(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
 
 
+PRICE_PARTS = (
+    "input_micros_per_mtok",
+    "cached_input_micros_per_mtok",
+    "output_micros_per_mtok",
+    "request_micros",
+    "accelerator_hour_micros",
+    "storage_gib_day_micros",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Price:
     """A model's price. Cached input never costs more than uncached input."""
@@ -45,17 +56,19 @@ class Price:
     storage_gib_day_micros: int = 0  # files stored (only the price book's ``files`` entry)
 
     def __post_init__(self) -> None:
-        for name in (
-            "input_micros_per_mtok",
-            "cached_input_micros_per_mtok",
-            "output_micros_per_mtok",
-            "request_micros",
-            "accelerator_hour_micros",
-            "storage_gib_day_micros",
-        ):
+        for name in PRICE_PARTS:
             _non_negative_int(name, getattr(self, name))
         if self.cached_input_micros_per_mtok > self.input_micros_per_mtok:
             raise ValueError("cached input must not cost more than uncached input")
+
+    def scaled(self, factor: Fraction) -> Price:
+        """Every part times ``factor``, each rounded up to a whole micro."""
+        return Price(
+            **{
+                name: ceil_div(getattr(self, name) * factor.numerator, factor.denominator)
+                for name in PRICE_PARTS
+            }
+        )
 
     @property
     def is_free(self) -> bool:

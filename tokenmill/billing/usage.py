@@ -26,6 +26,7 @@ _MAX_CHARS = {
     "model": 200,
     "endpoint": 40,
     "error_code": 64,
+    "service_tier": 20,
 }
 _COUNTS = ("prompt_tokens", "cached_tokens", "completion_tokens", "cost_micros")
 
@@ -50,6 +51,7 @@ class UsageEvent:
     error_code: str | None
     created_at: datetime
     cost_micros: int = 0
+    service_tier: str = "default"
 
     def __post_init__(self) -> None:
         if not self.request_id:
@@ -91,6 +93,7 @@ class UsageEvent:
             error_code=row.error_code,
             created_at=row.created_at,
             cost_micros=row.cost_micros,
+            service_tier=row.service_tier,
         )
 
 

@@ -13,6 +13,7 @@ import click
 import orjson
 
 from tokenmill.billing.pricing import format_micros, parse_micros
+from tokenmill.protocol.tiers import TIER_NAMES
 
 if TYPE_CHECKING:
     from tokenmill.clock import SystemClock
@@ -51,13 +52,19 @@ def _table(headers: list[str], rows: list[list[Any]]) -> None:
 
 
 def limit_options(command: Any) -> Any:
-    """--monthly-budget, --rpm, --tpm, --concurrency: a tenant's or a key's own terms."""
+    """--monthly-budget, --rpm, --tpm, --concurrency, --service-tier(s): a tenant's or a
+    key's own terms."""
+    tiers = click.Choice(TIER_NAMES)
     for option in reversed(
         [
             click.option("--monthly-budget", help="Monthly spending cap, e.g. 100.00."),
             click.option("--rpm", type=click.IntRange(min=0), help="Requests per minute."),
             click.option("--tpm", type=click.IntRange(min=0), help="Tokens per minute."),
             click.option("--concurrency", type=click.IntRange(min=0), help="In flight at once."),
+            click.option("--service-tier", type=tiers, help="Default tier (service_tier auto)."),
+            click.option(
+                "--service-tiers", help="Tiers it may use, e.g. default,flex ('all': every one)."
+            ),
         ]
     ):
         command = option(command)
@@ -65,15 +72,25 @@ def limit_options(command: Any) -> Any:
 
 
 def terms_from(
-    monthly_budget: str | None, rpm: int | None, tpm: int | None, concurrency: int | None
-) -> dict[str, int | None]:
-    given = {
+    monthly_budget: str | None,
+    rpm: int | None,
+    tpm: int | None,
+    concurrency: int | None,
+    service_tier: str | None = None,
+    service_tiers: str | None = None,
+) -> dict[str, Any]:
+    given: dict[str, Any] = {
         "monthly_budget_micros": _amount(monthly_budget),
         "rpm_limit": rpm,
         "tpm_limit": tpm,
         "concurrency_limit": concurrency,
+        "service_tier": service_tier,
     }
-    return {k: v for k, v in given.items() if v is not None}
+    terms = {k: v for k, v in given.items() if v is not None}
+    if service_tiers is not None:
+        names = [n.strip() for n in service_tiers.split(",") if n.strip()]
+        terms["service_tiers"] = None if names == ["all"] else names
+    return terms
 
 
 @click.group()
@@ -120,10 +137,13 @@ def tenants_list() -> None:
             t.tpm_limit,
             t.concurrency_limit,
             t.share_weight or 1,
+            t.service_tier or "default",
+            ",".join(t.service_tiers) if t.service_tiers else "all",
         ]
         for t in TenantRepository(db, clock).list()
     ]
-    _table(["ID", "NAME", "MONTHLY BUDGET", "RPM", "TPM", "CONCURRENCY", "SHARE"], rows)
+    headers = ["ID", "NAME", "MONTHLY BUDGET", "RPM", "TPM", "CONCURRENCY", "SHARE", "TIER"]
+    _table([*headers, "TIERS"], rows)
 
 
 @tenants.command("set")
@@ -161,8 +181,15 @@ def prices() -> None:
 @click.option("--accelerator-hour", default="0", help="Per accelerator-hour (dedicated).")
 @click.option("--storage-gib-day", default="0", help="Per GiB of files held a day (model 'files').")
 @click.option("--effective-at", help="ISO 8601 time with zone (default: now).")
+@click.option(
+    "--tier",
+    type=click.Choice(TIER_NAMES),
+    default="default",
+    help="The service tier priced (without one, flex is half and priority twice default).",
+)
 def prices_set(
     model: str,
+    tier: str,
     input_: str,
     cached_input: str,
     output: str,
@@ -188,8 +215,8 @@ def prices_set(
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
     when = datetime.fromisoformat(effective_at) if effective_at else None
-    version = PriceBookRepository(db, clock).add(model, price, when)
-    click.echo(f"Price of {model} from {version.effective_at.isoformat()} set.")
+    version = PriceBookRepository(db, clock).add(model, price, when, tier)
+    click.echo(f"Price of {model} ({tier}) from {version.effective_at.isoformat()} set.")
 
 
 @prices.command("list")
@@ -201,6 +228,7 @@ def prices_list(model: str | None) -> None:
     rows = [
         [
             v.model,
+            v.service_tier,
             v.effective_at.isoformat(),
             format_micros(v.price.input_micros_per_mtok),
             format_micros(v.price.cached_input_micros_per_mtok),
@@ -210,7 +238,9 @@ def prices_list(model: str | None) -> None:
         ]
         for v in PriceBookRepository(db, clock).list(model)
     ]
-    _table(["MODEL", "FROM", "INPUT/M", "CACHED/M", "OUTPUT/M", "REQUEST", "ACCEL-HOUR"], rows)
+    _table(
+        ["MODEL", "TIER", "FROM", "INPUT/M", "CACHED/M", "OUTPUT/M", "REQUEST", "ACCEL-HOUR"], rows
+    )
 
 
 @click.group()

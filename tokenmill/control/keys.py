@@ -9,11 +9,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import ColumnElement, select
 
 from tokenmill.clock import Clock
 from tokenmill.errors import InvalidRequest, NotFound
+from tokenmill.protocol.tiers import TIER_NAMES, TIER_TERMS, allowed_within, validate_tier_terms
 from tokenmill.store.db import Database
 from tokenmill.store.tables import ApiKey, Tenant
 
@@ -65,6 +67,8 @@ class Principal:
     tpm_limit: int | None = None
     concurrency_limit: int | None = None
     share_weight: int = 1  # the tenant's, in fair share between tenants on a replica
+    service_tier: str | None = None  # the key's default tier, else its tenant's
+    service_tiers: frozenset[str] = frozenset(TIER_NAMES)  # what the key and tenant allow
 
     def has_scope(self, scope: str) -> bool:
         return ALL_SCOPES in self.scopes or scope in self.scopes
@@ -94,6 +98,8 @@ class KeyInfo:
     rpm_limit: int | None = None
     tpm_limit: int | None = None
     concurrency_limit: int | None = None
+    service_tier: str | None = None
+    service_tiers: tuple[str, ...] | None = None
 
     @property
     def revoked(self) -> bool:
@@ -113,6 +119,8 @@ class KeyInfo:
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
             **{name: getattr(self, name) for name in KEY_TERMS},
+            "service_tier": self.service_tier,
+            "service_tiers": list(self.service_tiers) if self.service_tiers else None,
         }
 
     @classmethod
@@ -128,13 +136,20 @@ class KeyInfo:
             created_at=row.created_at,
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
+            service_tier=row.service_tier,
+            service_tiers=_optional_tuple(row.service_tiers),
             **key_terms(row),
         )
 
 
-def principal_from_row(row: ApiKey, share_weight: int | None = None) -> Principal:
+def principal_from_row(row: ApiKey, tenant: Tenant | None = None) -> Principal:
+    """Who a key acts as; ``tenant`` gives its share weight and the tiers it allows."""
     return Principal(
-        share_weight=share_weight or 1,
+        share_weight=(tenant.share_weight if tenant is not None else None) or 1,
+        service_tier=row.service_tier or (tenant.service_tier if tenant is not None else None),
+        service_tiers=allowed_within(
+            tenant.service_tiers if tenant is not None else None, row.service_tiers
+        ),
         tenant_id=row.tenant_id,
         key_id=row.id,
         key_name=row.name,
@@ -168,11 +183,13 @@ def _optional_tuple(values: Iterable[str] | None) -> tuple[str, ...] | None:
     return tuple(values) if values is not None else None
 
 
-def _known_terms(terms: dict[str, int | None]) -> dict[str, int | None]:
-    unknown = set(terms) - set(KEY_TERMS)
+def _known_terms(terms: dict[str, Any]) -> dict[str, Any]:
+    """Validated caps, limits and tier settings."""
+    unknown = set(terms) - {*KEY_TERMS, *TIER_TERMS}
     if unknown:
         raise InvalidRequest(f"Unknown key settings: {', '.join(sorted(unknown))}.")
-    return terms
+    limits = validate_terms({k: v for k, v in terms.items() if k in KEY_TERMS})
+    return {**limits, **validate_tier_terms(terms)}
 
 
 def _validate_role(role: Role | str) -> Role:
@@ -225,7 +242,7 @@ class KeyRepository:
         scopes: Iterable[str] = (ALL_SCOPES,),
         allowed_models: Iterable[str] | None = None,
         expires_at: datetime | None = None,
-        terms: dict[str, int | None] | None = None,
+        terms: dict[str, Any] | None = None,
     ) -> tuple[KeyInfo, str]:
         """Issues a key. The secret is returned here and never again: only its hash is kept.
 
@@ -251,7 +268,7 @@ class KeyRepository:
             created_at=now,
             expires_at=expires_at,
             revoked_at=None,
-            **validate_terms(_known_terms(terms or {})),
+            **_known_terms(terms or {}),
         )
         with self._db.session() as session:
             if session.get(Tenant, tenant_id) is None:
@@ -283,9 +300,9 @@ class KeyRepository:
                 session.flush()
             return KeyInfo.from_row(row)
 
-    def update_terms(self, key_id: str, terms: dict[str, int | None]) -> KeyInfo:
-        """Sets the named caps and limits (``None`` clears one); the others are kept."""
-        values = validate_terms(_known_terms(terms))
+    def update_terms(self, key_id: str, terms: dict[str, Any]) -> KeyInfo:
+        """Sets the named caps, limits and tiers (``None`` clears one); the others are kept."""
+        values = _known_terms(terms)
         with self._db.session() as session:
             row = session.get(ApiKey, key_id, with_for_update=True)
             if row is None:
@@ -310,7 +327,7 @@ class KeyRepository:
         return self._principal(ApiKey.secret_hash == secret_hash)
 
     def _principal(self, where: ColumnElement[bool]) -> Principal | None:
-        query = select(ApiKey, Tenant.share_weight).join(Tenant, Tenant.id == ApiKey.tenant_id)
+        query = select(ApiKey, Tenant).join(Tenant, Tenant.id == ApiKey.tenant_id)
         with self._db.session() as session:
             found = session.execute(query.where(where)).one_or_none()
             return principal_from_row(found[0], found[1]) if found is not None else None

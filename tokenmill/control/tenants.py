@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from tokenmill.clock import Clock, SystemClock
 from tokenmill.control.keys import validate_terms
 from tokenmill.errors import Conflict, InvalidRequest, NotFound
+from tokenmill.protocol.tiers import TIER_TERMS, validate_tier_terms
 from tokenmill.store.db import Database
 from tokenmill.store.tables import Tenant
 
@@ -36,6 +37,8 @@ class TenantInfo:
     concurrency_limit: int | None = None
     model_limits: dict[str, dict[str, int | None]] | None = None
     share_weight: int | None = None  # against other tenants on a shared replica (None: 1)
+    service_tier: str | None = None  # its keys' default tier (None: default)
+    service_tiers: list[str] | None = None  # tiers its keys may use (None: all)
 
     @classmethod
     def from_row(cls, row: Tenant) -> TenantInfo:
@@ -49,6 +52,8 @@ class TenantInfo:
             concurrency_limit=row.concurrency_limit,
             model_limits=row.model_limits,
             share_weight=row.share_weight,
+            service_tier=row.service_tier,
+            service_tiers=row.service_tiers,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -119,12 +124,14 @@ class TenantRepository:
             return TenantInfo.from_row(row)
 
     def update_terms(self, tenant_id: str, terms: dict[str, Any]) -> TenantInfo:
-        """Sets the named caps and limits (``None`` clears one); the others are kept."""
-        unknown = set(terms) - {*TENANT_TERMS, "model_limits", "share_weight"}
+        """Sets the named caps, limits, share and tiers (``None`` clears one); the others are
+        kept."""
+        unknown = set(terms) - {*TENANT_TERMS, *TIER_TERMS, "model_limits", "share_weight"}
         if unknown:
             raise InvalidRequest(f"Unknown tenant settings: {', '.join(sorted(unknown))}.")
         plain = validate_terms({k: v for k, v in terms.items() if k in TENANT_TERMS})
         weight = validate_share_weight(terms.get("share_weight"))
+        tiers = validate_tier_terms(terms)
         with self._db.session() as session:
             row = session.get(Tenant, tenant_id, with_for_update=True)
             if row is None:
@@ -135,6 +142,8 @@ class TenantRepository:
                 row.model_limits = validate_model_limits(terms["model_limits"])
             if "share_weight" in terms:
                 row.share_weight = weight
+            for name, value in tiers.items():
+                setattr(row, name, value)
             session.flush()
             return TenantInfo.from_row(row)
 

@@ -64,6 +64,7 @@ class ChatFormat:
     created: int
     model: str
     logprobs: bool = False
+    service_tier: str = "default"
 
     def opening(self, index: int) -> list[Json]:
         return [self._chunk(index, {"role": "assistant", "content": ""}, None)]
@@ -128,6 +129,7 @@ class ChatFormat:
             "object": kind,
             "created": self.created,
             "model": self.model,
+            "service_tier": self.service_tier,
         }
 
 
@@ -138,6 +140,7 @@ class CompletionFormat:
     model: str
     echo: str | None = None
     logprobs: bool = False
+    service_tier: str = "default"
 
     def opening(self, index: int) -> list[Json]:
         return [self._chunk(index, self.echo, None)] if self.echo else []
@@ -204,6 +207,7 @@ class CompletionFormat:
             "object": "text_completion",
             "created": self.created,
             "model": self.model,
+            "service_tier": self.service_tier,
         }
 
 

@@ -31,7 +31,8 @@ from tokenmill.errors import (
     TokenmillError,
 )
 from tokenmill.protocol.requests import parse_chat, parse_completion, parse_json_body
-from tokenmill.protocol.tenancy import parse_tenancy
+from tokenmill.protocol.tenancy import Tenancy, parse_tenancy
+from tokenmill.protocol.tiers import ServiceTier
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +73,17 @@ class _Routes:
         self._check_model(parsed.model)
         request_id: str = request.state.request_id
         engine_request = self._engine.prompts.chat(parsed, request_id)
+        tenancy = parse_tenancy(request.headers)
         fmt = ChatFormat(
-            request_id, self._now(), self._served_name, logprobs=parsed.sampling.logprobs
+            request_id,
+            self._now(),
+            self._served_name,
+            logprobs=parsed.sampling.logprobs,
+            service_tier=ServiceTier.of(tenancy.priority),
         )
         names = [tool.name for tool in parsed.tools.callable] if parsed.tools else []
         return await self._respond(
-            request, engine_request, fmt, stream=parsed.stream, tool_names=names
+            request, engine_request, fmt, tenancy, stream=parsed.stream, tool_names=names
         )
 
     async def completion(self, request: Request) -> Response:
@@ -86,14 +92,16 @@ class _Routes:
         request_id: str = request.state.request_id
         engine_request = self._engine.prompts.completion(parsed, request_id)
         echo = self._engine.prompts.prompt_text(parsed) if parsed.echo else None
+        tenancy = parse_tenancy(request.headers)
         fmt = CompletionFormat(
             request_id,
             self._now(),
             self._served_name,
             echo=echo,
             logprobs=parsed.sampling.logprobs,
+            service_tier=ServiceTier.of(tenancy.priority),
         )
-        return await self._respond(request, engine_request, fmt, stream=parsed.stream)
+        return await self._respond(request, engine_request, fmt, tenancy, stream=parsed.stream)
 
     async def cancel(self, request: Request) -> Response:
         request_id: str = request.path_params["request_id"]
@@ -151,12 +159,12 @@ class _Routes:
         request: Request,
         engine_request: EngineRequest,
         fmt: ResponseFormat,
+        tenancy: Tenancy,
         *,
         stream: bool,
         tool_names: Sequence[str] = (),
     ) -> Response:
         """``tool_names``: the functions the model may call, parsed out of its output."""
-        tenancy = parse_tenancy(request.headers)
         choices = choice_requests(
             replace(
                 engine_request,

@@ -61,6 +61,7 @@ def build_fleet(
             threads=settings.engine_threads,
             autoscaler=settings.fleet_autoscaler,
             extra_buffers=settings.engine_extra_buffers,
+            scheduling=settings.engine_scheduling,
             retries=RetryPolicy(
                 backoff_seconds=tuple(settings.fleet_backoff_seconds),
                 failing_after_failures=settings.fleet_failing_after_failures,

@@ -255,6 +255,7 @@ class FleetController:
             kv_cache_tokens=s.get("kv_cache_tokens"),
             accelerators=gpus,
             extra_buffers=self.options.extra_buffers,
+            scheduling=self.options.scheduling,
         )
 
     async def _watch(self, managed: Managed) -> None:

@@ -39,3 +39,4 @@ class FleetOptions:
     scale_out_delay_seconds: float = 5.0
     scale_in_delay_seconds: float = 30.0
     extra_buffers: str | None = None  # passed to engines that take it (ours)
+    scheduling: str | None = None  # ours: fair (tenants' shares, tier classes) or fcfs

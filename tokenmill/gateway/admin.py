@@ -45,6 +45,7 @@ from tokenmill.fleet.deployments import DeploymentRepository
 from tokenmill.gateway import admin_console, admin_library
 from tokenmill.gateway.http import HttpRequest, Response, json_response
 from tokenmill.protocol.requests import parse_json_body
+from tokenmill.protocol.tiers import TIER_TERMS
 from tokenmill.store.db import Database
 
 PREFIX = "/admin/v1/"
@@ -144,7 +145,7 @@ class AdminApi:
             role=role,
             allowed_models=body.get("allowed_models"),
             expires_at=_when(expires_at, "expires_at") if expires_at else None,
-            terms={k: body[k] for k in KEY_TERMS if k in body},
+            terms={k: body[k] for k in (*KEY_TERMS, *TIER_TERMS) if k in body},
         )
         return {**info.as_json(), "secret": secret}
 
@@ -190,7 +191,8 @@ class AdminApi:
             raise InvalidRequest(str(error)) from None
         effective_at = body.get("effective_at")
         when = _when(effective_at, "effective_at") if effective_at else None
-        return self.prices.add(_str(body, "model"), price, when).as_json()
+        tier = body.get("service_tier") or "default"
+        return self.prices.add(_str(body, "model"), price, when, tier).as_json()
 
     def get_credits(self, call: Call) -> Any:
         tenant = self._tenant(call, call.params[0])

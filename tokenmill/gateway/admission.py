@@ -35,6 +35,7 @@ from tokenmill.gateway.limits.policy import (
     rate_headers,
     retry_after_header,
 )
+from tokenmill.protocol.tiers import ServiceTier
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,10 @@ class Ticket:
     rate: RateRequest | None = None
     headers: dict[str, str] = field(default_factory=dict)
     settled: bool = False
+    tier: ServiceTier = ServiceTier.DEFAULT  # priced in; may fall to a cheaper one later
 
     def cost_micros(self, model: str, usage: TokenUsage, at: datetime) -> int:
-        return self.admission.sync.view.prices.cost_micros(model, usage, at)
+        return self.admission.sync.view.prices.cost_micros(model, usage, at, self.tier)
 
     def settle(self, actual_micros: int, actual_tokens: int) -> None:
         if self.settled:
@@ -118,6 +120,7 @@ class Admission:
         request_id: str,
         *,
         prompt_tokens: int | None = None,
+        tier: ServiceTier = ServiceTier.DEFAULT,
     ) -> Ticket:
         """Raises ``InsufficientQuota`` when credit or a cap cannot cover the request, and
         ``RateLimited`` (with ``Retry-After``) when a rate limit is reached: both 429.
@@ -130,9 +133,9 @@ class Admission:
         now = self.clock.utcnow()
         view = self.sync.view
         terms = view.terms_of(principal.tenant_id)
-        price = view.prices.price_at(model.id, now)
+        price = view.prices.price_at(model.id, now, tier)
         context = model.context_tokens
-        ticket = Ticket(self)
+        ticket = Ticket(self, tier=tier)
         if not price.is_free and principal.role != Role.PLATFORM_ADMIN:
             amount = (
                 reservation_micros(body_bytes, max_tokens, choices, context, price)

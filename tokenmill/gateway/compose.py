@@ -53,6 +53,7 @@ from tokenmill.knowledge.indexing import KIND as INDEXING
 from tokenmill.knowledge.repository import VectorStoreRepository
 from tokenmill.knowledge.service import VectorStoreService
 from tokenmill.knowledge.storage import stored_spans as vector_stored_spans
+from tokenmill.protocol.tiers import DEFAULT_TTFT_TARGETS
 from tokenmill.settings import Settings
 from tokenmill.store.db import Database
 from tokenmill.work.background import ThreadedWorker
@@ -94,7 +95,7 @@ def open_journal(
         usage = TokenUsage.clamped(
             event.prompt_tokens, event.cached_tokens, event.completion_tokens
         )
-        return prices.cost_micros(event.model, usage, event.created_at)
+        return prices.cost_micros(event.model, usage, event.created_at, event.service_tier)
 
     left = replay(directory, cost_of)
     if left:
@@ -162,6 +163,7 @@ def build_gateway(
         journal=durable,
         admin=AdminApi.build(db, clock, key_cache.invalidate),
         files=files,
+        ttft_targets={**DEFAULT_TTFT_TARGETS, **settings.service_tier_ttft_seconds},
     )
     add_vector_stores(
         services, db, clock, files, workers=settings.indexing_workers if worker else 0

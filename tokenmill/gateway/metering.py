@@ -63,6 +63,7 @@ class Meter:
     content_events: int = 0
     finished: bool = False
     ticket: Settlement | None = None
+    service_tier: str = "default"
     _durable: Awaitable[None] | None = None
 
     @property
@@ -115,6 +116,7 @@ class Meter:
                 error_code=error_code,
                 created_at=created_at,
                 cost_micros=cost,
+                service_tier=self.service_tier,
             )
         )
         if self.ticket is not None:

@@ -34,6 +34,7 @@ from tokenmill.gateway.relay import UpstreamClient
 from tokenmill.gateway.routing import Router
 from tokenmill.gateway.services import RequestIds
 from tokenmill.protocol.tenancy import Priority, Tenancy
+from tokenmill.protocol.tiers import ServiceTier
 
 CALL_TIMEOUT_SECONDS = 300.0
 
@@ -149,6 +150,7 @@ class PlatformCaller:
                 http_status=200,
                 error_code=None,
                 created_at=self._clock.utcnow(),
+                service_tier=ServiceTier.of(priority),
             )
             await self._record(event, price_factor)
         return PlatformReply(response.status, data, request_id)

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from tokenmill.control.keys import Principal
 from tokenmill.errors import InvalidRequest, NotFound, TokenmillError, UpstreamError
 from tokenmill.fleet.balancer import prefix_blocks
 from tokenmill.gateway import admin
@@ -29,13 +30,16 @@ from tokenmill.gateway.relay import (
 )
 from tokenmill.gateway.routing import PREFIX_BLOCK_BYTES, Lease
 from tokenmill.gateway.services import Services
+from tokenmill.gateway.tiers import choose_tier, hold_to_target
 from tokenmill.gateway.upstream import UpstreamResponse
 from tokenmill.protocol.embeddings import parse_embeddings
 from tokenmill.protocol.requests import parse_chat, parse_completion, parse_json_body
 from tokenmill.protocol.tenancy import Tenancy
+from tokenmill.protocol.tiers import ServiceTier, parse_service_tier
 
 AUTHORIZATION = b"authorization"
 SEND_ATTEMPTS = 2
+TIERED = frozenset({"chat.completions", "completions"})
 TASKS_OF = {
     "chat.completions": ("chat",),
     "completions": ("chat", "completion"),
@@ -113,10 +117,19 @@ async def _inference(
                 param="model",
                 code="model_not_supported",
             )
+        tiered = endpoint in TIERED
+        tier = choose_tier(parse_service_tier(body), principal) if tiered else ServiceTier.DEFAULT
+        meter.service_tier = tier
         if services.admission is not None:
             sampling = parsed.sampling
             ticket = meter.ticket = await services.admission.admit(
-                principal, entry, sampling.max_tokens, sampling.n, len(raw), request.request_id
+                principal,
+                entry,
+                sampling.max_tokens,
+                sampling.n,
+                len(raw),
+                request.request_id,
+                tier=tier,
             )
         body["model"] = entry.served_name
         if parsed.stream:
@@ -130,6 +143,11 @@ async def _inference(
                 tokens=tokens,
                 prefix=lambda: prompt_blocks(body),
             )
+            if tiered:
+                tier = _hold_to_target(services, lease, tier, len(raw) // 4, principal, entry.id)
+                meter.service_tier = tier
+                if ticket is not None:
+                    ticket.tier = tier
             if attempt == 1 and services.journal is not None:
                 services.journal.begin(meter)
             try:
@@ -137,7 +155,7 @@ async def _inference(
                     lease.url + request.path,
                     payload,
                     request.request_id,
-                    Tenancy(principal.tenant_id, principal.share_weight),
+                    Tenancy(principal.tenant_id, principal.share_weight, tier.priority),
                 )
             except UpstreamError:
                 # Nothing was sent to the client yet: another replica may answer instead.
@@ -181,6 +199,22 @@ async def _inference(
     )
 
 
+def _hold_to_target(
+    services: Services,
+    lease: Lease,
+    tier: ServiceTier,
+    prompt_tokens: int,
+    principal: Principal,
+    model: str,
+) -> ServiceTier:
+    """The tier the request is sent in, by the chosen replica's predicted time to first
+    token; marks it queued there (until its first token) in that tier's class."""
+    predicted = {t: lease.predict(t.priority, prompt_tokens) for t in ServiceTier}
+    tier = hold_to_target(tier, predicted, services.ttft_targets, principal.service_tiers, model)
+    lease.sent(tier.priority, prompt_tokens, services.clock.monotonic())
+    return tier
+
+
 async def _whole(
     services: Services,
     upstream: UpstreamResponse,
@@ -219,6 +253,8 @@ async def _stream(
     completed = False
     try:
         async for data in relay_stream(upstream, relay, services.upstream.timeout_seconds):
+            if meter.first_token_monotonic is not None:
+                lease.first_token(meter.first_token_monotonic)
             if relay.done:  # the last bytes: they go out once the usage is journaled
                 meter.finish("ok", 200)
                 await meter.durable()

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from tokenmill.errors import ServiceUnavailable
 from tokenmill.fleet.balancer import BalancingPolicy, PrefixIndex, ReplicaLoad, build_policy
 from tokenmill.fleet.deployments import Binding
+from tokenmill.gateway.latency import TtftPredictor, Waiting
+from tokenmill.protocol.tenancy import Priority
 
 PREFIX_BLOCK_BYTES = 64
 
@@ -29,6 +31,7 @@ class ReplicaEndpoint:
     replica_id: str = ""
     in_flight: int = 0
     outstanding_tokens: int = 0
+    latency: TtftPredictor = field(default_factory=TtftPredictor)
 
     def __post_init__(self) -> None:
         self.replica_id = self.replica_id or self.url
@@ -64,16 +67,30 @@ class Lease:
     endpoint: ReplicaEndpoint
     tokens: int = 0
     released: bool = False
+    waiting: Waiting | None = None  # in the replica's queue, until its first token
 
     @property
     def url(self) -> str:
         return self.endpoint.url
+
+    def predict(self, priority: Priority, prompt_tokens: int) -> float | None:
+        """Seconds to first token on this replica, in that queue class (None: not known)."""
+        return self.endpoint.latency.predict(priority, prompt_tokens)
+
+    def sent(self, priority: Priority, prompt_tokens: int, now: float) -> None:
+        self.waiting = self.endpoint.latency.sent(priority, prompt_tokens, now)
+
+    def first_token(self, now: float) -> None:
+        if self.waiting is not None and not self.waiting.done:
+            self.endpoint.latency.first_token(self.waiting, now)
 
     def release(self) -> None:
         if not self.released:
             self.released = True
             self.endpoint.in_flight -= 1
             self.endpoint.outstanding_tokens -= self.tokens
+            if self.waiting is not None:
+                self.endpoint.latency.ended(self.waiting)
 
 
 class Router:

@@ -22,6 +22,7 @@ from tokenmill.gateway.metering import UsageSink
 from tokenmill.gateway.relay import UpstreamClient
 from tokenmill.gateway.routing import Router
 from tokenmill.knowledge.service import VectorStoreService
+from tokenmill.protocol.tiers import DEFAULT_TTFT_TARGETS
 
 
 class Authenticator(Protocol):
@@ -65,6 +66,7 @@ class Services:
     files: FileService | None = None  # the /v1/files API
     vector_stores: VectorStoreService | None = None  # the /v1/vector_stores API
     batches: BatchService | None = None  # the /v1/batches API
+    ttft_targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TTFT_TARGETS))
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property

@@ -85,6 +85,8 @@ class Tenant(Base):
     # {model: {"rpm": n, "tpm": n, "concurrency": n}}: limits per tenant per model.
     model_limits: Mapped[dict[str, Any] | None]
     share_weight: Mapped[int | None] = mapped_column(Integer)  # fair share; null is 1
+    service_tier: Mapped[str | None] = mapped_column(String(20))  # default tier; null: default
+    service_tiers: Mapped[list[str] | None]  # tiers its keys may use; null: all
 
 
 class ApiKey(Base):
@@ -105,6 +107,8 @@ class ApiKey(Base):
     rpm_limit: Mapped[int | None] = mapped_column(Integer)
     tpm_limit: Mapped[int | None] = mapped_column(Integer)
     concurrency_limit: Mapped[int | None] = mapped_column(Integer)
+    service_tier: Mapped[str | None] = mapped_column(String(20))  # null: the tenant's
+    service_tiers: Mapped[list[str] | None]  # within the tenant's; null: the tenant's
 
 
 class Model(Base):
@@ -217,6 +221,9 @@ class UsageRecord(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     cost_micros: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    service_tier: Mapped[str] = mapped_column(
+        String(20), default="default", server_default="default"
+    )
 
     __table_args__ = (
         Index("ix_usage_tenant_created", "tenant_id", "created_at"),
@@ -239,8 +246,15 @@ class PriceBookEntry(Base):
     accelerator_hour_micros: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
     storage_gib_day_micros: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    service_tier: Mapped[str] = mapped_column(
+        String(20), default="default", server_default="default"
+    )
 
-    __table_args__ = (UniqueConstraint("model", "effective_at", name="uq_price_books_model_at"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "model", "service_tier", "effective_at", name="uq_price_books_model_tier_at"
+        ),
+    )
 
 
 class LedgerEntry(Base):

@@ -38,6 +38,7 @@ class LaunchSettings:
     accelerators: int = 0  # GPUs given to the replica (tensor parallel degree)
     gpu_memory_fraction: float | None = None  # share of each GPU's memory the engine may take
     extra_buffers: str | None = None  # llama.cpp's extra weight buffers: auto, on, off
+    scheduling: str | None = None  # our engine's queue order: fair or fcfs
     extra_args: tuple[str, ...] = ()  # appended verbatim: engine flags we do not model
 
     def __post_init__(self) -> None:

@@ -94,6 +94,8 @@ class TokenmillAdapter(EngineAdapter):
             args += ["--max-running", str(settings.max_running)]
         if settings.extra_buffers is not None:
             args += ["--extra-buffers", settings.extra_buffers]
+        if settings.scheduling is not None:
+            args += ["--scheduling", settings.scheduling]
         return args
 
     def env(self, settings: LaunchSettings) -> dict[str, str]:

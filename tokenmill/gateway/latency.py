@@ -1,0 +1,69 @@
+"""Time to first token, predicted per replica before a request is sent.
+
+A replica serves its queue classes most urgent first, so what stands before a new request is
+the prompt tokens not yet answered of its own class and the more urgent ones. The cost of one
+such token is learned from the replica's own answers: when a stream's first token arrives,
+its wait divided by the tokens that stood before it (its own included) is one sample of
+seconds per queued token, under whatever load the replica had. That folds prefill speed,
+decode steps interleaved with prefill, and admission waits into one figure, with no model of
+the engine. Until a replica has answered once, nothing is predicted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tokenmill.protocol.tenancy import Priority
+
+SMOOTHING = 0.2  # weight of the newest sample in the moving average
+
+
+@dataclass(slots=True)
+class Waiting:
+    """One request sent to a replica and not yet answered with a first token."""
+
+    priority: Priority
+    prompt_tokens: int
+    sent_at: float
+    ahead: int  # prompt tokens that stood before it when sent, its own included
+    done: bool = False
+
+
+@dataclass(slots=True)
+class TtftPredictor:
+    queued: dict[Priority, int] = field(default_factory=lambda: dict.fromkeys(Priority, 0))
+    seconds_per_token: float | None = None
+    samples: int = 0
+
+    def ahead_of(self, priority: Priority) -> int:
+        return sum(tokens for cls, tokens in self.queued.items() if cls <= priority)
+
+    def predict(self, priority: Priority, prompt_tokens: int) -> float | None:
+        """Seconds until the first token of a request sent now; None before any sample."""
+        if self.seconds_per_token is None:
+            return None
+        return (self.ahead_of(priority) + prompt_tokens) * self.seconds_per_token
+
+    def sent(self, priority: Priority, prompt_tokens: int, now: float) -> Waiting:
+        tokens = max(prompt_tokens, 1)
+        ahead = self.ahead_of(priority) + tokens
+        self.queued[priority] += tokens
+        return Waiting(priority, tokens, now, ahead)
+
+    def first_token(self, waiting: Waiting, now: float) -> None:
+        """The request's first token arrived: it leaves the queue and teaches the rate."""
+        if waiting.done:
+            return
+        self.ended(waiting)
+        sample = max(now - waiting.sent_at, 0.0) / waiting.ahead
+        previous = self.seconds_per_token
+        self.seconds_per_token = (
+            sample if previous is None else previous + SMOOTHING * (sample - previous)
+        )
+        self.samples += 1
+
+    def ended(self, waiting: Waiting) -> None:
+        """The request left without a first token seen (answered whole, failed, cancelled)."""
+        if not waiting.done:
+            waiting.done = True
+            self.queued[waiting.priority] -= waiting.prompt_tokens
