@@ -54,12 +54,23 @@ class Sent:
     stream: Stream
     status: int = 200
 
+    @property
+    def whole(self) -> bool:
+        return self.status == 200 and len(self.stream.token_times) >= OUTPUT_TOKENS
+
+    @property
+    def tpot(self) -> float:
+        times = self.stream.token_times
+        return (times[-1] - times[0]) / (len(times) - 1)
+
+    def met_ttft(self) -> bool:
+        return self.whole and self.stream.ttft <= TTFT_TARGETS[self.tier]
+
+    def met_tpot(self) -> bool:
+        return self.whole and self.tpot <= TPOT_TARGET
+
     def met(self) -> bool:
-        s = self.stream
-        if self.status != 200 or len(s.token_times) < OUTPUT_TOKENS:
-            return False
-        tpot = (s.token_times[-1] - s.token_times[0]) / (len(s.token_times) - 1)
-        return s.ttft <= TTFT_TARGETS[self.tier] and tpot <= TPOT_TARGET
+        return self.met_ttft() and self.met_tpot()
 
 
 class Traffic:
@@ -69,7 +80,7 @@ class Traffic:
         self.sent: list[Sent] = []
         self.counter = 0
 
-    async def one(self, http: aiohttp.ClientSession, tier: str) -> None:
+    async def one(self, http: aiohttp.ClientSession, tier: str) -> int:
         self.counter += 1
         sent = Sent(tier, Stream(started=time.perf_counter()))
         self.sent.append(sent)
@@ -86,6 +97,7 @@ class Traffic:
             )
         except RuntimeError as error:  # the reply's status, e.g. "429: {...}"
             sent.status = int(str(error).split(":", 1)[0])
+        return sent.status
 
     async def closed(self, clients: int, seconds: float) -> float:
         """Completions per second of ``clients`` back-to-back clients, after a warm-up third."""
@@ -95,7 +107,8 @@ class Traffic:
         async def client(index: int, http: aiohttp.ClientSession) -> None:
             await asyncio.sleep(index * 0.05)
             while time.perf_counter() < until:
-                await self.one(http, "default")
+                if await self.one(http, "default") != 200:
+                    await asyncio.sleep(1.0)  # refused: its Retry-After, about
 
         async with session() as http:
             await asyncio.gather(*(client(i, http) for i in range(clients)))
@@ -120,13 +133,19 @@ def summary(traffic: Traffic, seconds: float) -> dict:
         sent = [s for s in traffic.sent if s.tier == tier]
         answered = [s for s in sent if s.status == 200 and s.stream.token_times]
         ttfts = sorted(s.stream.ttft for s in answered)
+        tpots = sorted(s.tpot for s in sent if s.whole)
+        count = max(len(sent), 1)
         out[tier] = {
             "sent": len(sent),
             "refused": sum(1 for s in sent if s.status == 429),
             "served_as_default": sum(1 for s in answered if s.stream.service_tier != tier),
-            "met": sum(1 for s in sent if s.met()) / max(len(sent), 1),
+            "met": sum(1 for s in sent if s.met()) / count,
+            "met_ttft": sum(1 for s in sent if s.met_ttft()) / count,
+            "met_tpot": sum(1 for s in sent if s.met_tpot()) / count,
             "ttft_p50": statistics.median(ttfts) if ttfts else None,
             "ttft_p99": p99(ttfts),
+            "tpot_p50": statistics.median(tpots) if tpots else None,
+            "tpot_p99": p99(tpots),
         }
     out["goodput"] = sum(1 for s in traffic.sent if s.met()) / seconds
     return out
@@ -139,6 +158,7 @@ def run(arm: str, rate: float | None, args: argparse.Namespace) -> tuple[float, 
         "TOKENMILL_BUNDLED_MAX_REPLICAS": "1",
         "TOKENMILL_ENGINE_SCHEDULING": "fcfs" if arm == "fcfs" else "fair",
         "TOKENMILL_SERVICE_TIER_TTFT_SECONDS": json.dumps(targets),
+        "TOKENMILL_ENGINE_MAX_RUNNING": str(args.max_running),
     }
     with tempfile.TemporaryDirectory() as data_dir:
         process, base, key = start_platform(Path(data_dir), [CHAT], env=env, startup_seconds=180)
@@ -146,7 +166,12 @@ def run(arm: str, rate: float | None, args: argparse.Namespace) -> tuple[float, 
             warm = Traffic(base, key)
             measured = asyncio.run(warm.closed(32, 30.0))
             rate = rate or measured * args.overload
-            print(f"{arm}: capacity {measured:.2f} req/s; sending {rate:.2f} req/s", flush=True)
+            refused = sum(1 for s in warm.sent if s.status != 200)
+            print(
+                f"{arm}: capacity {measured:.2f} req/s ({refused} refused in the probe); "
+                f"sending {rate:.2f} req/s",
+                flush=True,
+            )
             traffic = Traffic(base, key)
             traffic.counter = 10**6  # prompts not seen in the warm-up
             asyncio.run(traffic.poisson(rate, args.seconds))
@@ -160,7 +185,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--overload", type=float, default=1.5)
     parser.add_argument("--out", type=Path, default=Path("bench/results/tiers.json"))
+    parser.add_argument("--max-running", type=int, default=32, help="the engine's batch")
+    parser.add_argument("--only-tiers-at", type=float, help="just the tiers arm, at this rate")
     args = parser.parse_args()
+    if args.only_tiers_at:
+        print(json.dumps(run("tiers", args.only_tiers_at, args)[1], indent=2))
+        return
     rate, fcfs = run("fcfs", None, args)
     _, tiers = run("tiers", rate, args)
     report = {
@@ -175,6 +205,15 @@ def main() -> None:
     }
     rows = [
         (f"{tier} met targets", f"{fcfs[tier]['met']:.1%}", f"{tiers[tier]['met']:.1%}")
+        for tier in ("priority", "default")
+    ]
+    rows += [
+        (f"{tier} met {what}", f"{fcfs[tier][key]:.1%}", f"{tiers[tier][key]:.1%}")
+        for tier in ("priority", "default")
+        for what, key in (("TTFT", "met_ttft"), ("TPOT", "met_tpot"))
+    ]
+    rows += [
+        (f"{tier} TPOT p99 (s)", f"{fcfs[tier]['tpot_p99']:.3f}", f"{tiers[tier]['tpot_p99']:.3f}")
         for tier in ("priority", "default")
     ]
     rows += [

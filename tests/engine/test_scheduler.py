@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from tokenmill.engine.blocks import BlockManager
 from tokenmill.engine.request import EngineRequest
 from tokenmill.engine.scheduler import Scheduler, StepPlan
 from tokenmill.engine.sequence import Sequence, SequenceStatus
 from tokenmill.protocol.requests import SamplingParams
+from tokenmill.protocol.tenancy import Priority
 
 B = 4
 
@@ -65,6 +68,32 @@ def test_decoding_streams_limit_the_prefill_that_shares_their_step() -> None:
     s.add(seq(list(range(100, 130)), rid="long"))
     plan = s.schedule()
     assert [(c.seq.request_id, c.count) for c in plan.chunks] == [("r", 1), ("long", 3)]
+
+
+def test_priority_work_prefills_past_the_limit_that_decoding_streams_set() -> None:
+    s = scheduler(max_step_tokens=64, prefill_tokens_while_decoding=3)
+    s.add(seq([1, 2]))
+    execute(s, s.schedule())
+    s.add(seq(list(range(100, 130)), rid="default"))
+    urgent = seq(list(range(200, 220)), rid="priority")
+    urgent.request = dataclasses.replace(urgent.request, priority=Priority.PRIORITY)
+    s.add(urgent)
+    plan = s.schedule()
+    assert [(c.seq.request_id, c.count) for c in plan.chunks] == [("r", 1), ("priority", 20)]
+    execute(s, plan)
+    plan = s.schedule()  # the limit again, for the default prompt
+    assert [(c.seq.request_id, c.count) for c in plan.chunks][-1] == ("default", 3)
+
+
+def test_under_first_come_first_served_priority_work_has_the_limit_too() -> None:
+    s = scheduler(max_step_tokens=64, prefill_tokens_while_decoding=3, fair=False)
+    s.add(seq([1, 2]))
+    execute(s, s.schedule())
+    urgent = seq(list(range(200, 220)), rid="priority")
+    urgent.request = dataclasses.replace(urgent.request, priority=Priority.PRIORITY)
+    s.add(urgent)
+    plan = s.schedule()
+    assert [(c.seq.request_id, c.count) for c in plan.chunks] == [("r", 1), ("priority", 3)]
 
 
 def test_at_most_max_running_sequences_run() -> None:

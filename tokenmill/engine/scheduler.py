@@ -15,6 +15,8 @@ Every step, in order:
 
 While sequences are decoding, prefill tokens per step are limited so that a long prompt
 arriving does not stall running streams: a step then costs about twice a decode-only step.
+Priority work is not limited (fair scheduling only): its prompt may take the step's whole
+token budget, so its first token does not wait for prompts of less urgent work.
 Pure bookkeeping: no kernels, no threads, no clock.
 """
 
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from tokenmill.engine.blocks import BlockManager, CellOp
 from tokenmill.engine.fairness import FairQueue
 from tokenmill.engine.sequence import Sequence, SequenceStatus
+from tokenmill.protocol.tenancy import Priority
 
 MIN_PREFILL_TOKENS_WHILE_DECODING = 8
 
@@ -114,17 +117,22 @@ class Scheduler:
             plan.ops.extend(self.blocks.grow(seq, len(seq.tokens) + len(seq.drafts)))
             plan.chunks.append(Chunk(seq, seq.num_computed, count, sample=True))
             budget -= count
-        prefill_budget = budget
-        if plan.chunks:
-            prefill_budget = min(budget, self._prefill_limit(len(plan.chunks)))
+        # While sequences decode, prefill is capped (``capped``), except for priority work,
+        # which may take the whole step's budget: its first token is what it pays for.
+        capped = self._prefill_limit(len(plan.chunks)) if plan.chunks else budget
         for seq in self.waiting.order([s for s in self.running if s.in_prefill]):
-            if prefill_budget <= 0:
+            allowance = self._allowance(seq, budget, capped)
+            if allowance <= 0:
                 break
-            prefill_budget -= self._prefill(seq, prefill_budget, plan)
-        while prefill_budget > 0 and len(self.running) < 2 * self.max_running:
+            count = self._prefill(seq, allowance, plan)
+            budget, capped = budget - count, capped - count
+        while budget > 0 and len(self.running) < 2 * self.max_running:
             full = len(self.running) >= self.max_running
             chosen = self.waiting.peek(self.max_running if full else None, now)
             if chosen is None or not self.blocks.can_admit(chosen):
+                break
+            allowance = self._allowance(chosen, budget, capped)
+            if allowance <= 0:
                 break
             seq = chosen
             self.waiting.take(seq)
@@ -136,13 +144,19 @@ class Scheduler:
             seq.status = SequenceStatus.RUNNING
             self.running.append(seq)
             plan.admitted.append(seq)
-            prefill_budget -= self._prefill(seq, prefill_budget, plan)
+            count = self._prefill(seq, allowance, plan)
+            budget, capped = budget - count, capped - count
         return plan
 
     def _prefill(self, seq: Sequence, budget: int, plan: StepPlan) -> int:
         count = min(seq.to_compute, budget)
         plan.chunks.append(Chunk(seq, seq.num_computed, count, sample=count == seq.to_compute))
         return count
+
+    def _allowance(self, seq: Sequence, budget: int, capped: int) -> int:
+        if self.waiting.fair and seq.request.priority == Priority.PRIORITY:
+            return budget
+        return min(budget, capped)
 
     def _prefill_limit(self, decoding: int) -> int:
         if self.prefill_tokens_while_decoding is not None:

@@ -6,7 +6,9 @@ such token is learned from the replica's own answers: when a stream's first toke
 its wait divided by the tokens that stood before it (its own included) is one sample of
 seconds per queued token, under whatever load the replica had. That folds prefill speed,
 decode steps interleaved with prefill, and admission waits into one figure, with no model of
-the engine. Until a replica has answered once, nothing is predicted.
+the engine. The figure is kept per class: default work also waits for priority work that
+arrives after it, so its tokens cost more than priority's. Until a replica has answered once,
+nothing is predicted (a class not yet seen borrows the nearest one's figure).
 """
 
 from __future__ import annotations
@@ -32,17 +34,24 @@ class Waiting:
 @dataclass(slots=True)
 class TtftPredictor:
     queued: dict[Priority, int] = field(default_factory=lambda: dict.fromkeys(Priority, 0))
-    seconds_per_token: float | None = None
+    rates: dict[Priority, float] = field(default_factory=dict)  # seconds per queued token
     samples: int = 0
 
     def ahead_of(self, priority: Priority) -> int:
         return sum(tokens for cls, tokens in self.queued.items() if cls <= priority)
 
+    def seconds_per_token(self, priority: Priority) -> float | None:
+        if priority in self.rates:
+            return self.rates[priority]
+        nearest = sorted(self.rates, key=lambda cls: abs(cls - priority))
+        return self.rates[nearest[0]] if nearest else None
+
     def predict(self, priority: Priority, prompt_tokens: int) -> float | None:
         """Seconds until the first token of a request sent now; None before any sample."""
-        if self.seconds_per_token is None:
+        rate = self.seconds_per_token(priority)
+        if rate is None:
             return None
-        return (self.ahead_of(priority) + prompt_tokens) * self.seconds_per_token
+        return (self.ahead_of(priority) + prompt_tokens) * rate
 
     def sent(self, priority: Priority, prompt_tokens: int, now: float) -> Waiting:
         tokens = max(prompt_tokens, 1)
@@ -56,8 +65,8 @@ class TtftPredictor:
             return
         self.ended(waiting)
         sample = max(now - waiting.sent_at, 0.0) / waiting.ahead
-        previous = self.seconds_per_token
-        self.seconds_per_token = (
+        previous = self.rates.get(waiting.priority)
+        self.rates[waiting.priority] = (
             sample if previous is None else previous + SMOOTHING * (sample - previous)
         )
         self.samples += 1
