@@ -100,6 +100,9 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_TTFT_TARGETS)
     )
 
+    # The gateway's /metrics: a tenant label on every series (off: one series per tenant).
+    metrics_tenant_labels: bool = False
+
     upstream_timeout_seconds: float = 600.0
     usage_flush_interval_seconds: float = 0.05
     key_cache_ttl_seconds: float = 30.0

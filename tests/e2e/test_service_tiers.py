@@ -48,6 +48,13 @@ def test_the_tier_asked_for_serves_and_is_reported_and_recorded(platform: Platfo
     plain = client.completions.create(model=MODEL, prompt="Hello", max_tokens=2)
     assert plain.model_extra is not None and plain.model_extra["service_tier"] == "default"
 
+    with platform.http() as http:
+        metrics = http.get("/metrics").text
+    assert (
+        'tokenmill_gateway_requests_total{endpoint="chat.completions",'
+        f'model="{MODEL}",service_tier="priority",status="200"}}'
+    ) in metrics
+
 
 def test_auto_takes_the_tenants_default_and_other_tiers_are_refused(platform: Platform) -> None:
     key = _tiered_key(

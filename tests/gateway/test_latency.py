@@ -2,8 +2,17 @@ from __future__ import annotations
 
 import pytest
 
-from tokenmill.gateway.latency import TtftPredictor
+from tokenmill.gateway.latency import TtftPredictor, WaitLine
 from tokenmill.protocol.tenancy import Priority
+
+
+def learned(predictor: TtftPredictor, priority: Priority, samples: list[tuple[int, float]]) -> None:
+    """Requests sent one at a time to an idle replica: ``(prompt tokens, wait)`` each."""
+    now = 0.0
+    for tokens, wait in samples:
+        waiting = predictor.sent(priority, tokens, now)
+        predictor.first_token(waiting, now + wait)
+        now += 100.0
 
 
 def test_nothing_is_predicted_before_a_first_token_was_seen() -> None:
@@ -12,28 +21,40 @@ def test_nothing_is_predicted_before_a_first_token_was_seen() -> None:
     assert predictor.predict(Priority.DEFAULT, 50) is None
 
 
-def test_a_sample_is_the_wait_per_token_that_stood_before_it() -> None:
+def test_the_line_through_waits_has_a_fixed_part_and_a_part_per_token() -> None:
+    line = WaitLine()
+    for tokens in (100, 300, 200, 600, 400):
+        line.add(tokens, 0.2 + 0.01 * tokens)
+    fixed, per_token = line.parts()
+    assert (fixed, per_token) == (pytest.approx(0.2), pytest.approx(0.01))
+    assert line.seconds(1000) == pytest.approx(10.2)
+
+
+def test_samples_too_alike_give_a_rate_per_token_and_no_fixed_part() -> None:
+    line = WaitLine()
+    for _ in range(5):
+        line.add(200, 1.0)
+    assert line.parts() == (0.0, pytest.approx(0.005))
+
+
+def test_recent_samples_outweigh_old_ones_as_the_replica_gets_busy() -> None:
     predictor = TtftPredictor()
-    first = predictor.sent(Priority.DEFAULT, 300, now=0.0)
-    second = predictor.sent(Priority.DEFAULT, 100, now=0.0)
-    assert second.ahead == 400
-    predictor.first_token(first, now=3.0)  # 300 tokens in 3 s
-    assert predictor.seconds_per_token(Priority.DEFAULT) == pytest.approx(0.01)
-    # Only the second request's 100 tokens still wait.
-    assert predictor.predict(Priority.DEFAULT, 50) == pytest.approx(1.5)
-    predictor.first_token(second, now=3.0 + 1.0)  # 400 tokens in 4 s: the same rate
-    assert predictor.seconds_per_token(Priority.DEFAULT) == pytest.approx(0.01)
-    assert predictor.queued[Priority.DEFAULT] == 0
+    learned(predictor, Priority.DEFAULT, [(100 + 10 * (i % 5), 0.5) for i in range(40)])
+    quiet = predictor.predict(Priority.DEFAULT, 100)
+    assert quiet == pytest.approx(0.5, rel=0.1)
+    learned(predictor, Priority.DEFAULT, [(100 + 10 * (i % 5), 2.0) for i in range(40)])
+    assert predictor.predict(Priority.DEFAULT, 100) == pytest.approx(2.0, rel=0.1)
 
 
 def test_only_as_urgent_or_more_urgent_work_stands_before_a_request() -> None:
-    predictor = TtftPredictor(rates={Priority.DEFAULT: 0.01})
+    predictor = TtftPredictor()
+    learned(predictor, Priority.DEFAULT, [(100, 1.0), (200, 2.0)])  # 10 ms a token
     predictor.sent(Priority.FLEX, 1000, now=0.0)
     predictor.sent(Priority.DEFAULT, 200, now=0.0)
     predictor.sent(Priority.PRIORITY, 100, now=0.0)
-    assert predictor.predict(Priority.PRIORITY, 0) == pytest.approx(1.0)
-    assert predictor.predict(Priority.DEFAULT, 0) == pytest.approx(3.0)
-    assert predictor.predict(Priority.FLEX, 0) == pytest.approx(13.0)
+    assert predictor.predict(Priority.PRIORITY, 100) == pytest.approx(2.0)
+    assert predictor.predict(Priority.DEFAULT, 100) == pytest.approx(4.0)
+    assert predictor.predict(Priority.FLEX, 100) == pytest.approx(14.0)
 
 
 def test_a_request_that_ends_without_a_first_token_leaves_the_queue_once() -> None:
@@ -43,28 +64,14 @@ def test_a_request_that_ends_without_a_first_token_leaves_the_queue_once() -> No
     predictor.ended(waiting)
     predictor.first_token(waiting, now=5.0)
     assert predictor.queued[Priority.DEFAULT] == 0
-    assert predictor.seconds_per_token(Priority.DEFAULT) is None
+    assert predictor.line(Priority.DEFAULT) is None
 
 
-def test_the_rate_follows_the_replica_as_its_load_changes() -> None:
+def test_each_class_learns_its_own_line_and_an_unseen_one_borrows_the_nearest() -> None:
     predictor = TtftPredictor()
-    for step in range(40):
-        waiting = predictor.sent(Priority.DEFAULT, 100, now=float(step))
-        predictor.first_token(waiting, now=step + 0.5)  # 5 ms a token
-    assert predictor.seconds_per_token(Priority.DEFAULT) == pytest.approx(0.005)
-    for step in range(40):
-        waiting = predictor.sent(Priority.DEFAULT, 100, now=100.0 + step)
-        predictor.first_token(waiting, now=100.0 + step + 2.0)  # loaded: 20 ms a token
-    assert predictor.seconds_per_token(Priority.DEFAULT) == pytest.approx(0.02, rel=0.01)
-
-
-def test_each_class_learns_its_own_rate_and_an_unseen_one_borrows_the_nearest() -> None:
-    predictor = TtftPredictor()
-    urgent = predictor.sent(Priority.PRIORITY, 100, now=0.0)
-    predictor.first_token(urgent, now=0.5)
-    assert predictor.seconds_per_token(Priority.FLEX) == pytest.approx(0.005)
-    waiting = predictor.sent(Priority.DEFAULT, 100, now=1.0)
-    predictor.first_token(waiting, now=3.0)  # default waited behind later priority work
-    assert predictor.seconds_per_token(Priority.DEFAULT) == pytest.approx(0.02)
-    assert predictor.seconds_per_token(Priority.PRIORITY) == pytest.approx(0.005)
-    assert predictor.seconds_per_token(Priority.FLEX) == pytest.approx(0.02)
+    learned(predictor, Priority.PRIORITY, [(100, 0.5)])
+    assert predictor.predict(Priority.FLEX, 100) == pytest.approx(0.5)
+    learned(predictor, Priority.DEFAULT, [(100, 2.0)])  # waited behind later priority work
+    assert predictor.predict(Priority.DEFAULT, 100) == pytest.approx(2.0)
+    assert predictor.predict(Priority.PRIORITY, 100) == pytest.approx(0.5)
+    assert predictor.predict(Priority.FLEX, 100) == pytest.approx(2.0)

@@ -33,6 +33,7 @@ EXACT: dict[str, dict[str, Handler]] = {
     "/v1/vector_stores": {"GET": vector_stores.list_stores, "POST": vector_stores.create_store},
     "/v1/batches": {"GET": batches.list_batches, "POST": batches.create_batch},
     "/health": {"GET": routes.health},
+    "/metrics": {"GET": routes.metrics},
     "/console": {"GET": console},
     "/console/": {"GET": console},
 }

@@ -44,6 +44,7 @@ from tokenmill.gateway.library import LibraryWatcher, load_directory
 from tokenmill.gateway.limits.base import RateCounters
 from tokenmill.gateway.limits.local import LocalRateCounters
 from tokenmill.gateway.metering import UsageSink
+from tokenmill.gateway.metrics import GatewayMetrics
 from tokenmill.gateway.platform_calls import CostOf, PlatformCaller
 from tokenmill.gateway.relay import UpstreamClient
 from tokenmill.gateway.routing import Router
@@ -164,6 +165,11 @@ def build_gateway(
         admin=AdminApi.build(db, clock, key_cache.invalidate),
         files=files,
         ttft_targets={**DEFAULT_TTFT_TARGETS, **settings.service_tier_ttft_seconds},
+        metrics=GatewayMetrics(
+            known=lambda model: directory.lookup(model) is not None,
+            tenant_labels=settings.metrics_tenant_labels,
+            waiting=lambda: sum(pool.waiting for pool in router.pools.values()),
+        ),
     )
     add_vector_stores(
         services, db, clock, files, workers=settings.indexing_workers if worker else 0

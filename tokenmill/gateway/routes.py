@@ -58,6 +58,13 @@ async def health(services: Services, request: HttpRequest) -> Response:
     return json_response({"status": "ok"})
 
 
+async def metrics(services: Services, request: HttpRequest) -> Response:
+    if services.metrics is None:
+        raise NotFound("Metrics are not enabled on this gateway.", code="not_found")
+    content_type = services.metrics.content_type.encode()
+    return Response(await asyncio.to_thread(services.metrics.render), 200, content_type)
+
+
 async def list_models(services: Services, request: HttpRequest) -> Response:
     principal = await services.keys.authenticate(request.header(AUTHORIZATION))
     data = [entry.as_openai(name) for name, entry in services.directory.visible(principal)]

@@ -19,6 +19,7 @@ from tokenmill.gateway.admin import AdminApi
 from tokenmill.gateway.admission import Admission
 from tokenmill.gateway.directory import ModelDirectory
 from tokenmill.gateway.metering import UsageSink
+from tokenmill.gateway.metrics import GatewayMetrics, ObservedSink
 from tokenmill.gateway.relay import UpstreamClient
 from tokenmill.gateway.routing import Router
 from tokenmill.knowledge.service import VectorStoreService
@@ -66,12 +67,14 @@ class Services:
     files: FileService | None = None  # the /v1/files API
     vector_stores: VectorStoreService | None = None  # the /v1/vector_stores API
     batches: BatchService | None = None  # the /v1/batches API
+    metrics: GatewayMetrics | None = None  # GET /metrics
     ttft_targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TTFT_TARGETS))
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def sink(self) -> UsageSink:
-        return self.journal if self.journal is not None else self.recorder
+        sink: UsageSink = self.journal if self.journal is not None else self.recorder
+        return sink if self.metrics is None else ObservedSink(sink, self.metrics)
 
     async def start(self) -> None:
         await self.upstream.start()
