@@ -102,6 +102,7 @@ def test_an_admin_signs_in_creates_a_key_chats_and_sees_the_usage(
     _visit(page, "playground", "#prompt")
     page.select_option("select[name=model]", CHAT_MODEL)
     page.fill("input[name=max_tokens]", "24")
+    page.select_option("select[name=service_tier]", "flex")
     page.fill("#prompt", "Say hello in three words.")
     page.click("#send")
     answer = page.wait_for_selector(".message.assistant .content:not(:empty)", timeout=WAIT_MS)
@@ -113,6 +114,7 @@ def test_an_admin_signs_in_creates_a_key_chats_and_sees_the_usage(
     request_id = page.get_attribute(".message.assistant .meta", "data-request-id")
     record = platform.usage(request_id)
     assert (record.prompt_tokens, record.completion_tokens) == (int(used[1]), int(used[2]))
+    assert "flex tier" in meta and record.service_tier == "flex"
     page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
 
     # Usage: today's bar in "Tokens by day" carries the tokens the API reports for today.

@@ -78,7 +78,7 @@ export function upload(file, purpose, onProgress) {
 }
 
 /** Streams a chat completion: calls onDelta(text) per token, resolves to
- *  {requestId, usage, ttftMs, finishReason}. */
+ *  {requestId, usage, ttftMs, finishReason, serviceTier}. */
 export async function streamChat(body, onDelta, signal) {
   const started = performance.now();
   const response = await fetch("/v1/chat/completions", {
@@ -89,7 +89,7 @@ export async function streamChat(body, onDelta, signal) {
   });
   if (!response.ok) throw await failure(response);
   const result = { requestId: response.headers.get("x-request-id"), usage: null, ttftMs: null,
-    finishReason: null };
+    finishReason: null, serviceTier: null };
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {
@@ -107,6 +107,7 @@ export async function streamChat(body, onDelta, signal) {
         const chunk = JSON.parse(data);
         if (chunk.error) throw new ApiError(500, chunk.error.message, chunk.error.code);
         if (chunk.usage) result.usage = chunk.usage;
+        if (chunk.service_tier) result.serviceTier = chunk.service_tier;
         for (const choice of chunk.choices || []) {
           const text = choice.delta?.content;
           if (text) {

@@ -4,6 +4,7 @@ import { dollarsToMicros, int, money, when } from "../format.js";
 import { badge, field, form, h, input, intOrNull, notice, section, select, table } from "../ui.js";
 
 const LIMITS = [["rpm_limit", "RPM"], ["tpm_limit", "TPM"], ["concurrency_limit", "Concurrency"]];
+const TIERS = ["priority", "default", "flex"];
 
 function limitFields(key = {}) {
   return [
@@ -12,12 +13,20 @@ function limitFields(key = {}) {
     field("Monthly budget $", input("monthly_budget", { inputmode: "decimal", size: 8,
       value: key.monthly_budget_micros != null ? key.monthly_budget_micros / 1e6 : "",
       placeholder: "tenant's" })),
+    field("Default tier", select("service_tier",
+      [["", "tenant's"], ...TIERS.map((t) => [t, t])], key.service_tier ?? "")),
+    field("Tiers", h("select", { name: "service_tiers", multiple: true, size: 3 },
+      TIERS.map((t) => h("option", { value: t, selected: (key.service_tiers || []).includes(t) },
+        t))), "none selected: the tenant's"),
   ];
 }
 
-function limitValues(v) {
+function limitValues(v, el) {
   const out = Object.fromEntries(LIMITS.map(([name]) => [name, intOrNull(v[name])]));
   out.monthly_budget_micros = dollarsToMicros(v.monthly_budget);
+  out.service_tier = v.service_tier || null;
+  const tiers = [...el.querySelector("select[name=service_tiers]").selectedOptions];
+  out.service_tiers = tiers.length ? tiers.map((o) => o.value) : null;
   return out;
 }
 
@@ -33,8 +42,8 @@ function secretBox(created) {
 }
 
 function editForm(key, done) {
-  return form(limitFields(key), "Save limits", async (v) => {
-    await api(`/admin/v1/keys/${key.id}`, { method: "PATCH", body: limitValues(v) });
+  return form(limitFields(key), "Save limits", async (v, el) => {
+    await api(`/admin/v1/keys/${key.id}`, { method: "PATCH", body: limitValues(v, el) });
     done();
   }, { inline: true });
 }
@@ -50,6 +59,8 @@ function keyTable(keys, done) {
     { label: "TPM", cell: (k) => int(k.tpm_limit), num: true },
     { label: "Conc.", cell: (k) => int(k.concurrency_limit), num: true },
     { label: "Budget / month", cell: (k) => money(k.monthly_budget_micros), num: true },
+    { label: "Tiers", cell: (k) => `${k.service_tier || "tenant's"} of ` +
+      (k.service_tiers || ["tenant's"]).join(", ") },
     { label: "Created", cell: (k) => when(k.created_at) },
     { label: "Status", cell: (k) => badge(k.revoked_at ? "revoked" : "active") },
     { label: "", cell: (k) => k.revoked_at ? "" : h("div.row-actions",
@@ -75,7 +86,7 @@ function createForm(ctx, models, onCreated) {
     ...limitFields(),
   ], "Create key", async (v, el) => {
     const chosen = [...el.querySelector("select[name=models]").selectedOptions].map((o) => o.value);
-    const body = { name: v.name.trim(), role: v.role, ...limitValues(v) };
+    const body = { name: v.name.trim(), role: v.role, ...limitValues(v, el) };
     if (chosen.length) body.allowed_models = chosen;
     for (const name of Object.keys(body)) if (body[name] === null) delete body[name];
     const created = await api(`/admin/v1/tenants/${ctx.tenantId}/keys`, { method: "POST", body });

@@ -38,6 +38,8 @@ function params() {
     top_p: input("top_p", { type: "number", min: 0, max: 1, step: 0.05, value: 1 }),
     max_tokens: input("max_tokens", { type: "number", min: 1, max: 4096, value: 128 }),
     seed: input("seed", { type: "number", placeholder: "random" }),
+    tier: select("service_tier", [["auto", "auto (the key's default)"], ["priority", "priority"],
+      ["default", "default"], ["flex", "flex"]], "auto"),
   };
 }
 
@@ -72,6 +74,7 @@ export async function render(root, ctx) {
     const body = { model: model.value, messages, temperature: Number(p.temperature.value),
       top_p: Number(p.top_p.value), max_tokens: Number(p.max_tokens.value) };
     if (p.seed.value !== "") body.seed = Number(p.seed.value);
+    body.service_tier = p.tier.value;
     controller = new AbortController();
     const started = performance.now();
     try {
@@ -86,7 +89,8 @@ export async function render(root, ctx) {
         `${int(u.prompt_tokens)} prompt + ${int(u.completion_tokens)} completion tokens`),
         ` · first token ${seconds(result.ttftMs / 1000)}`,
         decoding > 0 ? ` · ${num((u.completion_tokens || 0) / decoding, 1)} tokens/s` : "",
-        ` · ${result.finishReason || "?"}`, " · ", h("span.cost", "cost …"));
+        ` · ${result.finishReason || "?"}`, ` · ${result.serviceTier || "?"} tier`, " · ",
+        h("span.cost", "cost …"));
       const record = await recordedCost(result.requestId);
       meta.querySelector(".cost").textContent = record ? `cost ${money(record.cost_micros)}`
         : "cost not recorded yet";
@@ -121,7 +125,8 @@ export async function render(root, ctx) {
     h("div.playground",
       h("aside.params", field("Model", model), field("System prompt", p.system),
         field("Temperature", p.temperature), field("Top p", p.top_p),
-        field("Max tokens", p.max_tokens), field("Seed", p.seed)),
+        field("Max tokens", p.max_tokens), field("Seed", p.seed),
+        field("Service tier", p.tier)),
       h("div.conversation", log, composer)));
   if (!chat.length) log.append(notice("No chat model is visible to this key.", "info"));
   prompt.focus();
