@@ -152,13 +152,20 @@ async def test_prices_credits_usage_and_a_statement_that_equals_the_ledger(
     now = datetime.now(UTC)
     UsageRepository(world.db).insert_many(
         [
-            usage_event(f"r{i}", tenant_id=world.alpha_id, model=m, cost_micros=c, created_at=at)
-            for i, (m, c, at) in enumerate(
+            usage_event(
+                f"r{i}",
+                tenant_id=world.alpha_id,
+                model=m,
+                cost_micros=c,
+                created_at=at,
+                service_tier=tier,
+            )
+            for i, (m, c, at, tier) in enumerate(
                 [
-                    ("m", 123, now),
-                    ("m", 77, now),
-                    ("n", 5, now),
-                    ("m", 999, now - timedelta(days=40)),
+                    ("m", 123, now, "priority"),
+                    ("m", 77, now, "default"),
+                    ("n", 5, now, "flex"),
+                    ("m", 999, now - timedelta(days=40), "default"),
                 ]
             )
         ]
@@ -169,6 +176,12 @@ async def test_prices_credits_usage_and_a_statement_that_equals_the_ledger(
     assert {row["group"]: row["cost_micros"] for row in by_model["data"]} == {"m": 1199, "n": 5}
     by_day = (await world.call(world.alpha_admin, "GET", f"{base}/usage?group_by=day")).json()
     assert len(by_day["data"]) == 2
+    by_tier = await world.call(world.alpha_admin, "GET", f"{base}/usage?group_by=service_tier")
+    assert {row["group"]: row["cost_micros"] for row in by_tier.json()["data"]} == {
+        "priority": 123,
+        "default": 1076,
+        "flex": 5,
+    }
 
     statement = (await world.call(world.alpha_admin, "GET", f"{base}/statements/{month}")).json()
     debits = LedgerRepository(world.db, SystemClock()).entries(

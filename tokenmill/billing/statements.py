@@ -21,7 +21,7 @@ from tokenmill.errors import InvalidRequest
 from tokenmill.store.db import Database
 from tokenmill.store.tables import LedgerEntry, UsageRecord
 
-GROUPS = ("model", "key", "day")
+GROUPS = ("model", "key", "day", "service_tier")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +106,17 @@ class Reports:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[UsageRow]:
-        """Usage of one tenant grouped by ``model``, ``key`` or ``day`` (UTC), in [since, until)."""
+        """Usage of one tenant grouped by ``model``, ``key``, ``day`` (UTC) or
+        ``service_tier``, in [since, until)."""
         if group_by not in GROUPS:
             raise InvalidRequest(f"group_by is one of {', '.join(GROUPS)}.", param="group_by")
         r = UsageRecord
-        column = {"model": r.model, "key": r.key_id, "day": r.created_at}[group_by]
+        column = {
+            "model": r.model,
+            "key": r.key_id,
+            "day": r.created_at,
+            "service_tier": r.service_tier,
+        }[group_by]
         query = select(
             column,
             func.count(),

@@ -294,7 +294,9 @@ def usage() -> None:
 
 @usage.command("show")
 @click.argument("tenant")
-@click.option("--group-by", type=click.Choice(["model", "key", "day"]), default="model")
+@click.option(
+    "--group-by", type=click.Choice(["model", "key", "day", "service_tier"]), default="model"
+)
 @click.option("--since", help="ISO 8601 time with zone.")
 @click.option("--until", help="ISO 8601 time with zone.")
 def usage_show(tenant: str, group_by: str, since: str | None, until: str | None) -> None:

@@ -1,4 +1,4 @@
-// Usage and billing: tokens and spend by day, model and key; credits; monthly statements.
+// Usage and billing: tokens and spend by day, model, key and tier; credits; statements.
 import { api, download } from "../api.js";
 import { barChart } from "../charts.js";
 import { int, money, when } from "../format.js";
@@ -88,8 +88,9 @@ export async function render(root, ctx) {
     const base = `/admin/v1/tenants/${ctx.tenantId}`;
     const query = (group) => api(`${base}/usage?group_by=${group}&since=${encodeURIComponent(since)}`)
       .then((r) => r.data);
-    const [byDay, byModel, byKey, credits] = await Promise.all([
-      query("day"), query("model"), query("key"), api(`${base}/credits?limit=10`)]);
+    const [byDay, byModel, byKey, byTier, credits] = await Promise.all([
+      query("day"), query("model"), query("key"), query("service_tier"),
+      api(`${base}/credits?limit=10`)]);
     const total = (name) => byDay.reduce((sum, r) => sum + r[name], 0);
     body.replaceChildren(
       h("div.stats",
@@ -102,6 +103,7 @@ export async function render(root, ctx) {
       section("By model", groupCharts("model", byModel, (g) => g),
         usageTable(byModel, "Model", (g) => g)),
       section("By key", groupCharts("key", byKey, keyName), usageTable(byKey, "Key", keyName)),
+      section("By service tier", usageTable(byTier, "Tier", (g) => g)),
       section("Credits", table([
         { label: "When", cell: (e) => when(e.created_at) },
         { label: "Kind", cell: (e) => e.kind },
