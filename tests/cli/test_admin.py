@@ -24,6 +24,8 @@ def test_tenants_prices_credits_usage_and_statements(cli: CliRunner, tmp_path: P
     assert "acme" in listed and "100.000000" in listed and "60" in listed
     run(cli, "tenants", "set", "acme", "--tpm", "1000", "--model-limits", '{"m": {"rpm": 5}}')
     assert "1000" in run(cli, "tenants", "list")
+    run(cli, "tenants", "set", "acme", "--service-tier", "flex", "--service-tiers", "flex,default")
+    assert run(cli, "tenants", "list").split()[-2:] == ["flex", "default,flex"]
 
     created = run(cli, "keys", "create", "--name", "bot", "--tenant", "acme", "--rpm", "10")
     key_id = created.split()[2]
@@ -31,6 +33,8 @@ def test_tenants_prices_credits_usage_and_statements(cli: CliRunner, tmp_path: P
 
     run(cli, "prices", "set", "m", "--input", "0.5", "--output", "1.5", "--per-request", "0.01")
     assert "1.500000" in run(cli, "prices", "list")
+    run(cli, "prices", "set", "m", "--tier", "priority", "--output", "4")
+    assert "priority" in run(cli, "prices", "list", "--model", "m")
 
     assert "Balance of acme: 10.000000" in run(cli, "credits", "add", "acme", "10")
     twice = ("credits", "add", "acme", "5", "--idempotency-key", "wire-1")
@@ -42,10 +46,23 @@ def test_tenants_prices_credits_usage_and_statements(cli: CliRunner, tmp_path: P
     tenant_id = next(line.split()[0] for line in listed.splitlines() if "acme" in line)
     now = datetime.now(UTC)
     UsageRepository(db).insert_many(
-        [usage_event("r1", tenant_id=tenant_id, model="m", cost_micros=2500, created_at=now)]
+        [
+            usage_event(
+                "r1",
+                tenant_id=tenant_id,
+                model="m",
+                cost_micros=2500,
+                created_at=now,
+                service_tier="flex",
+            )
+        ]
     )
     db.dispose()
     assert "0.002500" in run(cli, "usage", "show", "acme", "--group-by", "day")
+    assert "flex" in run(cli, "usage", "show", "acme", "--group-by", "service_tier")
+    levels = run(cli, "usage", "levels", "acme").splitlines()
+    assert levels[0].split()[:3] == ["MODEL", "TIER", "REQUESTS"]
+    assert levels[1].split()[:4] == ["m", "flex", "1", "1"]
     month = now.strftime("%Y-%m")
     statement = json.loads(run(cli, "usage", "statement", "acme", month))
     assert statement["total_micros"] == 2500

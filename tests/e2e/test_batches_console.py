@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import expect
+
 from tests.e2e.conftest import Platform
 from tests.e2e.test_console import ARTIFACTS, CHAT_MODEL, WAIT_MS, _open, _visit
 from tests.e2e.test_console import browser as browser  # the fixture, shared
@@ -56,7 +58,8 @@ def _tenant_admin(platform: Platform) -> str:
 def _run(page: Any, source: Path) -> str:
     """Uploads ``source`` through the page's form and returns the new batch's id."""
     page.set_input_files("#batch-file-input", str(source))
-    page.wait_for_function(f"document.querySelector('#batch-endpoint').value === '{CHAT}'")
+    # Not wait_for_function: a string evaluated in the page breaks the console's CSP.
+    expect(page.locator("#batch-endpoint")).to_have_value(CHAT, timeout=WAIT_MS)
     page.click("#batch-upload")
     status = page.wait_for_selector("#batch-upload-status >> text=Created batch_", timeout=WAIT_MS)
     found = re.search(r"Created (batch_\w+) of " + re.escape(source.name), status.inner_text())

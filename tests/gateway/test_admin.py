@@ -182,6 +182,16 @@ async def test_prices_credits_usage_and_a_statement_that_equals_the_ledger(
         "default": 1076,
         "flex": 5,
     }
+    levels = (await world.call(world.alpha_admin, "GET", f"{base}/service_levels")).json()
+    assert {(row["model"], row["service_tier"], row["requests"]) for row in levels["data"]} == {
+        ("m", "priority", 1),
+        ("m", "default", 1),
+        ("n", "flex", 1),
+    }  # the 40-day-old request is outside the default day
+    assert levels["data"][0]["ttft_p50"] == 0.125
+    everyone = await world.call(world.alpha_admin, "GET", "/admin/v1/service_levels")
+    assert everyone.status_code == 403
+    assert (await world.call(p, "GET", "/admin/v1/service_levels")).status_code == 200
 
     statement = (await world.call(world.alpha_admin, "GET", f"{base}/statements/{month}")).json()
     debits = LedgerRepository(world.db, SystemClock()).entries(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from tokenmill.billing.ledger import EntryKind
+from tokenmill.billing.levels import LevelRow, service_levels
 from tokenmill.billing.pricing import format_micros
 from tokenmill.errors import InvalidRequest
 from tokenmill.store.db import Database
@@ -138,6 +140,16 @@ class Reports:
                 for index, value in enumerate(numbers):
                     sums[index] += int(value or 0)
         return [UsageRow(name, *sums) for name, sums in sorted(totals.items())]
+
+    def service_levels(
+        self,
+        targets: Mapping[str, float],
+        tenant_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[LevelRow]:
+        """Per model and tier, of one tenant or (None) all: see ``tokenmill.billing.levels``."""
+        return service_levels(self._db, targets, tenant_id=tenant_id, since=since, until=until)
 
     def statement(self, tenant_id: str, month: str) -> Statement:
         start, end = month_bounds(month)

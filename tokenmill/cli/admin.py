@@ -325,6 +325,48 @@ def usage_show(tenant: str, group_by: str, since: str | None, until: str | None)
     )
 
 
+@usage.command("levels")
+@click.argument("tenant", required=False)
+@click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=24.0)
+def usage_levels(tenant: str | None, hours: float) -> None:
+    """Service levels per model and tier over the last --hours (a tenant's, or everyone's)."""
+    from datetime import UTC, timedelta
+
+    from tokenmill.billing.statements import Reports
+    from tokenmill.protocol.tiers import DEFAULT_TTFT_TARGETS
+    from tokenmill.settings import Settings
+
+    db, clock = _open()
+    targets = {**DEFAULT_TTFT_TARGETS, **Settings().service_tier_ttft_seconds}
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    tenant_id = _tenant(db, clock, tenant).id if tenant else None
+    rows = Reports(db).service_levels(targets, tenant_id, since)
+
+    def seconds(value: float | None) -> str | None:
+        return f"{value:.2f}" if value is not None else None
+
+    headers = ["MODEL", "TIER", "REQUESTS", "OK", "TTFT P50", "P99", "TPOT P50", "P99", "MET"]
+    _table(
+        [*headers, "AVAILABLE", "REFUSED/FAILED"],
+        [
+            [
+                r.model,
+                r.service_tier,
+                r.requests,
+                r.answered,
+                seconds(r.ttft_p50),
+                seconds(r.ttft_p99),
+                seconds(r.tpot_p50),
+                seconds(r.tpot_p99),
+                f"{r.attainment:.1%}" if r.attainment is not None else None,
+                f"{r.availability:.2%}",
+                ", ".join(f"{code} {n}" for code, n in sorted(r.errors.items())) or None,
+            ]
+            for r in rows
+        ],
+    )
+
+
 @usage.command("statement")
 @click.argument("tenant")
 @click.argument("month")

@@ -12,6 +12,7 @@ see; the work (database reads and writes) runs in a thread, off the event loop. 
     GET  /admin/v1/prices                       POST /admin/v1/prices
     GET  /admin/v1/tenants/{id}/credits         POST /admin/v1/tenants/{id}/credits
     GET  /admin/v1/tenants/{id}/usage?group_by=model|key|day|service_tier&since=&until=
+    GET  /admin/v1/tenants/{id}/service_levels?since=&until=   GET /admin/v1/service_levels
     GET  /admin/v1/tenants/{id}/statements/{YYYY-MM}[.csv]
 """
 
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -45,7 +46,7 @@ from tokenmill.fleet.deployments import DeploymentRepository
 from tokenmill.gateway import admin_console, admin_library
 from tokenmill.gateway.http import HttpRequest, Response, json_response
 from tokenmill.protocol.requests import parse_json_body
-from tokenmill.protocol.tiers import TIER_TERMS
+from tokenmill.protocol.tiers import DEFAULT_TTFT_TARGETS, TIER_TERMS
 from tokenmill.store.db import Database
 
 PREFIX = "/admin/v1/"
@@ -76,9 +77,16 @@ class AdminApi:
     overview: UsageOverview | None = None  # the console's live traffic (admin_console)
     replica_load: Callable[[], dict[str, int]] | None = None  # requests in flight by replica
     files: FileRepository | None = None  # what each tenant stores (the Files API)
+    ttft_targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TTFT_TARGETS))
 
     @classmethod
-    def build(cls, db: Database, clock: Clock, invalidate_key: Callable[[str], None]) -> AdminApi:
+    def build(
+        cls,
+        db: Database,
+        clock: Clock,
+        invalidate_key: Callable[[str], None],
+        ttft_targets: dict[str, float] | None = None,
+    ) -> AdminApi:
         return cls(
             TenantRepository(db, clock),
             KeyRepository(db, clock),
@@ -90,6 +98,7 @@ class AdminApi:
             DeploymentRepository(db, clock),
             overview=UsageOverview(db, clock),
             files=FileRepository(db, clock),
+            ttft_targets=ttft_targets or dict(DEFAULT_TTFT_TARGETS),
         )
 
     # tenants
@@ -231,6 +240,26 @@ class AdminApi:
         )
         return {"object": "list", "data": [row.as_json() for row in rows]}
 
+    def tenant_levels(self, call: Call) -> Any:
+        tenant = self._tenant(call, call.params[0])
+        return self._levels(call, tenant.id)
+
+    def platform_levels(self, call: Call) -> Any:
+        require_platform_admin(call.principal)
+        return self._levels(call, None)
+
+    def _levels(self, call: Call, tenant_id: str | None) -> Any:
+        """The window is ``since`` to ``until`` (default: the last 24 hours)."""
+        query = call.query
+        since = (
+            _when(query["since"], "since")
+            if "since" in query
+            else datetime.now(UTC) - timedelta(days=1)
+        )
+        until = _when(query["until"], "until") if "until" in query else None
+        rows = self.reports.service_levels(self.ttft_targets, tenant_id, since, until)
+        return {"object": "list", "since": since.isoformat(), "data": [r.as_json() for r in rows]}
+
     def statement(self, call: Call) -> Any:
         tenant = self._tenant(call, call.params[0])
         month = call.params[1]
@@ -259,6 +288,8 @@ ROUTES: list[tuple[str, tuple[str, ...], Handler]] = [
     ("POST", ("tenants", "*", "credits"), AdminApi.add_credits),
     ("GET", ("tenants", "*", "usage"), AdminApi.usage),
     ("GET", ("tenants", "*", "statements", "*"), AdminApi.statement),
+    ("GET", ("tenants", "*", "service_levels"), AdminApi.tenant_levels),
+    ("GET", ("service_levels",), AdminApi.platform_levels),
 ]
 ROUTES += admin_library.ROUTES
 ROUTES += admin_console.ROUTES

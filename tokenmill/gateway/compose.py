@@ -147,6 +147,7 @@ def build_gateway(
     models = ModelRepository(db, clock)
     directory = load_directory(models)
     files = FileService.build(settings, db, clock)
+    targets = {**DEFAULT_TTFT_TARGETS, **settings.service_tier_ttft_seconds}
     services = Services(
         keys=key_cache,
         recorder=recorder,
@@ -162,9 +163,9 @@ def build_gateway(
         ],
         admission=build_admission(settings, db, clock) if admission else None,
         journal=durable,
-        admin=AdminApi.build(db, clock, key_cache.invalidate),
+        admin=AdminApi.build(db, clock, key_cache.invalidate, targets),
         files=files,
-        ttft_targets={**DEFAULT_TTFT_TARGETS, **settings.service_tier_ttft_seconds},
+        ttft_targets=targets,
         metrics=GatewayMetrics(
             known=lambda model: directory.lookup(model) is not None,
             tenant_labels=settings.metrics_tenant_labels,
