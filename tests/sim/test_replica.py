@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from tokenmill.protocol.tenancy import Priority
+from tokenmill.protocol.tiers import ServiceTier
 from tokenmill.sim.events import EventLoop
 from tokenmill.sim.perf import EngineProfile, StepCost, model_spec
 from tokenmill.sim.replica import Device, RequestRecord, SimReplica
@@ -128,3 +130,51 @@ def test_prefix_cache_skips_blocks_seen_before() -> None:
     first_ttft, second_ttft = (r.ttft_seconds for r in records)
     assert first_ttft is not None and second_ttft is not None
     assert second_ttft < 0.5 * first_ttft
+
+
+def _backlog(classes: bool) -> list[RequestRecord]:
+    """Twenty default requests queued at once, then one priority request; in finish order."""
+    loop = EventLoop()
+    records = [RequestRecord(SimRequest(i, 0.0, "m", 150, 20), float("inf")) for i in range(20)]
+    urgent = RequestRecord(SimRequest(20, 0.01, "m", 150, 20), float("inf"))
+    urgent.asked = urgent.tier = ServiceTier.PRIORITY
+    replica = SimReplica(
+        "r", model_spec("m", "llama3.1-8b"), PROFILE, Device("gpu0"), loop,
+        on_finished=lambda r, x: None, classes=classes,
+    )  # fmt: skip
+    replica.mark_ready()
+    for record in [*records, urgent]:
+        loop.at(record.request.arrival_seconds, lambda r=record: replica.submit(r))  # type: ignore[misc]
+    loop.run()
+    return [*records, urgent]
+
+
+def test_with_classes_priority_work_waits_and_prefills_ahead_of_a_backlog() -> None:
+    fcfs, tiered = _backlog(classes=False), _backlog(classes=True)
+    first = {r.request.request_id: r.first_token_seconds for r in fcfs}
+    served = sorted(fcfs, key=lambda r: r.first_token_seconds or 0)
+    assert served[-1].request.request_id == 20  # first come, first served: last
+    urgent = tiered[-1]
+    assert urgent.first_token_seconds is not None
+    later = [r for r in tiered[:-1] if (r.first_token_seconds or 0) > urgent.first_token_seconds]
+    assert len(later) >= 14  # admitted at the first free place, ahead of those still waiting
+    assert urgent.first_token_seconds < first[20] / 3
+    assert all(r.finish_seconds is not None for r in tiered)
+
+
+def test_the_replica_feeds_the_gateways_prediction() -> None:
+    records = _backlog(classes=True)
+    assert records[-1].ttft_seconds is not None
+    # every request left the predictor's queue at its first token, each a sample
+    loop = EventLoop()
+    replica = SimReplica(
+        "r", model_spec("m", "llama3.1-8b"), PROFILE, Device("gpu0"), loop,
+        on_finished=lambda r, x: None,
+    )  # fmt: skip
+    replica.mark_ready()
+    replica.submit(RequestRecord(SimRequest(0, 0.0, "m", 150, 5), float("inf")))
+    assert replica.latency.predict(Priority.DEFAULT, 100) is None
+    loop.run()
+    assert replica.latency.samples == 1
+    assert replica.latency.queued[Priority.DEFAULT] == 0
+    assert replica.latency.predict(Priority.DEFAULT, 150) is not None

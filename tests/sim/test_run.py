@@ -1,5 +1,7 @@
 """A small end-to-end run of each policy over the real placement, autoscaler and balancer."""
 
+from dataclasses import replace
+
 import pytest
 
 from tokenmill.sim.report import PolicyReport, Report, plot, table, write_json
@@ -57,3 +59,26 @@ def test_report_writes_table_json_and_plots(scenario: Scenario, tmp_path) -> Non
     write_json(report, tmp_path / "report.json")
     assert (tmp_path / "report.json").stat().st_size > 1000
     assert {p.name for p in plot(report, tmp_path)} >= {"load.png", "replicas.png", "ttft_p99.png"}
+
+
+def test_under_overload_tiers_keep_priority_within_slo_and_raise_goodput() -> None:
+    overloaded = Scenario(
+        trace="poisson", models=1, rate_per_second=20.0, duration_seconds=300.0, priority_share=0.25
+    )
+    workload = build_workload(overloaded)
+    fcfs = simulate(overloaded, workload, "dedicated", 1).summary.extra["tiers"]
+    tiered = simulate(replace(overloaded, tiers=True), workload, "dedicated", 1).summary
+    tiers = tiered.extra["tiers"]
+    assert fcfs["priority"]["slo_attainment"] < 0.1  # the queue grows without end
+    assert fcfs["default"]["refused"] == fcfs["priority"]["refused"] == 0
+    assert tiers["priority"]["slo_attainment"] > 0.99
+    assert tiers["default"]["refused"] > 0.5 * tiers["default"]["requests"]
+    assert tiers["goodput_requests_per_second"] > 5 * fcfs["goodput_requests_per_second"]
+    assert tiered.completed + sum(t["refused"] for t in (tiers["priority"], tiers["default"])) == (
+        tiered.requests
+    )
+
+
+def test_without_a_priority_share_there_is_no_tier_report(scenario: Scenario) -> None:
+    workload = build_workload(replace(scenario, duration_seconds=60.0))
+    assert "tiers" not in simulate(scenario, workload, "tokenmill", 24).summary.extra

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -97,6 +98,20 @@ from tokenmill.sim.run import TRACES
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
+    "--priority-share",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of requests asking for the priority service tier (the rest: default).",
+)
+@click.option(
+    "--tiers/--no-tiers",
+    default=False,
+    show_default=True,
+    help="Serve tiers as tokenmill does (queue classes, admission by predicted TTFT); "
+    "without: first come, first served.",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(path_type=Path),
@@ -122,6 +137,8 @@ def sim(
     rate_per_second: float,
     burstiness_cv: float,
     seed: int,
+    priority_share: float,
+    tiers: bool,
     out_dir: Path,
     plots: bool,
 ) -> None:
@@ -151,6 +168,8 @@ def sim(
             rate_per_second=rate_per_second,
             burstiness_cv=burstiness_cv,
             seed=seed,
+            priority_share=priority_share,
+            tiers=tiers,
         )
         workload = build_workload(scenario)
     except FileNotFoundError as exc:
@@ -173,7 +192,7 @@ def sim(
                 click.echo(
                     f"  {name:<10} {size:>5} accelerators: SLO {100 * s.slo_attainment:6.2f}%  "
                     f"provisioned {s.accelerators_provisioned:7.1f}  "
-                    f"({s.events} events, {s.wall_seconds:.1f}s)",
+                    f"({s.events} events, {s.wall_seconds:.1f}s)" + _tiers_line(s),
                     err=True,
                 )
             return results[size].summary
@@ -195,3 +214,16 @@ def sim(
     click.echo(
         f"wrote {out_dir / 'report.json'}" + (f" and {len(written)} plots" if written else "")
     )
+
+
+def _tiers_line(summary: Any) -> str:
+    tiers = summary.extra.get("tiers")
+    if not tiers:
+        return ""
+    parts = [
+        f"{name} {100 * tiers[name]['slo_attainment']:.1f}% within SLO "
+        f"({tiers[name]['refused']} refused)"
+        for name in ("priority", "default")
+        if name in tiers
+    ]
+    return f"\n      goodput {tiers['goodput_requests_per_second']:.2f} req/s; " + "; ".join(parts)

@@ -15,11 +15,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tokenmill.errors import NoCapacity
+from tokenmill.errors import NoCapacity, RateLimited
 from tokenmill.fleet.autoscale import Autoscaler, LoadSnapshot, ScalingDecision, build_autoscaler
 from tokenmill.fleet.balancer import BalancingPolicy, PrefixIndex, ReplicaLoad, build_policy
 from tokenmill.fleet.inventory import AcceleratorKind, Inventory
 from tokenmill.fleet.placement import Assignment, Occupancy, PlacementRequest, place
+from tokenmill.gateway.tiers import hold_to_target
+from tokenmill.protocol.tiers import TIER_NAMES, ServiceTier
 from tokenmill.sim.events import EventLoop
 from tokenmill.sim.perf import EngineProfile, ModelSpec
 from tokenmill.sim.policies import ModelDemand, SimPolicy
@@ -67,7 +69,11 @@ class SimFleet:
         engine_start_seconds: float = 0.0,
         prefix_block_tokens: int = 512,
         on_finished: Callable[[RequestRecord], None],
+        tiers: bool = False,
     ) -> None:
+        """``tiers``: replicas serve queue classes and requests are held to their tier's
+        time-to-first-token target before they are sent (``tokenmill.gateway.tiers``)."""
+        self.tiers = tiers
         self.loop = loop
         self.inventory = inventory
         self.kind = kind
@@ -139,9 +145,26 @@ class SimFleet:
             chosen = next((r for r in ready if r.replica_id == picked), None)
         if chosen is None:
             return False
+        if self.tiers and not self._hold_to_target(chosen, record):
+            return True  # refused: answered at once with a 429
         if request.block_hashes:
             self.prefix_index.record(chosen.replica_id, request.block_hashes)
         chosen.submit(record)
+        return True
+
+    def _hold_to_target(self, replica: SimReplica, record: RequestRecord) -> bool:
+        """The gateway's decision: the tier to serve in, or False when refused. Every tier is
+        held to the request's own first-token SLO."""
+        prompt = record.request.prompt_tokens
+        predicted = {t: replica.latency.predict(t.priority, prompt) for t in ServiceTier}
+        targets = dict.fromkeys(TIER_NAMES, record.slo_ttft_seconds)
+        try:
+            record.tier = hold_to_target(
+                record.tier, predicted, targets, frozenset(TIER_NAMES), record.request.model_id
+            )
+        except RateLimited:
+            record.refused = True
+            return False
         return True
 
     def _finished(self, replica: SimReplica, record: RequestRecord) -> None:
@@ -222,6 +245,7 @@ class SimFleet:
             self.loop,
             on_finished=self._finished,
             prefix_block_tokens=self.prefix_block_tokens,
+            classes=self.tiers,
         )
         deployment.replicas.append(replica)
         self.loop.after(deployment.load_seconds, lambda: self._ready(deployment, replica))

@@ -177,3 +177,22 @@ class Timeline:
             "ttft_p50_seconds": self.ttft_p50_seconds,
             "ttft_p99_seconds": self.ttft_p99_seconds,
         }
+
+
+def tier_summary(records: Sequence[RequestRecord], window_seconds: float) -> dict[str, Any]:
+    """Per tier asked for: requests, refused, served in a lower tier, share within SLO; and
+    goodput (requests within SLO per second) in all. A refused request is not within SLO."""
+    out: dict[str, Any] = {}
+    asked: dict[str, list[RequestRecord]] = {}
+    for record in records:
+        asked.setdefault(str(record.asked), []).append(record)
+    for tier, group in sorted(asked.items()):
+        out[tier] = {
+            "requests": len(group),
+            "refused": sum(r.refused for r in group),
+            "demoted": sum(r.tier != tier for r in group),
+            "slo_attainment": sum(meets_slo(r) for r in group) / len(group),
+        }
+    good = sum(meets_slo(r) for r in records)
+    out["goodput_requests_per_second"] = good / max(window_seconds, 1e-9)
+    return out

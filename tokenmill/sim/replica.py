@@ -13,7 +13,11 @@ step, prefilling sequences share what remains of the step budget, oldest first, 
 sequences are admitted first come first served while sequences and KV cells allow. KV cells
 for a request's whole prompt and output are reserved at admission (no preemption), which is
 conservative when outputs are long. A prefix cache of full blocks (LRU) lets a request skip
-the prompt blocks a previous request on this replica already computed.
+the prompt blocks a previous request on this replica already computed. With ``classes``,
+priority requests wait and prefill ahead of the others, and a priority prompt may take the
+whole step budget, as our engine serves service tiers (it does not run past ``max_running``
+for them here). Each replica keeps the gateway's TTFT predictor
+(``tokenmill.gateway.latency``), fed as the gateway feeds it.
 
 Co-located replicas time-share their accelerator: a step costs ``active`` times its solo
 cost while ``active`` replicas on the device have work.
@@ -26,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from tokenmill.gateway.latency import TtftPredictor, Waiting
+from tokenmill.protocol.tiers import ServiceTier
 from tokenmill.sim.events import Event, EventLoop
 from tokenmill.sim.perf import EngineProfile, ModelSpec
 from tokenmill.sim.workload import SimRequest
@@ -50,6 +56,9 @@ class RequestRecord:
     slo_ttft_seconds: float
     cold_start: bool = False
     rejected: bool = False  # longer than the replica's whole KV cache: an error, never served
+    asked: ServiceTier = ServiceTier.DEFAULT  # the service tier it asked for
+    tier: ServiceTier = ServiceTier.DEFAULT  # the one it was served in
+    refused: bool = False  # by the gateway: predicted to miss its tier's target (a 429)
     replica_id: str | None = None
     cached_tokens: int = 0
     first_token_seconds: float | None = None
@@ -77,6 +86,11 @@ class _Seq:
     output_left_tokens: int
     context_tokens: int
     reserved_tokens: int
+    waiting: Waiting | None = None  # in the replica's TTFT prediction until its first token
+
+    @property
+    def urgent(self) -> bool:
+        return self.record.tier is ServiceTier.PRIORITY
 
 
 @dataclass(slots=True)
@@ -126,7 +140,11 @@ class SimReplica:
         *,
         on_finished: Callable[[SimReplica, RequestRecord], None],
         prefix_block_tokens: int = 512,
+        classes: bool = False,
     ) -> None:
+        """``classes``: service tiers as our engine serves them (priority work waits and
+        prefills first, its prompt not held to the limit that decoding sets); otherwise
+        first come, first served."""
         self.replica_id = replica_id
         self.model = model
         self.profile = profile
@@ -146,6 +164,8 @@ class SimReplica:
         self._prefix_blocks: OrderedDict[int, None] = OrderedDict()
         self._phase: _Phase | None = None
         self._active = False
+        self.classes = classes
+        self.latency = TtftPredictor()  # what a gateway in front of it would predict
         self.steps_run = 0
         device.replicas.append(self)
 
@@ -172,8 +192,14 @@ class SimReplica:
             record.rejected = True
             return
         seq = _Seq(record, request.prompt_tokens, request.output_tokens, 0, needed)
+        seq.waiting = self.latency.sent(
+            record.tier.priority, request.prompt_tokens, self.loop.now_seconds
+        )
         self.outstanding_tokens += needed
-        self.waiting.append(seq)
+        if self.classes and seq.urgent:
+            _ahead_of_default(self.waiting, seq)
+        else:
+            self.waiting.append(seq)
         if self.state is ReplicaState.LOADING:
             return
         if self._phase is None:
@@ -214,7 +240,10 @@ class SimReplica:
             seq.record.cached_tokens = cached
             seq.prompt_left_tokens -= cached
             seq.context_tokens = cached
-            self.prefilling.append(seq)
+            if self.classes and seq.urgent:
+                _ahead_of_default(self.prefilling, seq)
+            else:
+                self.prefilling.append(seq)
 
     def _cached_tokens(self, request: SimRequest) -> int:
         if not request.block_hashes or self._prefix_capacity_blocks == 0:
@@ -249,6 +278,8 @@ class SimReplica:
         self._set_active(True)
         decoding = len(self.decoding)
         budget = self.profile.prefill_budget_tokens(decoding)
+        if self.classes and self.prefilling and self.prefilling[0].urgent:
+            budget = max(budget, self.profile.max_step_tokens - decoding)
         chunks: list[tuple[_Seq, int]] = []
         steps = min((s.output_left_tokens for s in self.decoding), default=1 << 62)
         if self.prefilling and budget > 0:
@@ -299,6 +330,8 @@ class SimReplica:
                 remaining.append(seq)
                 continue
             seq.record.first_token_seconds = now
+            if seq.waiting is not None:
+                self.latency.first_token(seq.waiting, now)
             seq.output_left_tokens -= 1
             (finished if seq.output_left_tokens <= 0 else still).append(seq)
         self.prefilling = remaining
@@ -319,3 +352,9 @@ class SimReplica:
         self._set_active(False)
         if self in self.device.replicas:
             self.device.replicas.remove(self)
+
+
+def _ahead_of_default(queue: deque[_Seq] | list[_Seq], seq: _Seq) -> None:
+    """Puts a priority sequence after the priority ones already there, before the rest."""
+    index = next((i for i, other in enumerate(queue) if not other.urgent), len(queue))
+    queue.insert(index, seq)

@@ -9,9 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokenmill.fleet.inventory import Inventory, Node
+from tokenmill.protocol.tiers import ServiceTier
 from tokenmill.sim.events import EventLoop
 from tokenmill.sim.fleet import SimFleet
-from tokenmill.sim.metrics import FleetWindow, Summary, Timeline, summarize, ttft_slo_seconds
+from tokenmill.sim.metrics import (
+    FleetWindow,
+    Summary,
+    Timeline,
+    summarize,
+    tier_summary,
+    ttft_slo_seconds,
+)
 from tokenmill.sim.perf import (
     LOAD_BANDWIDTH_BYTES_PER_SECOND,
     EngineProfile,
@@ -60,6 +68,10 @@ class Scenario:
     rate_per_second: float = 5.0  # synthetic traces
     burstiness_cv: float = 4.0  # gamma trace
     seed: int = 0
+    # Service tiers: this share of requests asks for priority (the rest default); with
+    # ``tiers`` the fleet serves them as tokenmill does, else first come, first served.
+    priority_share: float = 0.0
+    tiers: bool = False
     tick_seconds: float = 2.0
     sample_seconds: float = 30.0
     drain_seconds: float = 600.0
@@ -155,7 +167,9 @@ def simulate(
         engine_start_seconds=scenario.engine_start_seconds,
         prefix_block_tokens=workload.prefix_block_tokens,
         on_finished=timeline.finished,
+        tiers=scenario.tiers,
     )
+    tier_of = random.Random(scenario.seed + 1)
     end_seconds = workload.requests[-1].arrival_seconds if workload.requests else 0.0
     stop_seconds = end_seconds + scenario.drain_seconds
 
@@ -164,6 +178,8 @@ def simulate(
         record = RequestRecord(
             request, ttft_slo_seconds(profile.unloaded_ttft_seconds(request.prompt_tokens))
         )
+        if tier_of.random() < scenario.priority_share:
+            record.asked = record.tier = ServiceTier.PRIORITY
         records.append(record)
         timeline.arrived()
         fleet.submit(record)
@@ -217,6 +233,8 @@ def simulate(
     summary = summarize(policy_name, accelerators, records, window[0])
     summary.events = loop.events_run
     summary.extra["minimum_accelerators"] = fleet.minimum_accelerators()
+    if scenario.priority_share > 0:
+        summary.extra["tiers"] = tier_summary(records, window[0].window_seconds)
     summary.wall_seconds = time.perf_counter() - started
     return SimResult(summary, timeline, records)
 
