@@ -28,6 +28,7 @@ PAGES = (
     "batches",
     "batches_results",
     "usage",
+    "levels",
     "playground",
 )
 

@@ -11,6 +11,8 @@ import openai
 import pytest
 
 from tests.e2e.conftest import Platform
+from tests.e2e.test_console import WAIT_MS, _open, _visit
+from tests.e2e.test_console import browser as browser  # the fixture, shared
 
 MODEL = "smollm2-135m-instruct"
 HELLO = [{"role": "user", "content": "Say hello."}]
@@ -82,3 +84,24 @@ def test_auto_takes_the_tenants_default_and_other_tiers_are_refused(platform: Pl
             extra_body={"service_tier": "turbo"},
         )
     assert bad.value.param == "service_tier"
+
+
+def test_the_console_shows_service_levels_per_model_and_tier(
+    browser: Any, platform: Platform
+) -> None:
+    client = platform.client()
+    for tier in ("priority", "flex"):
+        list(
+            client.chat.completions.create(
+                model=MODEL, messages=HELLO, max_tokens=4, stream=True, service_tier=tier
+            )
+        )
+    page = _open(browser, platform, platform.admin_key)
+    _visit(page, "levels", "table.grid")
+    row = page.wait_for_selector(
+        f'#page-levels tr[data-tier="priority"][data-model="{MODEL}"]', timeout=WAIT_MS
+    )
+    cells = row.inner_text().split("\t")
+    assert cells[:2] == [MODEL, "priority"] and int(cells[2]) >= 1
+    assert cells[4].endswith(" s")  # a first-token time: it was streamed
+    assert page.query_selector("#page-levels figure.chart") is not None

@@ -9,9 +9,12 @@ import * as files from "./pages/files.js";
 import * as knowledge from "./pages/knowledge.js";
 import * as batches from "./pages/batches.js";
 import * as usage from "./pages/usage.js";
+import * as levels from "./pages/levels.js";
 import * as playground from "./pages/playground.js";
 
-const PAGES = { overview, models, deployments, keys, files, knowledge, batches, usage, playground };
+const PAGES = {
+  overview, models, deployments, keys, files, knowledge, batches, usage, levels, playground,
+};
 const TENANT = "tokenmill.tenant";
 const main = document.getElementById("main");
 let timers = [];
