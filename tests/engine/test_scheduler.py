@@ -85,6 +85,17 @@ def test_priority_work_prefills_past_the_limit_that_decoding_streams_set() -> No
     assert [(c.seq.request_id, c.count) for c in plan.chunks][-1] == ("default", 3)
 
 
+def test_default_work_prefills_past_the_limit_while_flex_work_decodes() -> None:
+    s = scheduler(max_step_tokens=64, prefill_tokens_while_decoding=3)
+    batch = seq([1, 2], rid="flex")
+    batch.request = dataclasses.replace(batch.request, priority=Priority.FLEX)
+    s.add(batch)
+    execute(s, s.schedule())
+    s.add(seq(list(range(100, 130)), rid="interactive"))
+    plan = s.schedule()
+    assert [(c.seq.request_id, c.count) for c in plan.chunks] == [("flex", 1), ("interactive", 30)]
+
+
 def test_under_first_come_first_served_priority_work_has_the_limit_too() -> None:
     s = scheduler(max_step_tokens=64, prefill_tokens_while_decoding=3, fair=False)
     s.add(seq([1, 2]))

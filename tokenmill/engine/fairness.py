@@ -96,7 +96,7 @@ class FairQueue:
         heads = [
             (priority, queue[0])
             for (priority, tenant), queue in self._queues.items()
-            if places is None or self._entitled(tenant, places) or self._outranks(priority)
+            if places is None or self._entitled(tenant, places) or self.outranks(priority)
         ]
         if not heads:
             return None
@@ -201,7 +201,7 @@ class FairQueue:
         running = self._active[tenant] - self._queued[tenant]
         return running < places * self._weights[tenant] / sum(self._weights.values())
 
-    def _outranks(self, priority: int) -> bool:
+    def outranks(self, priority: int) -> bool:
         """Whether a sequence of a less urgent class than ``priority`` is running."""
         return self.fair and any(n > 0 and c > priority for c, n in self._running_classes.items())
 

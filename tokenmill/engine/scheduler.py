@@ -15,8 +15,9 @@ Every step, in order:
 
 While sequences are decoding, prefill tokens per step are limited so that a long prompt
 arriving does not stall running streams: a step then costs about twice a decode-only step.
-Priority work is not limited (fair scheduling only): its prompt may take the step's whole
-token budget, so its first token does not wait for prompts of less urgent work.
+Priority work, and work more urgent than some that runs, is not limited (fair scheduling
+only): its prompt may take the step's whole token budget, so its first token does not wait
+behind less urgent work.
 Pure bookkeeping: no kernels, no threads, no clock.
 """
 
@@ -117,8 +118,9 @@ class Scheduler:
             plan.ops.extend(self.blocks.grow(seq, len(seq.tokens) + len(seq.drafts)))
             plan.chunks.append(Chunk(seq, seq.num_computed, count, sample=True))
             budget -= count
-        # While sequences decode, prefill is capped (``capped``), except for priority work,
-        # which may take the whole step's budget: its first token is what it pays for.
+        # While sequences decode, prefill is capped (``capped``), except for priority work and
+        # work more urgent than some that runs (interactive over batch), which may take the
+        # step's whole budget: its first token is what it waits for.
         capped = self._prefill_limit(len(plan.chunks)) if plan.chunks else budget
         for seq in self.waiting.order([s for s in self.running if s.in_prefill]):
             allowance = self._allowance(seq, budget, capped)
@@ -154,7 +156,8 @@ class Scheduler:
         return count
 
     def _allowance(self, seq: Sequence, budget: int, capped: int) -> int:
-        if self.waiting.fair and seq.request.priority == Priority.PRIORITY:
+        urgent = seq.request.priority == Priority.PRIORITY
+        if self.waiting.fair and (urgent or self.waiting.outranks(seq.request.priority)):
             return budget
         return min(budget, capped)
 
