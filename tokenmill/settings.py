@@ -127,6 +127,11 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{self.data_dir / 'tokenmill.db'}"
 
+    @property
+    def ttft_targets(self) -> dict[str, float]:
+        """Every tier's first-token target: those set, and the defaults for the rest."""
+        return {**DEFAULT_TTFT_TARGETS, **self.service_tier_ttft_seconds}
+
     def ensure_data_dir(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return self.data_dir

@@ -333,11 +333,10 @@ def usage_levels(tenant: str | None, hours: float) -> None:
     from datetime import UTC, timedelta
 
     from tokenmill.billing.statements import Reports
-    from tokenmill.protocol.tiers import DEFAULT_TTFT_TARGETS
     from tokenmill.settings import Settings
 
     db, clock = _open()
-    targets = {**DEFAULT_TTFT_TARGETS, **Settings().service_tier_ttft_seconds}
+    targets = Settings().ttft_targets
     since = datetime.now(UTC) - timedelta(hours=hours)
     tenant_id = _tenant(db, clock, tenant).id if tenant else None
     rows = Reports(db).service_levels(targets, tenant_id, since)

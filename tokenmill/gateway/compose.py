@@ -54,7 +54,6 @@ from tokenmill.knowledge.indexing import KIND as INDEXING
 from tokenmill.knowledge.repository import VectorStoreRepository
 from tokenmill.knowledge.service import VectorStoreService
 from tokenmill.knowledge.storage import stored_spans as vector_stored_spans
-from tokenmill.protocol.tiers import DEFAULT_TTFT_TARGETS
 from tokenmill.settings import Settings
 from tokenmill.store.db import Database
 from tokenmill.work.background import ThreadedWorker
@@ -147,7 +146,7 @@ def build_gateway(
     models = ModelRepository(db, clock)
     directory = load_directory(models)
     files = FileService.build(settings, db, clock)
-    targets = {**DEFAULT_TTFT_TARGETS, **settings.service_tier_ttft_seconds}
+    targets = settings.ttft_targets
     services = Services(
         keys=key_cache,
         recorder=recorder,
