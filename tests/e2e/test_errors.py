@@ -102,7 +102,7 @@ def test_prompt_longer_than_context_is_400_naming_the_limit(platform: Platform) 
             "/v1/chat/completions",
             json={"model": MODEL, "messages": [{"role": "user", "content": long_text}]},
         )
-    assert response.status_code == 400
+    assert response.status_code == 400, response.text
     error = _error(response)
     assert error["code"] == "context_length_exceeded"
     assert "2048" in error["message"]

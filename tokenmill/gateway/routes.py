@@ -6,13 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import orjson
-
-from tokenmill.control.keys import Principal
-from tokenmill.errors import InvalidRequest, NotFound, TokenmillError, UpstreamError
-from tokenmill.fleet.balancer import prefix_blocks
+from tokenmill.errors import InvalidRequest, NotFound, TokenmillError
 from tokenmill.gateway import admin
 from tokenmill.gateway.admission import Ticket
+from tokenmill.gateway.dispatch import Call, dispatch
 from tokenmill.gateway.http import (
     ClientDisconnected,
     HttpRequest,
@@ -28,30 +25,21 @@ from tokenmill.gateway.relay import (
     read_reply,
     relay_stream,
 )
-from tokenmill.gateway.routing import PREFIX_BLOCK_BYTES, Lease
+from tokenmill.gateway.routing import Lease
 from tokenmill.gateway.services import Services
-from tokenmill.gateway.tiers import choose_tier, hold_to_target
+from tokenmill.gateway.tiers import choose_tier
 from tokenmill.gateway.upstream import UpstreamResponse
 from tokenmill.protocol.embeddings import parse_embeddings
 from tokenmill.protocol.requests import parse_chat, parse_completion, parse_json_body
-from tokenmill.protocol.tenancy import Tenancy
-from tokenmill.protocol.tiers import ServiceTier, parse_service_tier
+from tokenmill.protocol.tiers import parse_service_tier
 
 AUTHORIZATION = b"authorization"
-SEND_ATTEMPTS = 2
 TIERED = frozenset({"chat.completions", "completions"})
 TASKS_OF = {
     "chat.completions": ("chat",),
     "completions": ("chat", "completion"),
     "embeddings": ("embeddings",),
 }
-
-
-def prompt_blocks(body: dict[str, Any]) -> tuple[int, ...]:
-    """Prefix hashes of the prompt as sent (messages or prompt), for prefix-affine routing."""
-    prompt = body.get("messages") or body.get("prompt") or body.get("input")
-    text = prompt.encode() if isinstance(prompt, str) else orjson.dumps(prompt)
-    return prefix_blocks(text, PREFIX_BLOCK_BYTES)
 
 
 async def health(services: Services, request: HttpRequest) -> Response:
@@ -106,8 +94,6 @@ async def _inference(
     principal = await services.keys.authenticate(request.header(AUTHORIZATION))
     request.request_id = services.ids.new()
     meter = Meter(services.clock, services.sink, principal, request.request_id, endpoint)
-    lease: Lease | None = None
-    ticket: Ticket | None = None
     try:
         raw = await request.body()
         body = parse_json_body(raw)
@@ -124,72 +110,23 @@ async def _inference(
                 param="model",
                 code="model_not_supported",
             )
-        tiered = endpoint in TIERED
-        tier = choose_tier(parse_service_tier(body), principal) if tiered else ServiceTier.DEFAULT
-        meter.service_tier = tier
-        if services.admission is not None:
-            sampling = parsed.sampling
-            ticket = meter.ticket = await services.admission.admit(
-                principal,
-                entry,
-                sampling.max_tokens,
-                sampling.n,
-                len(raw),
-                request.request_id,
-                tier=tier,
-            )
-        body["model"] = entry.served_name
-        if parsed.stream:
-            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        tokens = len(raw) // 4 + (parsed.sampling.max_tokens or 0) * parsed.sampling.n
-        payload = orjson.dumps(body)
-        for attempt in range(1, SEND_ATTEMPTS + 1):
-            lease = await services.router.acquire(
-                entry.served_name,
-                tenant_id=principal.tenant_id,
-                tokens=tokens,
-                prefix=lambda: prompt_blocks(body),
-            )
-            if tiered:
-                tier = _hold_to_target(services, lease, tier, len(raw) // 4, principal, entry.id)
-                meter.service_tier = tier
-                if ticket is not None:
-                    ticket.tier = tier
-            if attempt == 1 and services.journal is not None:
-                services.journal.begin(meter)
-            try:
-                upstream = await services.upstream.post(
-                    lease.url + request.path,
-                    payload,
-                    request.request_id,
-                    Tenancy(principal.tenant_id, principal.share_weight, tier.priority),
-                )
-            except UpstreamError:
-                # Nothing was sent to the client yet: another replica may answer instead.
-                services.router.suspect(lease)
-                lease.release()
-                lease = None
-                if attempt == SEND_ATTEMPTS:
-                    raise
-                continue
-            sent = lease
-            break
+        tier = choose_tier(parse_service_tier(body), principal) if endpoint in TIERED else None
+        call = Call(
+            principal, entry, request.path, body, len(raw), parsed.sampling, parsed.stream, tier
+        )
+        upstream, sent = await dispatch(services, call, meter)
     except TokenmillError as error:
-        if lease is not None:
-            lease.release()
         meter.finish_error(error)
         raise
     except BaseException as error:  # a client gone mid-request, or a bug: still metered
-        if lease is not None:
-            lease.release()
         if isinstance(error, ClientDisconnected | asyncio.CancelledError):
             meter.finish("cancelled", 499, "client_disconnected")
         else:
             meter.finish("error", 500, "server_error")
         raise
     headers = {"x-request-id": request.request_id}
-    if ticket is not None:
-        headers.update(ticket.headers)
+    if isinstance(meter.ticket, Ticket):
+        headers.update(meter.ticket.headers)
     if not parsed.stream or upstream.status != 200:
         return await _whole(services, upstream, sent, meter, headers)
     relay = StreamRelay(meter, include_usage=parsed.include_usage)
@@ -204,22 +141,6 @@ async def _inference(
         headers={**headers, "cache-control": "no-cache"},
         on_close=close,
     )
-
-
-def _hold_to_target(
-    services: Services,
-    lease: Lease,
-    tier: ServiceTier,
-    prompt_tokens: int,
-    principal: Principal,
-    model: str,
-) -> ServiceTier:
-    """The tier the request is sent in, by the chosen replica's predicted time to first
-    token; marks it queued there (until its first token) in that tier's class."""
-    predicted = {t: lease.predict(t.priority, prompt_tokens) for t in ServiceTier}
-    tier = hold_to_target(tier, predicted, services.ttft_targets, principal.service_tiers, model)
-    lease.sent(tier.priority, prompt_tokens, services.clock.monotonic())
-    return tier
 
 
 async def _whole(
