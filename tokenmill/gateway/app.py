@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from tokenmill.console.assets import ConsoleAssets
 from tokenmill.errors import MethodNotAllowed, NotFound, TokenmillError
-from tokenmill.gateway import batches, files, routes, vector_stores
+from tokenmill.gateway import batches, files, responses, routes, vector_stores
 from tokenmill.gateway.http import (
     ClientDisconnected,
     HttpRequest,
@@ -32,6 +32,7 @@ EXACT: dict[str, dict[str, Handler]] = {
     "/v1/files": {"GET": files.list_files, "POST": files.create_file},
     "/v1/vector_stores": {"GET": vector_stores.list_stores, "POST": vector_stores.create_store},
     "/v1/batches": {"GET": batches.list_batches, "POST": batches.create_batch},
+    "/v1/responses": {"POST": responses.create_response},
     "/health": {"GET": routes.health},
     "/metrics": {"GET": routes.metrics},
     "/console": {"GET": console},
@@ -53,6 +54,11 @@ PREFIXED: list[tuple[str, str, dict[str, Handler]]] = [
         "/v1/batches/",
         batches.PATH_PARAM,
         {"GET": batches.batch_get, "POST": batches.batch_post},
+    ),
+    (
+        "/v1/responses/",
+        responses.PATH_PARAM,
+        {"GET": responses.response_get, "DELETE": responses.response_delete},
     ),
     ("/console/", "console_path", {"GET": console}),
     ("/admin/v1/", "admin_path", dict.fromkeys(("GET", "POST", "PATCH"), routes.admin_api)),

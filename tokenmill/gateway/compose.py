@@ -54,6 +54,7 @@ from tokenmill.knowledge.indexing import KIND as INDEXING
 from tokenmill.knowledge.repository import VectorStoreRepository
 from tokenmill.knowledge.service import VectorStoreService
 from tokenmill.knowledge.storage import stored_spans as vector_stored_spans
+from tokenmill.responses.repository import ResponseRepository
 from tokenmill.settings import Settings
 from tokenmill.store.db import Database
 from tokenmill.work.background import ThreadedWorker
@@ -164,6 +165,7 @@ def build_gateway(
         journal=durable,
         admin=AdminApi.build(db, clock, key_cache.invalidate, targets),
         files=files,
+        responses=ResponseRepository(db),
         ttft_targets=targets,
         metrics=GatewayMetrics(
             known=lambda model: directory.lookup(model) is not None,

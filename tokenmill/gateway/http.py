@@ -52,6 +52,11 @@ class HttpRequest:
         raw = self.scope.get("query_string", b"").decode("latin-1")
         return dict(parse_qsl(raw, keep_blank_values=True))
 
+    def query_values(self, *names: str) -> list[str]:
+        """Every value of the query string's parameters named ``names``, in order."""
+        raw = self.scope.get("query_string", b"").decode("latin-1")
+        return [value for name, value in parse_qsl(raw, keep_blank_values=True) if name in names]
+
     async def body(self) -> bytes:
         from tokenmill.errors import InvalidRequest
 

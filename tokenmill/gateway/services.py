@@ -24,6 +24,7 @@ from tokenmill.gateway.relay import UpstreamClient
 from tokenmill.gateway.routing import Router
 from tokenmill.knowledge.service import VectorStoreService
 from tokenmill.protocol.tiers import DEFAULT_TTFT_TARGETS
+from tokenmill.responses.repository import ResponseRepository
 
 
 class Authenticator(Protocol):
@@ -67,6 +68,7 @@ class Services:
     files: FileService | None = None  # the /v1/files API
     vector_stores: VectorStoreService | None = None  # the /v1/vector_stores API
     batches: BatchService | None = None  # the /v1/batches API
+    responses: ResponseRepository | None = None  # the /v1/responses API
     metrics: GatewayMetrics | None = None  # GET /metrics
     ttft_targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TTFT_TARGETS))
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)

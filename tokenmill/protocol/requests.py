@@ -76,7 +76,7 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
         model=_model(body),
         messages=_messages(body.get("messages")),
         sampling=_sampling(body, chat=True),
-        stream=_bool(body, "stream", False),
+        stream=bool_field(body, "stream", False),
         include_usage=_include_usage(body),
         tools=parse_tool_use(body),
     )
@@ -87,9 +87,9 @@ def parse_completion(body: dict[str, Any]) -> CompletionRequest:
         model=_model(body),
         prompt=_prompt(body.get("prompt")),
         sampling=_sampling(body, chat=False),
-        stream=_bool(body, "stream", False),
+        stream=bool_field(body, "stream", False),
         include_usage=_include_usage(body),
-        echo=_bool(body, "echo", False),
+        echo=bool_field(body, "echo", False),
     )
 
 
@@ -185,7 +185,7 @@ def _sampling(body: dict[str, Any], *, chat: bool) -> SamplingParams:
 
 def _logprobs(body: dict[str, Any], *, chat: bool) -> tuple[bool, int]:
     if chat:
-        wanted = _bool(body, "logprobs", False)
+        wanted = bool_field(body, "logprobs", False)
         top = _int(body, "top_logprobs", 0, low=0, high=MAX_TOP_LOGPROBS) or 0
         if top and not wanted:
             raise InvalidRequest(
@@ -229,7 +229,8 @@ def _int(
     return value
 
 
-def _bool(body: dict[str, Any], key: str, default: bool) -> bool:
+def bool_field(body: dict[str, Any], key: str, default: bool) -> bool:
+    """``body[key]`` as a boolean, ``default`` when absent or null; else a 400 naming it."""
     value = body.get(key)
     if value is None:
         return default

@@ -1,0 +1,1 @@
+"""The Responses API: requests, conversation items, the agent loop, stored responses."""
