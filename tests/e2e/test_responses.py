@@ -12,6 +12,7 @@ from typing import Any
 import openai
 import pytest
 from langchain_openai import ChatOpenAI
+from pydantic import BaseModel
 
 from tests.e2e.conftest import Platform
 from tests.e2e.test_files import _tenant_key
@@ -53,6 +54,7 @@ def test_a_conversation_is_stored_continued_and_private(platform: Platform) -> N
         max_output_tokens=8, temperature=0,
     )  # fmt: skip
     assert first.object == "response" and first.id.startswith("resp_")
+    assert _unknown_fields(first) == []
     assert first.status in ("completed", "incomplete") and first.output_text
     assert first.usage is not None and first.usage.output_tokens <= 8
 
@@ -85,6 +87,19 @@ def test_a_conversation_is_stored_continued_and_private(platform: Platform) -> N
         client.responses.retrieve(first.id)
 
 
+def _unknown_fields(model: Any, where: str = "") -> list[str]:
+    """Fields of a parsed ``openai`` object (recursively) that OpenAI's types do not have: the
+    SDK's types are generated from OpenAI's published API, so none means the same shape."""
+    if isinstance(model, BaseModel):
+        found = [f"{where}.{name}" for name in model.model_extra or {}]
+        for name in type(model).model_fields:
+            found += _unknown_fields(getattr(model, name), f"{where}.{name}")
+        return found
+    if isinstance(model, list):
+        return [f for i, item in enumerate(model) for f in _unknown_fields(item, f"{where}[{i}]")]
+    return []
+
+
 def _tenant_of_response(platform: Platform, response_id: str) -> str:
     with platform.db.session() as session:
         row = session.get(StoredResponse, response_id)
@@ -103,6 +118,7 @@ def test_a_streamed_function_call_and_its_follow_up(platform: Platform) -> None:
     ) as stream:  # fmt: skip
         for event in stream:
             kinds.append(event.type)
+            assert _unknown_fields(event, event.type) == []
         response = stream.get_final_response()
     assert kinds[:2] == ["response.created", "response.in_progress"]
     assert kinds[-1] == "response.completed"
@@ -137,6 +153,7 @@ def test_file_search_answers_with_citations(platform: Platform, tmp_path: Path) 
         tool_choice={"type": "file_search"}, include=["file_search_call.results"],
         max_output_tokens=64, temperature=0,
     )  # fmt: skip
+    assert _unknown_fields(response) == []
     [search] = [item for item in response.output if item.type == "file_search_call"][:1]
     assert search.status == "completed" and search.queries
     assert search.results and search.results[0].filename == "handbook.md"

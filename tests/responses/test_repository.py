@@ -234,11 +234,11 @@ def test_responses_list_newest_first_for_their_tenant(
     for n in range(3):
         store(repo, clock, alpha, response(f"resp_{n}"), [])
     store(repo, clock, beta, response("resp_beta"), [])
-    assert [b["id"] for b in repo.list(alpha)] == ["resp_2", "resp_1", "resp_0"]
-    assert [b["id"] for b in repo.list(alpha, limit=2)] == ["resp_2", "resp_1"]
-    assert [b["id"] for b in repo.list(alpha, after="resp_1")] == ["resp_0"]
-    assert [b["id"] for b in repo.list(beta)] == ["resp_beta"]
-    assert repo.list(alpha)[0] == response("resp_2")
+    assert [b["id"] for b in repo.list(alpha).data] == ["resp_2", "resp_1", "resp_0"]
+    assert [b["id"] for b in repo.list(alpha, limit=2).data] == ["resp_2", "resp_1"]
+    assert [b["id"] for b in repo.list(alpha, after="resp_1").data] == ["resp_0"]
+    assert [b["id"] for b in repo.list(beta).data] == ["resp_beta"]
+    assert repo.list(alpha).data[0] == response("resp_2")
     with pytest.raises(NotFound) as foreign:
         repo.list(alpha, after="resp_beta")  # another tenant's id is no cursor
     assert foreign.value.param == "after"
@@ -256,7 +256,7 @@ def test_responses_made_in_the_same_instant_are_listed_once_each(
         repo.save(alpha, "key_1", response(response_id), [], frozenset(), clock.utcnow())
     seen: list[str] = []
     after = None
-    while page := repo.list(alpha, limit=1, after=after):
+    while page := repo.list(alpha, limit=1, after=after).data:
         seen.append(page[0]["id"])
         after = page[0]["id"]
     assert seen == ["resp_c", "resp_b", "resp_a"]

@@ -62,7 +62,7 @@ def list_responses(limit: int, tenant: str) -> None:
 
     repository, tenant_id = _repository_and_tenant(tenant)
     rows = []
-    for body in repository.list(tenant_id, limit=limit):
+    for body in repository.list(tenant_id, limit=limit).data:
         usage = body.get("usage") or {}
         created = datetime.fromtimestamp(body["created_at"], UTC)
         rows.append(

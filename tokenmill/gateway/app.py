@@ -32,7 +32,7 @@ EXACT: dict[str, dict[str, Handler]] = {
     "/v1/files": {"GET": files.list_files, "POST": files.create_file},
     "/v1/vector_stores": {"GET": vector_stores.list_stores, "POST": vector_stores.create_store},
     "/v1/batches": {"GET": batches.list_batches, "POST": batches.create_batch},
-    "/v1/responses": {"POST": responses.create_response},
+    "/v1/responses": {"GET": responses.list_responses, "POST": responses.create_response},
     "/health": {"GET": routes.health},
     "/metrics": {"GET": routes.metrics},
     "/console": {"GET": console},

@@ -49,9 +49,12 @@ ERROR_CLASSES: dict[int, type[TokenmillError]] = {
 def relayed_error(status: int, body: bytes) -> TokenmillError:
     """A replica's error reply as the error the client would have had from the chat route."""
     try:
-        error = orjson.loads(body).get("error") or {}
-    except (orjson.JSONDecodeError, AttributeError):
-        error = {}
+        reply = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        reply = None
+    error = reply.get("error") if isinstance(reply, dict) else None
+    if not isinstance(error, dict):
+        error = {"message": error} if isinstance(error, str) else {}
     kind = ERROR_CLASSES.get(status, UpstreamError)
     message = str(error.get("message") or f"The model replica answered {status}.")
     return kind(message, param=error.get("param"), code=error.get("code"))

@@ -4,6 +4,7 @@
     GET    /v1/responses/{id}                ?include[]=file_search_call.results
     DELETE /v1/responses/{id}
     GET    /v1/responses/{id}/input_items    ?limit=&after=&order=
+    GET    /v1/responses                     ?limit=&after=  (a tokenmill extension)
 
 A response runs the agent loop (``responses.loop``) on the tenant's behalf: each model call is
 admitted, routed and metered like a chat call of the same key, each file search like a search
@@ -36,7 +37,12 @@ from tokenmill.protocol.tiers import parse_service_tier
 from tokenmill.responses.items import new_id
 from tokenmill.responses.loop import AgentLoop
 from tokenmill.responses.objects import new_response, shown
-from tokenmill.responses.repository import DEFAULT_LIST_LIMIT, Order, ResponseRepository
+from tokenmill.responses.repository import (
+    DEFAULT_LIST_LIMIT,
+    ItemPage,
+    Order,
+    ResponseRepository,
+)
 from tokenmill.responses.request import ResponseRequest, parse_response_request
 
 AUTHORIZATION = b"authorization"
@@ -142,6 +148,24 @@ class _Run:
                 self.parsed.include,
                 self.services.clock.utcnow(),
             )
+
+
+async def list_responses(services: Services, request: HttpRequest) -> Response:
+    """``GET /v1/responses?limit=&after=``: the tenant's stored responses, newest first (a
+    tokenmill extension; OpenAI's API has no such list)."""
+    principal, repository = await _caller(services, request)
+    query = request.query()
+    page = await asyncio.to_thread(
+        lambda: repository.list(
+            principal.tenant_id,
+            limit=parse_limit(query, DEFAULT_LIST_LIMIT),
+            after=query.get("after") or None,
+        )
+    )
+    include = frozenset(request.query_values("include[]", "include"))
+    return json_response(
+        ItemPage([shown(b, include) for b in page.data], page.has_more).as_openai()
+    )
 
 
 async def response_get(services: Services, request: HttpRequest) -> Response:

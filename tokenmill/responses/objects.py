@@ -36,7 +36,7 @@ class Usage:
     def as_openai(self) -> dict[str, Any]:
         return {
             "input_tokens": self.input_tokens,
-            "input_tokens_details": {"cached_tokens": self.cached_tokens},
+            "input_tokens_details": {"cached_tokens": self.cached_tokens, "cache_write_tokens": 0},
             "output_tokens": self.output_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": self.input_tokens + self.output_tokens,
@@ -64,7 +64,6 @@ def new_response(
         "previous_response_id": request.previous_response_id,
         "reasoning": {"effort": None, "summary": None},
         "service_tier": service_tier,
-        "store": request.store,
         "temperature": 1.0 if request.temperature is None else request.temperature,
         "text": {"format": request.text_format},
         "tool_choice": request.tool_choice,

@@ -89,7 +89,7 @@ class ResponseRepository:
 
     def list(
         self, tenant_id: str, *, limit: int = DEFAULT_LIST_LIMIT, after: str | None = None
-    ) -> Bodies:
+    ) -> ItemPage:
         """The tenant's responses, newest first; ``after`` is the last id already seen."""
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidRequest(
@@ -111,8 +111,8 @@ class ResponseRepository:
                     )
                 )
             order = (StoredResponse.created_at.desc(), StoredResponse.id.desc())
-            rows = session.scalars(query.order_by(*order).limit(limit))
-            return [dict(row.body) for row in rows]
+            rows = builtins.list(session.scalars(query.order_by(*order).limit(limit + 1)))
+            return ItemPage([dict(row.body) for row in rows[:limit]], has_more=len(rows) > limit)
 
     def delete(self, tenant_id: str, response_id: str) -> None:
         with self._db.session() as session:

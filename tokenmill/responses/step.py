@@ -163,7 +163,6 @@ class Step:
                 "type": "response.function_call_arguments.done",
                 "item_id": call.item["id"],
                 "output_index": call.output_index,
-                "name": call.name,
                 "arguments": call.arguments,
             }
             yield {
