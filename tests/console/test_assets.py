@@ -30,6 +30,9 @@ PAGES = (
     "usage",
     "levels",
     "playground",
+    "responses",
+    "responses_items",
+    "responses_stored",
 )
 
 

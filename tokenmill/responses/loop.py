@@ -80,8 +80,8 @@ class AgentLoop:
         forced = self._forced_query()
         if forced is not None:  # searched before the model is called: no query to write
             opening += [event async for event in self._search(forced)]
-        call: ModelCall | None = await self.models.open(
-            self._body(first=forced is None, platform_tools=True)
+        call: ModelCall | None = await self.models.open(  # after a forced search, an answer
+            self._body(first=forced is None, platform_tools=forced is None)
         )
         try:
             for event in opening:

@@ -121,3 +121,58 @@ export async function streamChat(body, onDelta, signal) {
   }
   return result;
 }
+
+const DONE = Symbol("done");
+
+/** One server-sent event's block: {type, data} (the `event:` line's type, else the data's own
+ *  `type`), DONE for `data: [DONE]`, or null for a block with no data (a comment, a ping). */
+function sseEvent(block) {
+  let type = null;
+  const data = [];
+  for (const line of block.split(/\r?\n/)) {
+    const colon = line.indexOf(":");
+    if (colon === 0) continue;
+    const name = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (name === "event") type = value;
+    else if (name === "data") data.push(value);
+  }
+  if (!data.length) return null;
+  const text = data.join("\n");
+  if (text === "[DONE]") return DONE;
+  const parsed = JSON.parse(text);
+  type ||= parsed.type || "message";
+  if (type === "error") {
+    const error = parsed.error || parsed;
+    throw new ApiError(500, error.message || "The stream failed.", error.code);
+  }
+  return { type, data: parsed };
+}
+
+/** POSTs `body` to `path` and yields its server-sent events as {type, data}, data parsed as
+ *  JSON (the Responses API's stream). Ends with the stream or at `data: [DONE]`; throws
+ *  ApiError for a refused request or an `error` event; `signal` aborts it. */
+export async function* streamEvents(path, body, signal) {
+  const response = await fetch(path, {
+    method: "POST", headers: headers(true), body: JSON.stringify(body), signal,
+  });
+  if (!response.ok) throw await failure(response);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let blank;
+      while ((blank = /\r?\n\r?\n/.exec(buffer))) {
+        const event = sseEvent(buffer.slice(0, blank.index));
+        buffer = buffer.slice(blank.index + blank[0].length);
+        if (event === DONE) return;
+        if (event) yield event;
+      }
+    }
+  } finally {
+    reader.cancel().catch(() => {}); // a consumer that stops early closes the stream
+  }
+}

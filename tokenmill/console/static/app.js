@@ -11,9 +11,11 @@ import * as batches from "./pages/batches.js";
 import * as usage from "./pages/usage.js";
 import * as levels from "./pages/levels.js";
 import * as playground from "./pages/playground.js";
+import * as responses from "./pages/responses.js";
 
 const PAGES = {
   overview, models, deployments, keys, files, knowledge, batches, usage, levels, playground,
+  responses,
 };
 const TENANT = "tokenmill.tenant";
 const main = document.getElementById("main");
@@ -78,8 +80,9 @@ async function start() {
     if (error.status === 401) throw new Error("That key was not accepted.");
     throw error;
   }
-  document.getElementById("identity").textContent =
-    `${me.key_name} · ${me.role.replace("_", " ")}`;
+  const identity = document.getElementById("identity");
+  identity.textContent = `${me.key_name} · ${me.role.replace("_", " ")}`;
+  identity.title = identity.textContent; // the header may cut it short
   document.getElementById("nav").hidden = false;
   document.getElementById("who").hidden = false;
   await tenantSelector();

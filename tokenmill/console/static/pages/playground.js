@@ -20,7 +20,7 @@ async function recordedCost(requestId) {
 }
 
 /** Chat models (and their aliases) this key may use, by the library's task. */
-async function chatModels() {
+export async function chatModels() {
   const visible = new Set((await api("/v1/models")).data.map((m) => m.id));
   const library = (await api("/admin/v1/models")).data.filter((m) => m.task === "chat");
   const names = library.flatMap((m) => [m.id, ...(m.aliases || []).map((a) => a.name)]);
