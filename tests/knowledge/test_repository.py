@@ -90,6 +90,11 @@ def test_modify_touch_expiry_and_delete(
     clock.advance(86400)
     touched = repo.touch(alpha, made.id)
     assert touched.expires_at == clock.utcnow() + timedelta(days=2)
+    clock.advance(30)  # searched again within a minute: not written again
+    assert repo.touch(alpha, made.id).last_active_at == touched.last_active_at
+    clock.advance(31)
+    assert repo.touch(alpha, made.id).last_active_at == clock.utcnow()
+    touched = repo.touch(alpha, made.id)
     changed = repo.modify_store(alpha, made.id, name="renamed", metadata={"a": "b"})
     assert (changed.name, changed.metadata) == ("renamed", {"a": "b"})
     assert changed.expires_at == touched.expires_at  # untouched by an unrelated change

@@ -14,6 +14,7 @@ its vectors are reloaded. Reading them back is ``chunkreader``'s.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
@@ -52,6 +53,7 @@ from tokenmill.store.tables import (
 )
 
 UNSET: Any = object()
+TOUCH_EVERY = timedelta(minutes=1)  # how stale "last active" may be before a search marks it
 
 
 class VectorStoreRepository:
@@ -142,8 +144,13 @@ class VectorStoreRepository:
             return self._store_info(session, row)
 
     def touch(self, tenant_id: str, store_id: str) -> VectorStoreInfo:
-        """The store was used (searched): it is active now, and its expiry moves on."""
+        """The store was used (searched): it is active now, and its expiry moves on. Marked at
+        most once per ``TOUCH_EVERY``: a search mostly reads, and takes no write lock."""
         now = self._clock.utcnow()
+        with self._db.session() as session:
+            row = self._store(session, tenant_id, store_id)
+            if row.last_active_at is not None and now - row.last_active_at < TOUCH_EVERY:
+                return self._store_info(session, row)
         with self._db.session() as session:
             row = self._store(session, tenant_id, store_id, lock=True)
             row.last_active_at = now
