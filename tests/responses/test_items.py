@@ -214,11 +214,11 @@ def test_a_file_search_is_a_call_and_its_numbered_results() -> None:
     assert tool == {"role": "tool", "tool_call_id": "fs_1", "content": search_results_text(RESULTS)}
 
 
-def test_search_results_are_numbered_for_citing() -> None:
+def test_search_results_are_numbered_by_rank_and_written_best_last() -> None:
     text = search_results_text(RESULTS)
     assert "[1] tea.txt\nBrew green tea at 80C." in text
     assert "[2] file_2\nSteep for two minutes." in text  # no filename: the file id
-    assert text.index("[1]") < text.index("[2]")
+    assert text.index("[2]") < text.index("[1]")  # the best result nearest the answer
     assert "[n]" in text
     assert search_results_text([]) == "No passages matched the query."
     [hidden] = parse_input([{"type": "file_search_call", "id": "fs_1", "queries": ["tea"]}])

@@ -152,7 +152,8 @@ def item_text(item: dict[str, Any]) -> str:
 
 
 def search_results_text(results: list[dict[str, Any]]) -> str:
-    """File search results as the model reads them: numbered, so it can cite ``[n]``."""
+    """File search results as the model reads them: numbered by rank, so it can cite ``[n]``,
+    and written best last, nearest the answer, where models (small ones above all) read best."""
     if not results:
         return "No passages matched the query."
     blocks = [
@@ -160,8 +161,8 @@ def search_results_text(results: list[dict[str, Any]]) -> str:
         for n, result in enumerate(results, 1)
     ]
     return (
-        "Passages from the user's files. Answer from them and cite each one you use "
-        "as [n].\n\n" + "\n\n".join(blocks)
+        "Passages from the user's files, the most relevant last. Answer from them and cite "
+        "each one you use as [n].\n\n" + "\n\n".join(reversed(blocks))
     )
 
 
