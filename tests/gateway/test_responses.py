@@ -310,9 +310,17 @@ async def test_another_tenants_response_does_not_exist_for_it(world: World) -> N
     body = {"model": MODEL, "input": "Go on.", "previous_response_id": made["id"]}
     refused = error_of(await world.call("POST", "/v1/responses", body, key=beta), 404)
     assert refused["param"] == "previous_response_id"
-    assert await world.usage(world.beta_id) == [] and world.stored(world.beta_id) == []
+    assert _refusal(await world.usage(world.beta_id), 404) and world.stored(world.beta_id) == []
     assert world.replica.completions == 1
     assert (await world.call("GET", base)).json() == made
+
+
+def _refusal(events: list[UsageEvent], status: int) -> bool:
+    """Exactly one usage event: the refused request's, at no cost."""
+    [event] = events
+    return (event.endpoint, event.status, event.http_status, event.cost_micros) == (
+        "responses", "error", status, 0,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -329,7 +337,7 @@ async def test_another_tenants_response_does_not_exist_for_it(world: World) -> N
           "vector_store_ids": ["vs_missing"]}]}, 404, "tools", "not_found"),
     ],
 )  # fmt: skip
-async def test_a_refused_request_is_openai_shaped_stores_and_meters_nothing(
+async def test_a_refused_request_is_openai_shaped_stores_nothing_and_is_recorded_free(
     world: World, body: Json | bytes, status: int, param: str | None, code: str | None
 ) -> None:
     headers = {"authorization": f"Bearer {world.alpha}", "content-type": "application/json"}
@@ -337,7 +345,7 @@ async def test_a_refused_request_is_openai_shaped_stores_and_meters_nothing(
     refused = await world.http.post("/v1/responses", content=content, headers=headers)
     error = error_of(refused, status)
     assert (error["param"], error["code"]) == (param, code)
-    assert await world.usage() == [] and world.stored() == []
+    assert _refusal(await world.usage(), status) and world.stored() == []
     assert world.replica.completions == 0
 
 
@@ -348,7 +356,7 @@ async def test_file_search_over_another_tenants_store_is_a_404(world: World) -> 
     body = {"model": MODEL, "input": "hi", "tools": [tool], "stream": True}
     error = error_of(await world.call("POST", "/v1/responses", body), 404)
     assert error["param"] == "tools" and store_id in error["message"]
-    assert await world.usage() == [] and world.stored() == []
+    assert _refusal(await world.usage(), 404) and world.stored() == []
     assert world.replica.completions == 0
 
 

@@ -25,11 +25,12 @@ from typing import Any, cast
 import orjson
 
 from tokenmill.control.keys import Principal
-from tokenmill.errors import InvalidRequest, NotFound
+from tokenmill.errors import InvalidRequest, NotFound, TokenmillError
 from tokenmill.gateway.file_search import TenantSearch
 from tokenmill.gateway.http import HttpRequest, Response, StreamResponse, json_response
 from tokenmill.gateway.listing import parse_limit
-from tokenmill.gateway.model_calls import TenantModels
+from tokenmill.gateway.metering import Meter
+from tokenmill.gateway.model_calls import ENDPOINT, TenantModels
 from tokenmill.gateway.services import Services
 from tokenmill.gateway.tiers import choose_tier
 from tokenmill.protocol.requests import parse_json_body
@@ -59,24 +60,36 @@ async def _caller(services: Services, request: HttpRequest) -> tuple[Principal, 
 
 async def create_response(services: Services, request: HttpRequest) -> Response | StreamResponse:
     principal, repository = await _caller(services, request)
-    body = parse_json_body(await request.body())
-    parsed = parse_response_request(body)
-    entry = services.directory.resolve(parsed.model, principal)
-    if entry.task != "chat":
-        raise InvalidRequest(
-            f"The model '{parsed.model}' is a {entry.task} model; it does not serve /v1/responses.",
-            param="model",
-            code="model_not_supported",
-        )
-    tier = choose_tier(parse_service_tier(body), principal)
-    search = TenantSearch(services.vector_stores, principal)
-    if parsed.file_search is not None:
-        await search.check(parsed.file_search, "tools")
-    history: list[dict[str, Any]] = []
-    if parsed.previous_response_id is not None:
-        history = await asyncio.to_thread(
-            repository.conversation, principal.tenant_id, parsed.previous_response_id
-        )
+    # A request refused before its first model call is recorded as one (at no cost), as the
+    # chat route records its refusals; each model call is then metered on its own.
+    meter = Meter(services.clock, services.sink, principal, services.ids.new(), ENDPOINT)
+    request.request_id = meter.request_id
+    try:
+        body = parse_json_body(await request.body())
+        if isinstance(body.get("model"), str):
+            meter.model = body["model"]
+        parsed = parse_response_request(body)
+        entry = services.directory.resolve(parsed.model, principal)
+        meter.model = entry.id
+        if entry.task != "chat":
+            raise InvalidRequest(
+                f"The model '{parsed.model}' is a {entry.task} model; it does not serve "
+                "/v1/responses.",
+                param="model",
+                code="model_not_supported",
+            )
+        tier = choose_tier(parse_service_tier(body), principal)
+        search = TenantSearch(services.vector_stores, principal)
+        if parsed.file_search is not None:
+            await search.check(parsed.file_search, "tools")
+        history: list[dict[str, Any]] = []
+        if parsed.previous_response_id is not None:
+            history = await asyncio.to_thread(
+                repository.conversation, principal.tenant_id, parsed.previous_response_id
+            )
+    except TokenmillError as error:
+        meter.finish_error(error)
+        raise
     response = new_response(
         new_id("resp"), parsed, parsed.model, int(services.clock.utcnow().timestamp()), tier.value
     )
