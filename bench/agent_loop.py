@@ -36,7 +36,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.gateway import MODEL, _wait
+from bench.gateway import MODEL, _wait, read_body
 from tokenmill.fleet.local import free_port
 
 EMBEDDINGS = "all-minilm-l6-v2"
@@ -87,12 +87,7 @@ def _chat(request: dict[str, Any]) -> bytes:
 async def replica_app(scope, receive, send):  # type: ignore[no-untyped-def]
     if scope["type"] != "http":
         return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await read_body(receive)
     media = b"application/json"
     if scope["method"] == "DELETE":
         payload = b'{"usage": {"prompt_tokens": 1, "completion_tokens": 0}}'

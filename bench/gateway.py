@@ -83,16 +83,21 @@ STREAM = b"".join(
 )
 
 
-async def upstream_app(scope, receive, send):  # type: ignore[no-untyped-def]
-    """An OpenAI-compatible replica that answers at once (the same bytes every time)."""
-    if scope["type"] != "http":
-        return
+async def read_body(receive):  # type: ignore[no-untyped-def]
+    """The whole body of an ASGI request."""
     body = b""
     while True:
         message = await receive()
         body += message.get("body", b"")
         if not message.get("more_body"):
-            break
+            return body
+
+
+async def upstream_app(scope, receive, send):  # type: ignore[no-untyped-def]
+    """An OpenAI-compatible replica that answers at once (the same bytes every time)."""
+    if scope["type"] != "http":
+        return
+    body = await read_body(receive)
     if scope["method"] == "DELETE":
         payload, media = (
             b'{"usage": {"prompt_tokens": 12, "completion_tokens": 1}}',

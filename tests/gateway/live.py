@@ -41,6 +41,16 @@ def served_name(model: str) -> str:
     return f"{model}@1"
 
 
+async def read_body(receive: Any) -> bytes:
+    """The whole body of an ASGI request."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 class TestReplica:
     def __init__(self, token_delay_seconds: float) -> None:
         self.token_delay_seconds = token_delay_seconds
@@ -51,12 +61,7 @@ class TestReplica:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = dict(scope["headers"])
         request_id = headers.get(b"x-request-id", b"").decode()
         path = scope["path"]

@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from tests.gateway import live
 from tests.gateway.conftest import error_of, two_tenants
-from tests.gateway.live import MODEL, PROMPT_TOKENS, served_name
+from tests.gateway.live import MODEL, PROMPT_TOKENS, read_body, served_name
 from tests.responses.scripted import Json, reply
 from tokenmill.billing.pricebook import PriceBookRepository
 from tokenmill.billing.pricing import Price
@@ -64,12 +64,7 @@ class ScriptedReplica:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         self.bodies.append(orjson.loads(body))
         answer = self.replies.pop(0)
         if isinstance(answer, tuple):
