@@ -100,6 +100,15 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_TTFT_TARGETS)
     )
 
+    # Secrets kept in the database (MCP servers' headers) are sealed with this Fernet key; by
+    # default one is generated into <data_dir>/secret.key. All gateways must share it.
+    secret_key: str | None = None
+    # MCP servers a tenant names must be on public addresses, except these hosts or networks
+    # (e.g. ["mcp.internal", "10.1.0.0/16"]); a platform admin's registrations are trusted.
+    mcp_allowed_hosts: list[str] = []
+    mcp_timeout_seconds: float = Field(default=30.0, gt=0)
+    mcp_max_output_bytes: int = Field(default=64 * 1024, ge=1024)
+
     # The gateway's /metrics: a tenant label on every series (off: one series per tenant).
     metrics_tenant_labels: bool = False
 

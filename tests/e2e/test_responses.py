@@ -18,7 +18,7 @@ from tests.e2e.conftest import Platform
 from tests.e2e.test_files import _tenant_key
 from tests.e2e.test_vector_stores import HANDBOOK
 from tokenmill.billing.usage import UsageEvent, UsageRepository
-from tokenmill.store.tables import StoredResponse
+from tokenmill.store.app_tables import StoredResponse
 
 MODEL = "smollm2-135m-instruct"
 WEATHER = {

@@ -11,12 +11,10 @@ import httpx
 import pytest
 
 from tests.billing.test_usage import usage_event
+from tests.gateway.conftest import admin_keys
 from tokenmill.billing.ledger import EntryKind, LedgerRepository
 from tokenmill.billing.usage import UsageRepository
 from tokenmill.clock import SystemClock
-from tokenmill.control.bootstrap import ensure_admin
-from tokenmill.control.keys import KeyRepository
-from tokenmill.control.tenants import TenantRepository
 from tokenmill.gateway.app import build_app
 from tokenmill.gateway.compose import build_gateway
 from tokenmill.gateway.routing import Router
@@ -45,13 +43,7 @@ class World:
 @pytest.fixture
 async def world(database: Database, tmp_path: Path) -> AsyncIterator[World]:
     clock = SystemClock()
-    platform = ensure_admin(database, clock)
-    assert platform is not None
-    tenants, keys = TenantRepository(database, clock), KeyRepository(database, clock)
-    alpha, beta = tenants.create("alpha"), tenants.create("beta")
-    alpha_key, alpha_admin = keys.create(alpha.id, "alpha-admin", role="tenant_admin")
-    _, alpha_inference = keys.create(alpha.id, "alpha-app")
-    _, beta_admin = keys.create(beta.id, "beta-admin", role="tenant_admin")
+    k = admin_keys(database, clock)
     gateway = build_gateway(
         Settings(data_dir=tmp_path), database, clock, Router(), admission=False, journal=False
     )
@@ -60,13 +52,13 @@ async def world(database: Database, tmp_path: Path) -> AsyncIterator[World]:
         yield World(
             http,
             database,
-            platform,
-            alpha.id,
-            alpha_admin,
-            alpha_inference,
-            alpha_key.id,
-            beta.id,
-            beta_admin,
+            k.platform,
+            k.alpha_id,
+            k.alpha_admin,
+            k.alpha_inference,
+            k.alpha_admin_id,
+            k.beta_id,
+            k.beta_admin,
         )
     gateway.close()
 

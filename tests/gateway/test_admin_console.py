@@ -12,11 +12,9 @@ import httpx
 import pytest
 
 from tests.billing.test_usage import usage_event
+from tests.gateway.conftest import admin_keys
 from tokenmill.billing.usage import UsageRepository
 from tokenmill.clock import SystemClock
-from tokenmill.control.bootstrap import ensure_admin
-from tokenmill.control.keys import KeyRepository
-from tokenmill.control.tenants import TenantRepository
 from tokenmill.gateway.admin import AdminApi
 from tokenmill.gateway.admin_console import replica_loads
 from tokenmill.gateway.app import build_app
@@ -56,13 +54,7 @@ class Console:
 @pytest.fixture
 async def console(database: Database, tmp_path: Path) -> AsyncIterator[Console]:
     clock = SystemClock()
-    platform = ensure_admin(database, clock)
-    assert platform is not None
-    tenants, keys = TenantRepository(database, clock), KeyRepository(database, clock)
-    alpha, beta = tenants.create("alpha"), tenants.create("beta")
-    _, alpha_admin = keys.create(alpha.id, "alpha-admin", role="tenant_admin")
-    _, alpha_inference = keys.create(alpha.id, "alpha-app")
-    _, beta_admin = keys.create(beta.id, "beta-admin", role="tenant_admin")
+    k = admin_keys(database, clock)
     router = Router()
     gateway = build_gateway(
         Settings(data_dir=tmp_path), database, clock, router, admission=False, journal=False
@@ -75,12 +67,12 @@ async def console(database: Database, tmp_path: Path) -> AsyncIterator[Console]:
             http,
             admin,
             router,
-            platform,
-            alpha.id,
-            alpha_admin,
-            alpha_inference,
-            beta.id,
-            beta_admin,
+            k.platform,
+            k.alpha_id,
+            k.alpha_admin,
+            k.alpha_inference,
+            k.beta_id,
+            k.beta_admin,
         )
     gateway.close()
 

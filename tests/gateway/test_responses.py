@@ -42,8 +42,8 @@ from tokenmill.gateway.app import build_app
 from tokenmill.gateway.compose import Gateway, build_gateway
 from tokenmill.gateway.routing import Router
 from tokenmill.settings import Settings
+from tokenmill.store.app_tables import StoredResponse
 from tokenmill.store.db import Database
-from tokenmill.store.tables import StoredResponse
 
 SCRIPTED = "scripted-model"
 EMBEDDINGS = "minilm-test"

@@ -14,11 +14,13 @@ see; the work (database reads and writes) runs in a thread, off the event loop. 
     GET  /admin/v1/tenants/{id}/usage?group_by=model|key|day|service_tier&since=&until=
     GET  /admin/v1/tenants/{id}/service_levels?since=&until=   GET /admin/v1/service_levels
     GET  /admin/v1/tenants/{id}/statements/{YYYY-MM}[.csv]
+    ... and the routes of admin_library (models, fleet), admin_console and admin_mcp
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,8 +45,9 @@ from tokenmill.control.tenants import TenantInfo, TenantRepository
 from tokenmill.errors import InvalidRequest, NotFound
 from tokenmill.files.repository import FileRepository
 from tokenmill.fleet.deployments import DeploymentRepository
-from tokenmill.gateway import admin_console, admin_library
+from tokenmill.gateway import admin_console, admin_library, admin_mcp
 from tokenmill.gateway.http import HttpRequest, Response, json_response
+from tokenmill.plugins.service import McpService
 from tokenmill.protocol.requests import parse_json_body
 from tokenmill.protocol.tiers import DEFAULT_TTFT_TARGETS, TIER_TERMS
 from tokenmill.store.db import Database
@@ -77,6 +80,7 @@ class AdminApi:
     overview: UsageOverview | None = None  # the console's live traffic (admin_console)
     replica_load: Callable[[], dict[str, int]] | None = None  # requests in flight by replica
     files: FileRepository | None = None  # what each tenant stores (the Files API)
+    mcp: McpService | None = None  # tenants' MCP servers (admin_mcp)
     ttft_targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TTFT_TARGETS))
 
     @classmethod
@@ -293,6 +297,7 @@ ROUTES: list[tuple[str, tuple[str, ...], Handler]] = [
 ]
 ROUTES += admin_library.ROUTES
 ROUTES += admin_console.ROUTES
+ROUTES += admin_mcp.ROUTES
 
 
 def match(method: str, path: str) -> tuple[Handler, tuple[str, ...]]:
@@ -314,6 +319,8 @@ async def handle(admin: AdminApi, principal: Principal, request: HttpRequest) ->
         body = parse_json_body(raw) if raw.strip() else {}
     query = dict(parse_qsl(request.scope.get("query_string", b"").decode("latin-1")))
     result = await asyncio.to_thread(handler, admin, Call(principal, params, query, body))
+    if inspect.isawaitable(result):  # work that talks to the network: done on the loop
+        result = await result
     return result if isinstance(result, Response) else json_response(result)
 
 

@@ -61,7 +61,11 @@ PREFIXED: list[tuple[str, str, dict[str, Handler]]] = [
         {"GET": responses.response_get, "DELETE": responses.response_delete},
     ),
     ("/console/", "console_path", {"GET": console}),
-    ("/admin/v1/", "admin_path", dict.fromkeys(("GET", "POST", "PATCH"), routes.admin_api)),
+    (
+        "/admin/v1/",
+        "admin_path",
+        dict.fromkeys(("GET", "POST", "PATCH", "DELETE"), routes.admin_api),
+    ),
 ]
 
 

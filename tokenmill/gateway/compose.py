@@ -54,6 +54,7 @@ from tokenmill.knowledge.indexing import KIND as INDEXING
 from tokenmill.knowledge.repository import VectorStoreRepository
 from tokenmill.knowledge.service import VectorStoreService
 from tokenmill.knowledge.storage import stored_spans as vector_stored_spans
+from tokenmill.plugins.service import McpService
 from tokenmill.responses.repository import ResponseRepository
 from tokenmill.settings import Settings
 from tokenmill.store.db import Database
@@ -148,6 +149,9 @@ def build_gateway(
     directory = load_directory(models)
     files = FileService.build(settings, db, clock)
     targets = settings.ttft_targets
+    mcp = McpService.build(settings, db, clock)
+    admin = AdminApi.build(db, clock, key_cache.invalidate, targets)
+    admin.mcp = mcp
     services = Services(
         keys=key_cache,
         recorder=recorder,
@@ -163,9 +167,10 @@ def build_gateway(
         ],
         admission=build_admission(settings, db, clock) if admission else None,
         journal=durable,
-        admin=AdminApi.build(db, clock, key_cache.invalidate, targets),
+        admin=admin,
         files=files,
         responses=ResponseRepository(db),
+        mcp=mcp,
         ttft_targets=targets,
         metrics=GatewayMetrics(
             known=lambda model: directory.lookup(model) is not None,

@@ -23,6 +23,7 @@ from tokenmill.gateway.metrics import GatewayMetrics, ObservedSink
 from tokenmill.gateway.relay import UpstreamClient
 from tokenmill.gateway.routing import Router
 from tokenmill.knowledge.service import VectorStoreService
+from tokenmill.plugins.service import McpService
 from tokenmill.protocol.tiers import DEFAULT_TTFT_TARGETS
 from tokenmill.responses.repository import ResponseRepository
 
@@ -69,6 +70,7 @@ class Services:
     vector_stores: VectorStoreService | None = None  # the /v1/vector_stores API
     batches: BatchService | None = None  # the /v1/batches API
     responses: ResponseRepository | None = None  # the /v1/responses API
+    mcp: McpService | None = None  # tenants' MCP servers (registry, guard, client)
     metrics: GatewayMetrics | None = None  # GET /metrics
     ttft_targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TTFT_TARGETS))
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)

@@ -16,7 +16,7 @@ import orjson
 from tokenmill.errors import InvalidRequest
 
 ToolMode = Literal["none", "auto", "required", "named"]
-FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")  # \Z: "$" would let a final "\n" by
 
 
 @dataclass(frozen=True, slots=True)

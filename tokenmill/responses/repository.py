@@ -15,8 +15,8 @@ from typing import Any, Literal
 from sqlalchemy import and_, or_, select
 
 from tokenmill.errors import InvalidRequest, NotFound
+from tokenmill.store.app_tables import StoredResponse
 from tokenmill.store.db import Database
-from tokenmill.store.tables import StoredResponse
 
 MAX_CHAIN = 1000
 MAX_LIST_LIMIT = 100

@@ -1,0 +1,3 @@
+"""The database: tables, migrations, sessions (and Redis for shared counters)."""
+
+from tokenmill.store import app_tables as app_tables  # their tables join the metadata

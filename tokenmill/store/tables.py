@@ -531,23 +531,3 @@ class BatchLine(Base):
     response: Mapped[dict[str, Any] | None]
     error: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
-
-
-class StoredResponse(Base):
-    """A response of the Responses API (``store: true``): the response object, its own input
-    items, and the previous response it continues; the conversation is the chain of them."""
-
-    __tablename__ = "responses"
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    key_id: Mapped[str] = mapped_column(String(40))
-    model: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20))
-    previous_response_id: Mapped[str | None] = mapped_column(String(64))
-    body: Mapped[dict[str, Any]]
-    input_items: Mapped[list[Any]] = mapped_column(JSON)
-    include: Mapped[list[Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime]
-
-    __table_args__ = (Index("ix_responses_tenant_created", "tenant_id", "created_at"),)

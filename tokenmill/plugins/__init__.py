@@ -1,0 +1,1 @@
+"""Plugins a tenant's applications call: MCP servers (registry, guard, client)."""

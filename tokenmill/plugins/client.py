@@ -1,0 +1,166 @@
+"""Talking to one MCP server with the ``mcp`` SDK: list its tools, call one.
+
+Every operation opens its own session (streamable HTTP, or a stdio server's process) and
+closes it, all within ``timeout_seconds``: nothing is held between the rounds of a response.
+Whatever goes wrong (unreachable, a protocol error, a hang, a tool's own error) comes back as
+a message for the item the client sees, never as an exception; an output past
+``max_output_bytes`` is cut there and says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx2
+import mcp_types
+import orjson
+from mcp.client.client import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024
+MAX_TOOL_PAGES = 20
+CLIENT_INFO = mcp_types.Implementation(name="tokenmill", version="0.1.0")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where one server is and what to send it."""
+
+    label: str
+    url: str | None = None
+    command: tuple[str, ...] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    tools: list[dict[str, Any]]  # OpenAI's mcp_list_tools shape: name, description, ...
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Called:
+    output: str | None
+    error: str | None = None
+    truncated: bool = False
+
+
+class McpFailure(Exception):
+    """Why an operation on a server failed, in words for the response's item."""
+
+
+class McpClient:
+    def __init__(
+        self,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    ) -> None:
+        self.timeout_seconds = timeout_seconds
+        self.max_output_bytes = max_output_bytes
+
+    async def list_tools(self, endpoint: Endpoint) -> Listed:
+        async def work(client: Client) -> list[dict[str, Any]]:
+            tools: list[dict[str, Any]] = []
+            cursor: str | None = None
+            for _ in range(MAX_TOOL_PAGES):
+                page = await client.list_tools(cursor=cursor)
+                tools.extend(_tool(tool) for tool in page.tools)
+                cursor = page.next_cursor
+                if not cursor:
+                    break
+            return tools
+
+        try:
+            return Listed(await self._session(endpoint, work))
+        except McpFailure as failure:
+            return Listed([], str(failure))
+
+    async def call(self, endpoint: Endpoint, name: str, arguments: dict[str, Any]) -> Called:
+        async def work(client: Client) -> mcp_types.CallToolResult:
+            return await client.call_tool(name, arguments)
+
+        try:
+            result = await self._session(endpoint, work)
+        except McpFailure as failure:
+            return Called(None, str(failure))
+        text = _text(result)
+        data = text.encode()
+        if result.is_error:
+            message = data[: self.max_output_bytes].decode(errors="ignore")
+            return Called(None, message or "The tool reported an error without a message.")
+        if len(data) > self.max_output_bytes:
+            kept = data[: self.max_output_bytes].decode(errors="ignore")
+            return Called(
+                kept,
+                f"The tool's output was {len(data):,} bytes; only the first "
+                f"{self.max_output_bytes:,} are kept.",
+                truncated=True,
+            )
+        return Called(text)
+
+    async def _session(self, endpoint: Endpoint, work: Any) -> Any:
+        try:
+            with anyio.fail_after(self.timeout_seconds):
+                if endpoint.command is not None:
+                    command, *args = endpoint.command
+                    server: Any = StdioServerParameters(command=command, args=args)
+                    async with Client(server, client_info=CLIENT_INFO) as client:
+                        return await work(client)
+                assert endpoint.url is not None
+                http = httpx2.AsyncClient(
+                    headers=endpoint.headers,
+                    timeout=httpx2.Timeout(self.timeout_seconds),
+                    follow_redirects=False,
+                )
+                async with http:
+                    transport = streamable_http_client(endpoint.url, http_client=http)
+                    async with Client(transport, client_info=CLIENT_INFO) as client:
+                        return await work(client)
+        except TimeoutError:
+            raise McpFailure(
+                f"The MCP server '{endpoint.label}' did not answer within "
+                f"{_seconds(self.timeout_seconds)}."
+            ) from None
+        except Exception as error:  # the SDK raises many kinds, often inside a group
+            raise McpFailure(
+                f"The MCP server '{endpoint.label}' failed: {_reason(error)}"
+            ) from None
+
+
+def _tool(tool: mcp_types.Tool) -> dict[str, Any]:
+    annotations = tool.annotations.model_dump(exclude_none=True) if tool.annotations else None
+    return {
+        "name": tool.name,
+        "description": tool.description,
+        "input_schema": tool.input_schema,
+        "annotations": annotations or None,
+    }
+
+
+def _text(result: mcp_types.CallToolResult) -> str:
+    parts: list[str] = []
+    for block in result.content:
+        if isinstance(block, mcp_types.TextContent):
+            parts.append(block.text)
+        else:
+            kind = getattr(block, "mime_type", None) or block.type
+            parts.append(f"[{kind} content not shown]")
+    if not parts and result.structured_content is not None:
+        parts.append(orjson.dumps(result.structured_content).decode())
+    return "\n".join(parts)
+
+
+def _reason(error: BaseException) -> str:
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    message = str(error) or type(error).__name__
+    return message[:500]
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s" if value != math.floor(value) else f"{int(value)} s"
