@@ -60,7 +60,7 @@ def test_features_this_platform_lacks_are_refused(extra: dict[str, Any], param: 
         ([{"type": "web_search"}], "tools[0].type"),
         ([{"type": "computer_use_preview"}], "tools[0].type"),
         (["file_search"], "tools[0].type"),
-        ([WEATHER, {"type": "mcp", "server_label": "x"}], "tools[1].type"),
+        ([WEATHER, {"type": "web_search_preview"}], "tools[1].type"),
         ([WEATHER, WEATHER], "tools[1].name"),
         ([{"type": "function", "name": "has space"}], "tools[0].name"),
         ([{"type": "function", "function": {"name": "f"}}], "tools[0].name"),  # chat's shape

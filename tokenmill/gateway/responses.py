@@ -7,17 +7,19 @@
     GET    /v1/responses                     ?limit=&after=  (a tokenmill extension)
 
 A response runs the agent loop (``responses.loop``) on the tenant's behalf: each model call is
-admitted, routed and metered like a chat call of the same key, each file search like a search
-of the tenant's stores. A stored response (``store``, on by default) can be read back,
-continued with ``previous_response_id`` and deleted; another tenant's response is answered as
-if it did not exist (404). Streamed responses send OpenAI's events, each with its
-``sequence_number``; the response is stored before its last event goes out, so a client that
-has read ``response.completed`` can continue from it at once.
+admitted, routed and metered like a chat call of the same key, each file search like a search of
+the tenant's stores, each MCP call as its own usage event (``gateway.mcp_tools``). A stored
+response (``store``, on by default) can be read back, continued with ``previous_response_id``
+and deleted; another tenant's response is answered as if it did not exist (404). Streamed
+responses send OpenAI's events, each with its ``sequence_number``; the response is stored before
+its last event goes out, so a client that has read ``response.completed`` can continue from it
+at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -29,6 +31,7 @@ from tokenmill.errors import InvalidRequest, NotFound, TokenmillError
 from tokenmill.gateway.file_search import TenantSearch
 from tokenmill.gateway.http import HttpRequest, Response, StreamResponse, json_response
 from tokenmill.gateway.listing import parse_limit
+from tokenmill.gateway.mcp_tools import TenantPlugins
 from tokenmill.gateway.metering import Meter
 from tokenmill.gateway.model_calls import ENDPOINT, TenantModels
 from tokenmill.gateway.services import Services
@@ -37,6 +40,7 @@ from tokenmill.protocol.requests import parse_json_body
 from tokenmill.protocol.tiers import parse_service_tier
 from tokenmill.responses.items import new_id
 from tokenmill.responses.loop import AgentLoop
+from tokenmill.responses.mcp import MCP, check_approvals
 from tokenmill.responses.objects import new_response, shown
 from tokenmill.responses.repository import (
     DEFAULT_LIST_LIMIT,
@@ -82,11 +86,15 @@ async def create_response(services: Services, request: HttpRequest) -> Response 
         search = TenantSearch(services.vector_stores, principal)
         if parsed.file_search is not None:
             await search.check(parsed.file_search, "tools")
+        plugins = TenantPlugins(services, principal)
+        places = [i for i, t in enumerate(body.get("tools") or ()) if t.get("type") == MCP]
+        parsed = dataclasses.replace(parsed, mcp=await plugins.resolve(parsed.mcp, places))
         history: list[dict[str, Any]] = []
         if parsed.previous_response_id is not None:
             history = await asyncio.to_thread(
                 repository.conversation, principal.tenant_id, parsed.previous_response_id
             )
+        check_approvals(parsed.items, history, parsed.mcp)
     except TokenmillError as error:
         meter.finish_error(error)
         raise
@@ -95,8 +103,8 @@ async def create_response(services: Services, request: HttpRequest) -> Response 
     )
     request.request_id = response["id"]
     models = TenantModels(services, principal, entry, tier)
-    loop = AgentLoop(parsed, response, history, models, search, services.clock)
-    run = _Run(services, repository, principal, parsed, response, models)
+    loop = AgentLoop(parsed, response, history, models, search, services.clock, plugins=plugins)
+    run = _Run(services, repository, principal, parsed, response, models, plugins)
     events = loop.run()
     headers = {"x-request-id": response["id"]}
     if not parsed.stream:
@@ -126,6 +134,7 @@ class _Run:
     parsed: ResponseRequest
     response: dict[str, Any]
     models: TenantModels
+    plugins: TenantPlugins
 
     async def stream(
         self, first: dict[str, Any], events: AsyncIterator[dict[str, Any]]
@@ -151,6 +160,7 @@ class _Run:
         """Once the loop is done: every call's usage on disk, then the response stored."""
         self.response["service_tier"] = self.models.served_tier.value
         await self.models.durable()
+        await self.plugins.durable()
         if self.parsed.store:
             await asyncio.to_thread(
                 self.repository.save,

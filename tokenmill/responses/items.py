@@ -3,7 +3,8 @@
 Input is a string (one user message) or a list of items: messages (``role`` ``user``,
 ``system``, ``developer`` or ``assistant``; ``content`` a string or ``input_text`` /
 ``output_text`` parts), ``function_call`` items a response produced and ``function_call_output``
-items the client answers them with, and ``file_search_call`` items echoed back. Every item is
+items the client answers them with, ``file_search_call`` items echoed back, and the ``mcp_``
+items (``responses.mcp``). Every item is
 stored as OpenAI lists it (with an id), and turned into chat messages for each model call: a
 function call becomes an assistant ``tool_calls`` entry, its output a ``tool`` message, and a
 file search the same pair, its results numbered so the model can cite them.
@@ -17,6 +18,7 @@ from typing import Any
 import orjson
 
 from tokenmill.errors import InvalidRequest
+from tokenmill.responses.mcp import DECLINED, ITEM_TYPES, call_result_text, parse_mcp_item
 
 ROLES = frozenset({"user", "system", "developer", "assistant"})
 TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
@@ -96,9 +98,11 @@ def _item(item: Any, where: str) -> dict[str, Any]:
             "queries": queries,
             "results": item.get("results") if isinstance(item.get("results"), list) else None,
         }
+    if kind in ITEM_TYPES:
+        return parse_mcp_item(item, kind, where, new_id)
     raise InvalidRequest(
-        f"'{where}.type' must be 'message', 'function_call', 'function_call_output' or "
-        f"'file_search_call', got {kind!r}.",
+        f"'{where}.type' must be 'message', 'function_call', 'function_call_output', "
+        f"'file_search_call' or an 'mcp_' item, got {kind!r}.",
         param=f"{where}.type",
     )
 
@@ -169,6 +173,11 @@ def search_results_text(results: list[dict[str, Any]]) -> str:
 def to_messages(instructions: str | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Chat messages for a model call over ``items`` (the whole conversation so far)."""
     messages: list[dict[str, Any]] = []
+    declined = {
+        item["approval_request_id"]
+        for item in items
+        if item["type"] == "mcp_approval_response" and not item["approve"]
+    }
     if instructions:
         messages.append({"role": "system", "content": instructions})
     for item in items:
@@ -191,6 +200,11 @@ def to_messages(instructions: str | None, items: list[dict[str, Any]]) -> list[d
                     "content": search_results_text(item.get("results") or []),
                 }
             )
+        elif kind == "mcp_call" or (kind == "mcp_approval_request" and item["id"] in declined):
+            # An approval still awaited, or answered yes (its mcp_call follows), shows nothing.
+            _call(messages, item["id"], item["name"], item["arguments"])
+            text = call_result_text(item) if kind == "mcp_call" else DECLINED
+            messages.append({"role": "tool", "tool_call_id": item["id"], "content": text})
     return messages
 
 

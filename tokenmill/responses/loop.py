@@ -3,10 +3,12 @@
 Each round is one streamed chat call (``Models.open``). Calls of the client's functions end
 the response with ``function_call`` items (the client runs them and sends their output in a
 follow-up response). Calls of ``file_search`` are run here, shown as ``file_search_call``
-items, and their results go back to the model in the next round. The loop stops offering the
-platform's tools once ``max_tool_calls`` of them ran, once the time budget is spent, or when
-the model only repeats a search it already made; ``max_output_tokens`` bounds the output of
-all rounds together (a response cut off by it is ``incomplete``).
+items, and so are the tools of MCP servers (``responses.mcp_run``: ``mcp_call`` items, or an
+``mcp_approval_request`` that ends the response); their results go back to the model in the
+next round. The loop stops offering the platform's tools once ``max_tool_calls`` of them ran,
+once the time budget is spent, or when the model only repeats a call it already made;
+``max_output_tokens`` bounds the output of all rounds together (a response cut off by it is
+``incomplete``).
 
 The loop is an async generator of events (OpenAI's stream, without sequence numbers); the
 response object it was given is complete when the generator is. A failure before the first
@@ -25,6 +27,8 @@ import orjson
 from tokenmill.clock import Clock
 from tokenmill.errors import TokenmillError
 from tokenmill.responses.items import item_text, new_id, to_messages
+from tokenmill.responses.mcp import McpTool, chat_names, definition
+from tokenmill.responses.mcp_run import McpRun, Plugins
 from tokenmill.responses.objects import Usage, shown, shown_item
 from tokenmill.responses.request import FILE_SEARCH, FileSearchTool, ResponseRequest
 from tokenmill.responses.step import Event, PendingCall, Step
@@ -62,9 +66,18 @@ class AgentLoop:
     search: Search
     clock: Clock
     budget_seconds: float = DEFAULT_BUDGET_SECONDS
+    plugins: Plugins | None = None  # runs the request's mcp tools
     usage: Usage = field(default_factory=Usage)
-    platform_calls: int = 0
-    searched: set[str] = field(default_factory=set)
+    searches: int = 0
+    made: set[str] = field(default_factory=set)  # the platform calls made, as ``_key``s
+    mcp: McpRun = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mcp = McpRun(self.request.mcp, self.plugins, self.response["output"])
+
+    @property
+    def platform_calls(self) -> int:
+        return self.searches + self.mcp.calls
 
     @property
     def conversation(self) -> list[dict[str, Any]]:
@@ -77,6 +90,9 @@ class AgentLoop:
             {"type": "response.created", "response": self._shown()},
             {"type": "response.in_progress", "response": self._shown()},
         ]
+        if self.request.mcp:  # approved calls run, and servers not yet listed are
+            opening += [e async for e in self.mcp.approved(self.request.items, self.conversation)]
+            opening += [e async for e in self.mcp.list_missing(self.conversation)]
         forced = self._forced_query()
         if forced is not None:  # searched before the model is called: no query to write
             opening += [event async for event in self._search(forced)]
@@ -87,7 +103,13 @@ class AgentLoop:
             for event in opening:
                 yield event
             while call is not None:
-                step = Step(self.response["output"], self.usage, self._sources())
+                names = self._mcp_names()
+                step = Step(
+                    self.response["output"],
+                    self.usage,
+                    self._sources(),
+                    frozenset({FILE_SEARCH, *names}),
+                )
                 async for chunk in call.chunks():
                     for event in step.feed(chunk):
                         yield event
@@ -98,10 +120,25 @@ class AgentLoop:
                 if step.finish_reason == "length":
                     self._finish("incomplete", {"reason": "max_output_tokens"})
                     break
-                fresh = any(self._query(c) not in self.searched for c in step.platform_calls)
-                async for event in self._searches(step.platform_calls):
-                    yield event
-                if step.client_calls or not step.platform_calls:
+                fresh = any(self._key(c) not in self.made for c in step.platform_calls)
+                waiting = False  # for the client's approval of a call
+                for pending in step.platform_calls:
+                    self.made.add(self._key(pending))
+                    if pending.name == FILE_SEARCH:
+                        events = self._search(self._query(pending))
+                    else:
+                        tool, spec = names[pending.name]
+                        if tool.needs_approval(spec["name"]):
+                            waiting = True
+                            for event in self.mcp.ask(tool, spec["name"], pending.arguments):
+                                yield event
+                            continue
+                        events = self.mcp.call(tool, spec["name"], pending.arguments)
+                    async for event in events:
+                        yield event
+                # Searches beside a call of the client's run too (their results are there for
+                # the follow-up), but the response then ends.
+                if step.client_calls or waiting or not step.platform_calls:
                     self._finish("completed")
                     break
                 remaining = self._remaining_output()
@@ -138,13 +175,6 @@ class AgentLoop:
             dict(self.response, output=list(self.response["output"])), self.request.include
         )
 
-    async def _searches(self, calls: list[PendingCall]) -> AsyncIterator[Event]:
-        """Runs the model's searches (also those beside a call of the client's, which then
-        ends the response: their results are there for the follow-up)."""
-        for call in calls:
-            async for event in self._search(self._query(call)):
-                yield event
-
     async def _search(self, query: str) -> AsyncIterator[Event]:
         tool = self.request.file_search
         assert tool is not None  # the model is offered file_search only with the tool
@@ -164,8 +194,8 @@ class AgentLoop:
         yield {**where, "type": "response.file_search_call.searching"}
         item["results"] = await self.search.search(tool, query)
         item["status"] = "completed"
-        self.platform_calls += 1
-        self.searched.add(query)
+        self.searches += 1
+        self.made.add(query)
         yield {**where, "type": "response.file_search_call.completed"}
         yield {
             "type": "response.output_item.done",
@@ -187,6 +217,26 @@ class AgentLoop:
             if item["type"] == "message" and item["role"] == "user" and item_text(item).strip():
                 return item_text(item).strip()
         return None
+
+    def _mcp_names(self) -> dict[str, tuple[McpTool, dict[str, Any]]]:
+        """The model's name for each MCP tool it may call (``mcp.chat_names``)."""
+        if not self.request.mcp:
+            return {}
+        taken = {f["name"] for f in self.request.functions} | {FILE_SEARCH}
+        return chat_names(self.request.mcp, self.mcp.listings(self.conversation), taken)
+
+    def _key(self, call: PendingCall) -> str:
+        """A call as the loop tells repeats apart: a search by its query, a tool by its name
+        and arguments."""
+        if call.name == FILE_SEARCH:
+            return self._query(call)
+        try:
+            arguments = orjson.dumps(
+                orjson.loads(call.arguments or "{}"), option=orjson.OPT_SORT_KEYS
+            )
+        except orjson.JSONDecodeError:
+            arguments = call.arguments.encode()
+        return f"{call.name}\0{arguments.decode()}"
 
     @staticmethod
     def _query(call: PendingCall) -> str:
@@ -225,15 +275,21 @@ class AgentLoop:
             body["max_tokens"] = remaining
         if (fmt := request.response_format()) is not None:
             body["response_format"] = fmt
-        tools = request.chat_tools()
+        names = self._mcp_names()
+        tools = request.chat_tools() + [definition(n, spec) for n, (_, spec) in names.items()]
         if not platform_tools:
-            tools = [t for t in tools if t["function"]["name"] != FILE_SEARCH]
+            platform = {FILE_SEARCH, *names}
+            tools = [t for t in tools if t["function"]["name"] not in platform]
         if tools and request.tool_choice != "none":
             body["tools"] = tools
-            choice = request.chat_tool_choice() if first else "auto"
+            by_tool = {(tool.server_label, spec["name"]): n for n, (tool, spec) in names.items()}
+            choice = request.chat_tool_choice(by_tool) if first else "auto"
             body["tool_choice"] = choice
-            # One search per round when the search is forced: small models repeat a forced
+            # One call per round when a platform tool is forced: small models repeat a forced
             # call until the output limit when they may make several.
-            forced_search = isinstance(choice, dict) and choice["function"]["name"] == FILE_SEARCH
-            body["parallel_tool_calls"] = request.parallel_tool_calls and not forced_search
+            forced = isinstance(choice, dict) and choice["function"]["name"] in {
+                FILE_SEARCH,
+                *names,
+            }
+            body["parallel_tool_calls"] = request.parallel_tool_calls and not forced
         return body

@@ -2,11 +2,11 @@
 
 Fields: ``model``, ``input`` (a string or a list of items, see ``responses.items``),
 ``instructions``, ``tools`` (``function`` tools, run by the client, and ``file_search`` over the
-tenant's vector stores, run by the platform), ``tool_choice``, ``parallel_tool_calls``,
-``max_tool_calls``, ``max_output_tokens``, ``temperature``, ``top_p``, ``text.format``,
-``store``, ``previous_response_id``, ``stream``, ``include``, ``metadata``, ``user``,
-``service_tier`` and ``truncation``. Anything else is a 400 naming the parameter; so is a
-tool type this platform does not run (``web_search``, ``computer_use``, ...).
+tenant's vector stores, run by the platform), ``tool_choice``, ``parallel_tool_calls``, ``mcp``
+tools (``responses.mcp``), ``max_tool_calls``, ``max_output_tokens``, ``temperature``,
+``top_p``, ``text.format``, ``store``, ``previous_response_id``, ``stream``, ``include``,
+``metadata``, ``user``, ``service_tier`` and ``truncation``. Anything else is a 400 naming the
+parameter; so is a tool type this platform does not run (``web_search``, ``computer_use``, ...).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tokenmill.knowledge.stores import parse_metadata
 from tokenmill.protocol.requests import bool_field
 from tokenmill.protocol.tools import FUNCTION_NAME
 from tokenmill.responses.items import parse_input
+from tokenmill.responses.mcp import MCP, McpTool, parse_mcp_tool
 
 FILE_SEARCH = "file_search"
 INCLUDABLE = frozenset({"file_search_call.results", "message.output_text.logprobs"})
@@ -85,6 +86,7 @@ class ResponseRequest:
     instructions: str | None = None
     functions: tuple[dict[str, Any], ...] = ()  # as given (Responses shape), echoed
     file_search: FileSearchTool | None = None
+    mcp: tuple[McpTool, ...] = ()
     tool_choice: Any = "auto"  # as given, echoed
     parallel_tool_calls: bool = True
     max_tool_calls: int | None = None
@@ -107,6 +109,7 @@ class ResponseRequest:
         out = list(self.functions)
         if self.file_search is not None:
             out.append(self.file_search.raw)
+        out.extend(tool.raw for tool in self.mcp)
         return out
 
     def chat_tools(self) -> list[dict[str, Any]]:
@@ -126,9 +129,13 @@ class ResponseRequest:
             out.append(self.file_search.definition())
         return out
 
-    def chat_tool_choice(self) -> Any:
-        """``tool_choice`` as chat completions take it."""
+    def chat_tool_choice(self, mcp_names: dict[tuple[str, str], str] | None = None) -> Any:
+        """``tool_choice`` as chat completions take it (``mcp_names``: the model's name of
+        each (server label, tool) it is offered)."""
         choice = self.tool_choice
+        if isinstance(choice, dict) and choice["type"] == MCP:
+            name = (mcp_names or {}).get((choice["server_label"], choice.get("name") or ""))
+            return {"type": "function", "function": {"name": name}} if name else "required"
         if isinstance(choice, dict):
             name = FILE_SEARCH if choice["type"] == FILE_SEARCH else choice["name"]
             return {"type": "function", "function": {"name": name}}
@@ -161,14 +168,15 @@ def parse_response_request(body: dict[str, Any]) -> ResponseRequest:
         raise InvalidRequest("'model' is required and must be a non-empty string.", param="model")
     if "input" not in body:
         raise InvalidRequest("Missing required parameter: 'input'.", param="input")
-    functions, file_search = _tools(body.get("tools"))
-    tool_choice = _tool_choice(body.get("tool_choice"), functions, file_search)
+    functions, file_search, mcp = _tools(body.get("tools"))
+    tool_choice = _tool_choice(body.get("tool_choice"), functions, file_search, mcp)
     return ResponseRequest(
         model=model,
         items=parse_input(body["input"]),
         instructions=_optional_str(body, "instructions"),
         functions=functions,
         file_search=file_search,
+        mcp=mcp,
         tool_choice=tool_choice,
         parallel_tool_calls=bool_field(body, "parallel_tool_calls", True),
         max_tool_calls=_positive(body, "max_tool_calls"),
@@ -187,13 +195,16 @@ def parse_response_request(body: dict[str, Any]) -> ResponseRequest:
     )
 
 
-def _tools(raw: Any) -> tuple[tuple[dict[str, Any], ...], FileSearchTool | None]:
+def _tools(
+    raw: Any,
+) -> tuple[tuple[dict[str, Any], ...], FileSearchTool | None, tuple[McpTool, ...]]:
     if raw is None:
-        return (), None
+        return (), None, ()
     if not isinstance(raw, list):
         raise InvalidRequest("'tools' must be an array.", param="tools")
     functions: list[dict[str, Any]] = []
     file_search: FileSearchTool | None = None
+    mcp: list[McpTool] = []
     for i, tool in enumerate(raw):
         where = f"tools[{i}]"
         kind = tool.get("type") if isinstance(tool, dict) else None
@@ -205,9 +216,17 @@ def _tools(raw: Any) -> tuple[tuple[dict[str, Any], ...], FileSearchTool | None]
                     f"'{where}': only one file_search tool is allowed.", param=where
                 )
             file_search = _file_search(tool, where)
+        elif kind == MCP:
+            server = parse_mcp_tool(tool, where)
+            if server.server_label in {m.server_label for m in mcp}:
+                raise InvalidRequest(
+                    f"'{where}.server_label' repeats {server.server_label!r}.",
+                    param=f"{where}.server_label",
+                )
+            mcp.append(server)
         else:
             raise InvalidRequest(
-                f"'{where}.type' must be 'function' or 'file_search', got {kind!r}.",
+                f"'{where}.type' must be 'function', 'file_search' or 'mcp', got {kind!r}.",
                 param=f"{where}.type",
             )
     if file_search is not None and FILE_SEARCH in {f["name"] for f in functions}:
@@ -215,7 +234,7 @@ def _tools(raw: Any) -> tuple[tuple[dict[str, Any], ...], FileSearchTool | None]
             "A function tool may not be named 'file_search' beside the file_search tool.",
             param="tools",
         )
-    return tuple(functions), file_search
+    return tuple(functions), file_search, tuple(mcp)
 
 
 def _function(tool: dict[str, Any], where: str, taken: set[str]) -> dict[str, Any]:
@@ -281,12 +300,15 @@ def _file_search(tool: dict[str, Any], where: str) -> FileSearchTool:
 
 
 def _tool_choice(
-    raw: Any, functions: tuple[dict[str, Any], ...], file_search: FileSearchTool | None
+    raw: Any,
+    functions: tuple[dict[str, Any], ...],
+    file_search: FileSearchTool | None,
+    mcp: tuple[McpTool, ...],
 ) -> Any:
     if raw is None:
         return "auto"
     if raw in ("auto", "none", "required"):
-        if raw == "required" and not functions and file_search is None:
+        if raw == "required" and not functions and file_search is None and not mcp:
             raise InvalidRequest(
                 "'tool_choice' is 'required' but there are no tools.", param="tool_choice"
             )
@@ -297,10 +319,15 @@ def _tool_choice(
         return {"type": "function", "name": raw["name"]}
     if kind == FILE_SEARCH and file_search is not None:
         return {"type": FILE_SEARCH}
+    label = raw.get("server_label") if isinstance(raw, dict) else None
+    if kind == MCP and label in {m.server_label for m in mcp}:
+        if name is not None and not isinstance(name, str):
+            raise InvalidRequest("'tool_choice.name' must be a string.", param="tool_choice.name")
+        return {"type": MCP, "server_label": label, **({"name": name} if name else {})}
     raise InvalidRequest(
         "'tool_choice' must be 'none', 'auto', 'required', "
-        '{"type": "function", "name": ...} naming one of the tools, or {"type": "file_search"} '
-        "with a file_search tool.",
+        '{"type": "function", "name": ...} naming one of the tools, {"type": "file_search"} '
+        'with a file_search tool, or {"type": "mcp", "server_label": ...} naming an mcp tool.',
         param="tool_choice",
     )
 

@@ -3,7 +3,8 @@
 Text becomes a ``message`` item (``output_item.added``, ``content_part.added``,
 ``output_text.delta``... then the ``done`` events, with its citations); each tool call of a
 client's function becomes a ``function_call`` item (``function_call_arguments.delta``...);
-a call of ``file_search`` is collected for the platform to run and shows no events here.
+a call of a tool the platform runs (``file_search``, an MCP server's) is collected for the
+platform to run and shows no events here.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Step:
     output: list[dict[str, Any]]
     usage: Usage
     sources: list[dict[str, Any]]  # the latest file search results, numbered as the model saw
+    platform_names: frozenset[str] = frozenset({FILE_SEARCH})  # the tools the platform runs
     message: dict[str, Any] | None = None
     message_index: int = -1
     calls: dict[int, PendingCall] = field(default_factory=dict)
@@ -106,7 +108,7 @@ class Step:
         if call is None:
             name = str(function.get("name") or "")
             call = self.calls[index] = PendingCall(str(fragment.get("id") or new_id("call")), name)
-            if name != FILE_SEARCH:
+            if name not in self.platform_names:
                 call.item = {
                     "type": "function_call",
                     "id": new_id("fc"),

@@ -1,0 +1,131 @@
+"""The ``mcp`` tools of a tenant's response: resolved against its registry, then run.
+
+``resolve`` happens before the response starts (a 400 naming the tool otherwise): a label
+alone must name one of the tenant's registered servers, whose allowed tools and approval
+policy then join the request's; a ``server_url`` must pass the URL guard. Each listing and
+call is a usage event of its own (endpoint ``responses.mcp``, model ``mcp:<label>``, no
+tokens, no charge), so an operator sees every call a tenant's responses made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from tokenmill.control.keys import Principal
+from tokenmill.errors import InvalidRequest, NotFound, TokenmillError
+from tokenmill.gateway.metering import Meter
+from tokenmill.gateway.services import Services
+from tokenmill.plugins.client import Endpoint
+from tokenmill.plugins.servers import ServerInfo
+from tokenmill.plugins.service import McpService
+from tokenmill.responses.mcp import McpTool
+
+ENDPOINT = "responses.mcp"
+
+
+class TenantPlugins:
+    def __init__(self, services: Services, principal: Principal) -> None:
+        self._services = services
+        self._principal = principal
+        self._registered: dict[str, ServerInfo] = {}
+        self._meters: list[Meter] = []
+
+    async def resolve(self, tools: tuple[McpTool, ...], places: list[int]) -> tuple[McpTool, ...]:
+        """The tools as this tenant may use them (``places``: where each is in the request's
+        ``tools``, for the errors' ``param``)."""
+        if not tools:
+            return tools
+        mcp = self._require()
+        resolved = []
+        for place, tool in zip(places, tools, strict=True):
+            where = f"tools[{place}]"
+            if tool.server_url is not None:
+                await asyncio.to_thread(mcp.guard.check, tool.server_url, f"{where}.server_url")
+                resolved.append(tool)
+                continue
+            server = await asyncio.to_thread(
+                mcp.servers.by_label, self._principal.tenant_id, tool.server_label
+            )
+            if server is None:
+                raise InvalidRequest(
+                    f"'{where}.server_label': no MCP server labelled '{tool.server_label}' is "
+                    "registered for this tenant; register it, or give its server_url.",
+                    param=f"{where}.server_label",
+                    code="mcp_server_not_found",
+                )
+            self._registered[tool.server_label] = server
+            resolved.append(
+                dataclasses.replace(
+                    tool,
+                    allowed=tool.allowed
+                    + (() if server.allowed_tools is None else (server.allowed_tools,)),
+                    approvals=(*tool.approvals, server.require_approval),
+                )
+            )
+        return tuple(resolved)
+
+    async def list_tools(self, tool: McpTool) -> tuple[list[dict[str, Any]], str | None]:
+        meter = self._meter(tool)
+        endpoint, error = await self._endpoint(tool)
+        if endpoint is not None:
+            listed = await self._require().client.list_tools(endpoint)
+            error = listed.error
+        self._finish(meter, error)
+        return ([] if endpoint is None else listed.tools), error
+
+    async def call(
+        self, tool: McpTool, name: str, arguments: dict[str, Any]
+    ) -> tuple[str | None, str | None]:
+        meter = self._meter(tool)
+        endpoint, error = await self._endpoint(tool)
+        if endpoint is None:
+            self._finish(meter, error)
+            return None, error
+        called = await self._require().client.call(endpoint, name, arguments)
+        self._finish(meter, None if called.truncated else called.error)
+        return called.output, called.error
+
+    async def durable(self) -> None:
+        for meter in self._meters:
+            await meter.durable()
+
+    async def _endpoint(self, tool: McpTool) -> tuple[Endpoint | None, str | None]:
+        """Where to reach the server now (its URL checked again: names move)."""
+        mcp = self._require()
+        server = self._registered.get(tool.server_label)
+        try:
+            if server is None:
+                assert tool.server_url is not None
+                await asyncio.to_thread(mcp.guard.check, tool.server_url, "server_url")
+                return Endpoint(tool.server_label, tool.server_url, headers=tool.headers), None
+            if server.url is not None:
+                await asyncio.to_thread(
+                    mcp.guard.check, server.url, "server_url", trusted=server.trusted
+                )
+            headers = await asyncio.to_thread(
+                mcp.servers.headers, self._principal.tenant_id, server.id
+            )
+        except TokenmillError as error:
+            return None, f"The MCP server '{tool.server_label}' may not be called: {error.message}"
+        return Endpoint(tool.server_label, server.url, server.command, headers), None
+
+    def _meter(self, tool: McpTool) -> Meter:
+        services = self._services
+        meter = Meter(services.clock, services.sink, self._principal, services.ids.new(), ENDPOINT)
+        meter.model = f"mcp:{tool.server_label}"
+        self._meters.append(meter)
+        return meter
+
+    @staticmethod
+    def _finish(meter: Meter, error: str | None) -> None:
+        if error is None:
+            meter.finish("ok", 200)
+        else:
+            meter.finish("error", 502, "mcp_error")
+
+    def _require(self) -> McpService:
+        if self._services.mcp is None:
+            raise NotFound("MCP tools are not enabled on this gateway.", param="tools")
+        return self._services.mcp
