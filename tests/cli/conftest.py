@@ -7,6 +7,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tokenmill.cli.main import main
+from tokenmill.clock import SystemClock
+from tokenmill.control.tenants import TenantRepository
+from tokenmill.settings import Settings
+from tokenmill.store.db import Database
+
 
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
@@ -14,3 +20,17 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setenv("TOKENMILL_CONFIG", str(tmp_path / "absent.toml"))
     monkeypatch.delenv("TOKENMILL_DATABASE_URL", raising=False)
     return CliRunner()
+
+
+@pytest.fixture
+def acme(cli: CliRunner) -> str:
+    """The tenant ``acme`` (and ``other``), made with the CLI: acme's id."""
+    for name in ("acme", "other"):
+        assert cli.invoke(main, ["tenants", "create", name]).exit_code == 0
+    db = Database.from_settings(Settings())
+    try:
+        tenant = TenantRepository(db, SystemClock()).get_by_name("acme")
+    finally:
+        db.dispose()
+    assert tenant is not None
+    return tenant.id

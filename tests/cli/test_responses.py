@@ -11,8 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from tokenmill.cli.main import main
-from tokenmill.clock import SystemClock
-from tokenmill.control.tenants import TenantRepository
 from tokenmill.responses.items import message_item
 from tokenmill.responses.objects import new_response
 from tokenmill.responses.repository import ResponseRepository
@@ -54,20 +52,6 @@ def save(
     finally:
         db.dispose()
     return body
-
-
-@pytest.fixture
-def acme(cli: CliRunner) -> str:
-    """The tenant ``acme`` (and ``other``), made with the CLI: acme's id."""
-    for name in ("acme", "other"):
-        assert cli.invoke(main, ["tenants", "create", name]).exit_code == 0
-    db = Database.from_settings(Settings())
-    try:
-        tenant = TenantRepository(db, SystemClock()).get_by_name("acme")
-    finally:
-        db.dispose()
-    assert tenant is not None
-    return tenant.id
 
 
 def answer(text: str, citations: int = 0) -> dict[str, Any]:

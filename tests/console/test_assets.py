@@ -32,6 +32,7 @@ PAGES = (
     "playground",
     "responses",
     "responses_items",
+    "mcp",
     "responses_stored",
 )
 

@@ -12,6 +12,7 @@ from tokenmill.cli.admin import COMMANDS, limit_options, terms_from
 from tokenmill.cli.batches import batches
 from tokenmill.cli.files import files
 from tokenmill.cli.library import deployments, models
+from tokenmill.cli.mcp import mcp
 from tokenmill.cli.responses import responses
 from tokenmill.cli.sim import sim
 from tokenmill.clock import SystemClock
@@ -173,7 +174,7 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-for _command in (*COMMANDS, models, deployments, files, batches, responses):
+for _command in (*COMMANDS, models, deployments, files, batches, responses, mcp):
     main.add_command(_command)
 main.add_command(sim)
 

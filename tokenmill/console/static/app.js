@@ -12,10 +12,11 @@ import * as usage from "./pages/usage.js";
 import * as levels from "./pages/levels.js";
 import * as playground from "./pages/playground.js";
 import * as responses from "./pages/responses.js";
+import * as mcp from "./pages/mcp.js";
 
 const PAGES = {
   overview, models, deployments, keys, files, knowledge, batches, usage, levels, playground,
-  responses,
+  responses, mcp,
 };
 const TENANT = "tokenmill.tenant";
 const main = document.getElementById("main");
@@ -100,7 +101,9 @@ async function route() {
   }
   const root = h(`div.page#page-${name}`);
   main.replaceChildren(root);
-  document.title = `${name[0].toUpperCase()}${name.slice(1)} · tokenmill`;
+  const link = document.querySelector(`#nav a[href="#/${name}"]`);
+  const fallback = `${name[0].toUpperCase()}${name.slice(1)}`;
+  document.title = `${link ? link.title || link.textContent : fallback} · tokenmill`;
   try {
     await page.render(root, context());
   } catch (error) {
