@@ -28,6 +28,7 @@ class Running:
     endpoint: str = "chat.completions"
     stream: bool = True
     service_tier: str = "default"
+    app_id: str | None = None
     content_events: int = 0
 
 

@@ -258,6 +258,21 @@ async def test_a_forced_search_runs_the_user_s_message_before_the_model(choice: 
     assert events[0]["response"]["output"] == []  # created before anything ran
 
 
+async def test_a_rewrite_step_writes_the_forced_search_s_query() -> None:
+    asked: list[str] = []
+
+    async def rewrite(question: str) -> str:
+        asked.append(question)
+        return "tea brewing temperature"
+
+    run = setup([reply("80 degrees [1].")], tools=[SEARCH], tool_choice={"type": "file_search"})
+    run.loop.rewrite = rewrite
+    await run.events()
+    assert asked == ["How do I brew tea?"]
+    assert run.search.queries == ["tea brewing temperature"]
+    assert run.loop.response["output"][0]["queries"] == ["tea brewing temperature"]
+
+
 async def test_required_with_functions_lets_the_model_choose() -> None:
     run = setup([reply(calls=[("get_weather", '{"city": "Oslo"}')])],
                 tools=[WEATHER, SEARCH], tool_choice="required")  # fmt: skip

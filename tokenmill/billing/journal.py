@@ -72,6 +72,7 @@ class Running(Protocol):
     endpoint: str
     stream: bool
     service_tier: str
+    app_id: str | None
     content_events: int
 
     @property
@@ -158,6 +159,7 @@ def replay(directory: Path, cost_of: Callable[[UsageEvent], int]) -> list[UsageE
             error_code=LOST_CODE,
             created_at=datetime.fromisoformat(begun["created_at"]),
             service_tier=begun.get("service_tier", "default"),
+            app_id=begun.get("app_id"),
         )
         ended[request_id] = lost.with_cost(cost_of(lost))
     return list(ended.values())
@@ -223,6 +225,7 @@ class UsageJournal:
                 "endpoint": request.endpoint,
                 "stream": request.stream,
                 "service_tier": request.service_tier,
+                "app_id": request.app_id,
                 "created_at": self._utcnow().isoformat(),
             }
         )

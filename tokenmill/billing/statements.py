@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ from tokenmill.errors import InvalidRequest
 from tokenmill.store.db import Database
 from tokenmill.store.tables import LedgerEntry, UsageRecord
 
-GROUPS = ("model", "key", "day", "service_tier")
+GROUPS = ("model", "key", "day", "service_tier", "app")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,7 @@ class Statement:
     usage_micros: int  # = minus the month's usage debits in the ledger
     credits_micros: int  # top-ups and adjustments in the month
     closing_balance_micros: int  # at the end of the month
+    apps: list[UsageRow] = field(default_factory=list)  # the part that ran through Apps
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +60,7 @@ class Statement:
             "total": format_micros(self.usage_micros),
             "credits_micros": self.credits_micros,
             "closing_balance_micros": self.closing_balance_micros,
+            "apps": [line.as_json() for line in self.apps],
         }
 
     def as_csv(self) -> str:
@@ -108,8 +110,8 @@ class Reports:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[UsageRow]:
-        """Usage of one tenant grouped by ``model``, ``key``, ``day`` (UTC) or
-        ``service_tier``, in [since, until)."""
+        """Usage of one tenant grouped by ``model``, ``key``, ``day`` (UTC), ``service_tier``
+        or ``app`` (``none``: not through an App), in [since, until)."""
         if group_by not in GROUPS:
             raise InvalidRequest(f"group_by is one of {', '.join(GROUPS)}.", param="group_by")
         r = UsageRecord
@@ -118,6 +120,7 @@ class Reports:
             "key": r.key_id,
             "day": r.created_at,
             "service_tier": r.service_tier,
+            "app": r.app_id,
         }[group_by]
         query = select(
             column,
@@ -135,7 +138,7 @@ class Reports:
         with self._db.session() as session:
             for key, *numbers in session.execute(query.group_by(column)):
                 # Days are grouped here, not in SQL: the same on SQLite and PostgreSQL.
-                name = _day(key) if group_by == "day" else str(key)
+                name = _day(key) if group_by == "day" else str(key or "none")
                 sums = totals.setdefault(name, [0] * 5)
                 for index, value in enumerate(numbers):
                     sums[index] += int(value or 0)
@@ -172,4 +175,5 @@ class Reports:
                     entry.tenant_id == tenant_id, entry.created_at < end
                 )
             ).scalar_one()
-        return Statement(tenant_id, month, lines, -int(debits), int(credits), int(closing))
+        apps = [row for row in self.usage(tenant_id, "app", start, end) if row.group != "none"]
+        return Statement(tenant_id, month, lines, -int(debits), int(credits), int(closing), apps)

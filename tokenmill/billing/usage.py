@@ -27,6 +27,7 @@ _MAX_CHARS = {
     "endpoint": 40,
     "error_code": 64,
     "service_tier": 20,
+    "app_id": 40,
 }
 _COUNTS = ("prompt_tokens", "cached_tokens", "completion_tokens", "cost_micros")
 
@@ -52,6 +53,7 @@ class UsageEvent:
     created_at: datetime
     cost_micros: int = 0
     service_tier: str = "default"
+    app_id: str | None = None  # the App a response ran for (usage per App)
 
     def __post_init__(self) -> None:
         if not self.request_id:
@@ -94,6 +96,7 @@ class UsageEvent:
             created_at=row.created_at,
             cost_micros=row.cost_micros,
             service_tier=row.service_tier,
+            app_id=row.app_id,
         )
 
 

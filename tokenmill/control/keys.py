@@ -20,6 +20,8 @@ from tokenmill.store.db import Database
 from tokenmill.store.tables import ApiKey, Tenant
 
 KEY_PREFIX = "tm-"
+APP_KEY_PREFIX = "tm-app-"
+APP_SCOPE = "app:"
 DISPLAY_PREFIX_CHARS = 11
 ALL_SCOPES = "*"
 MAX_KEY_NAME_CHARS = 200
@@ -32,8 +34,9 @@ class Role(StrEnum):
     INFERENCE = "inference"
 
 
-def generate_secret() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+def generate_secret(app: bool = False) -> str:
+    """An App's key reads ``tm-app-…``: the gateway tells it apart without a lookup."""
+    return (APP_KEY_PREFIX if app else KEY_PREFIX) + secrets.token_urlsafe(32)
 
 
 def hash_secret(secret: str) -> str:
@@ -75,6 +78,16 @@ class Principal:
 
     def may_use_model(self, model: str) -> bool:
         return self.allowed_models is None or model in self.allowed_models
+
+    @property
+    def app_id(self) -> str | None:
+        """The one App an App's key may call; None for a key not bound to an App."""
+        if ALL_SCOPES in self.scopes:
+            return None
+        for scope in self.scopes:
+            if scope.startswith(APP_SCOPE):
+                return scope.removeprefix(APP_SCOPE)
+        return None
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -255,7 +268,8 @@ class KeyRepository:
                 raise InvalidRequest("expires_at must carry a time zone.", param="expires_at")
             if expires_at <= now:
                 raise InvalidRequest("expires_at must be in the future.", param="expires_at")
-        secret = generate_secret()
+        scopes = list(scopes)
+        secret = generate_secret(app=any(scope.startswith(APP_SCOPE) for scope in scopes))
         row = ApiKey(
             id=new_key_id(),
             tenant_id=tenant_id,
@@ -319,7 +333,8 @@ class KeyRepository:
             return [(key_id, at) for key_id, at in session.execute(query) if at is not None]
 
     def principal(self, key_id: str) -> Principal | None:
-        """Who a key acts as, by its id: for work done later on its behalf (a batch)."""
+        """Who a key acts as, by its id: for work done later on its behalf (a batch, an
+        App's public page)."""
         return self._principal(ApiKey.id == key_id)
 
     def principal_for_secret_hash(self, secret_hash: str) -> Principal | None:

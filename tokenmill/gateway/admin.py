@@ -11,7 +11,7 @@ see; the work (database reads and writes) runs in a thread, off the event loop. 
     POST /admin/v1/keys/{id}/revoke
     GET  /admin/v1/prices                       POST /admin/v1/prices
     GET  /admin/v1/tenants/{id}/credits         POST /admin/v1/tenants/{id}/credits
-    GET  /admin/v1/tenants/{id}/usage?group_by=model|key|day|service_tier&since=&until=
+    GET  /admin/v1/tenants/{id}/usage?group_by=model|key|day|service_tier|app&since=&until=
     GET  /admin/v1/tenants/{id}/service_levels?since=&until=   GET /admin/v1/service_levels
     GET  /admin/v1/tenants/{id}/statements/{YYYY-MM}[.csv]
     ... and the routes of admin_library (models, fleet), admin_console and admin_mcp

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from tokenmill.console.assets import ConsoleAssets
 from tokenmill.errors import MethodNotAllowed, NotFound, TokenmillError
-from tokenmill.gateway import batches, files, responses, routes, vector_stores
+from tokenmill.gateway import apps, batches, embed, files, responses, routes, vector_stores
 from tokenmill.gateway.http import (
     ClientDisconnected,
     HttpRequest,
@@ -33,6 +33,7 @@ EXACT: dict[str, dict[str, Handler]] = {
     "/v1/vector_stores": {"GET": vector_stores.list_stores, "POST": vector_stores.create_store},
     "/v1/batches": {"GET": batches.list_batches, "POST": batches.create_batch},
     "/v1/responses": {"GET": responses.list_responses, "POST": responses.create_response},
+    "/v1/apps": {"GET": apps.apps_root, "POST": apps.apps_root},
     "/health": {"GET": routes.health},
     "/metrics": {"GET": routes.metrics},
     "/console": {"GET": console},
@@ -60,6 +61,8 @@ PREFIXED: list[tuple[str, str, dict[str, Handler]]] = [
         responses.PATH_PARAM,
         {"GET": responses.response_get, "DELETE": responses.response_delete},
     ),
+    ("/v1/apps/", apps.PATH_PARAM, {"GET": apps.app_resource, "POST": apps.app_resource}),
+    ("/apps/", embed.PATH_PARAM, {"GET": embed.embed, "POST": embed.embed}),
     ("/console/", "console_path", {"GET": console}),
     (
         "/admin/v1/",
@@ -105,7 +108,9 @@ class GatewayApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = HttpRequest(scope, receive)
         try:
-            response = await _find(request)(self.services, request)
+            handler = _find(request)
+            await apps.app_scope(self.services, request)
+            response = await handler(self.services, request)
         except TokenmillError as error:
             response = error_response(request, error)
         except ClientDisconnected:

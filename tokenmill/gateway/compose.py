@@ -10,6 +10,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
+from tokenmill.apps.repository import AppRepository
 from tokenmill.batches.execution import KIND as BATCH
 from tokenmill.batches.execution import batch_handler
 from tokenmill.batches.repository import BatchRepository
@@ -171,6 +172,7 @@ def build_gateway(
         files=files,
         responses=ResponseRepository(db),
         mcp=mcp,
+        apps=AppRepository(db, clock),
         ttft_targets=targets,
         metrics=GatewayMetrics(
             known=lambda model: directory.lookup(model) is not None,

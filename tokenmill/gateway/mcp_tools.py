@@ -31,6 +31,7 @@ class TenantPlugins:
         self._principal = principal
         self._registered: dict[str, ServerInfo] = {}
         self._meters: list[Meter] = []
+        self.app_id: str | None = None  # the App the response runs for
 
     async def resolve(self, tools: tuple[McpTool, ...], places: list[int]) -> tuple[McpTool, ...]:
         """The tools as this tenant may use them (``places``: where each is in the request's
@@ -115,6 +116,7 @@ class TenantPlugins:
         services = self._services
         meter = Meter(services.clock, services.sink, self._principal, services.ids.new(), ENDPOINT)
         meter.model = f"mcp:{tool.server_label}"
+        meter.app_id = self.app_id
         self._meters.append(meter)
         return meter
 

@@ -64,6 +64,7 @@ class Meter:
     finished: bool = False
     ticket: Settlement | None = None
     service_tier: str = "default"
+    app_id: str | None = None  # the App a response ran for
     _durable: Awaitable[None] | None = None
 
     @property
@@ -117,6 +118,7 @@ class Meter:
                 created_at=created_at,
                 cost_micros=cost,
                 service_tier=self.service_tier,
+                app_id=self.app_id,
             )
         )
         if self.ticket is not None:

@@ -33,10 +33,11 @@ from tokenmill.gateway.relay import StreamBroken, StreamRelay, read_reply, relay
 from tokenmill.gateway.routing import Lease
 from tokenmill.gateway.services import Services
 from tokenmill.gateway.upstream import UpstreamResponse
-from tokenmill.protocol.requests import parse_chat
+from tokenmill.protocol.requests import parse_chat, parse_completion
 from tokenmill.protocol.tiers import ServiceTier
 
 CHAT_PATH = "/v1/chat/completions"
+COMPLETIONS_PATH = "/v1/completions"
 ENDPOINT = "responses"
 ERROR_CLASSES: dict[int, type[TokenmillError]] = {
     400: InvalidRequest,
@@ -70,19 +71,24 @@ class TenantModels:
         self._tier = tier
         self._meters: list[Meter] = []
         self.served_tier = tier
+        self.app_id: str | None = None  # the App the response runs for, on each usage event
 
     async def open(self, body: dict[str, Any]) -> StreamedCall:
+        """A streamed chat call (``/v1/chat/completions``), or, for a model that only
+        completes text, a streamed ``/v1/completions`` call when ``body`` has a ``prompt``."""
         services = self._services
         meter = Meter(services.clock, services.sink, self._principal, services.ids.new(), ENDPOINT)
         meter.model = self._entry.id
         meter.stream = True
+        meter.app_id = self.app_id
         self._meters.append(meter)
         try:
-            parsed = parse_chat(body)
+            plain = "prompt" in body
+            parsed = parse_completion(body) if plain else parse_chat(body)
             call = Call(
                 self._principal,
                 self._entry,
-                CHAT_PATH,
+                COMPLETIONS_PATH if plain else CHAT_PATH,
                 body,
                 len(orjson.dumps(body)),
                 parsed.sampling,

@@ -28,6 +28,7 @@ import orjson
 
 from tokenmill.control.keys import Principal
 from tokenmill.errors import InvalidRequest, NotFound, TokenmillError
+from tokenmill.gateway.app_prompts import apply_prompt, rewriter
 from tokenmill.gateway.file_search import TenantSearch
 from tokenmill.gateway.http import HttpRequest, Response, StreamResponse, json_response
 from tokenmill.gateway.listing import parse_limit
@@ -55,7 +56,7 @@ PATH_PARAM = "response_path"
 TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete"})
 
 
-async def _caller(services: Services, request: HttpRequest) -> tuple[Principal, ResponseRepository]:
+async def caller(services: Services, request: HttpRequest) -> tuple[Principal, ResponseRepository]:
     principal = await services.keys.authenticate(request.header(AUTHORIZATION))
     if services.responses is None:
         raise NotFound("The Responses API is not enabled on this gateway.", code="not_found")
@@ -63,13 +64,56 @@ async def _caller(services: Services, request: HttpRequest) -> tuple[Principal, 
 
 
 async def create_response(services: Services, request: HttpRequest) -> Response | StreamResponse:
-    principal, repository = await _caller(services, request)
-    # A request refused before its first model call is recorded as one (at no cost), as the
-    # chat route records its refusals; each model call is then metered on its own.
+    principal, repository = await caller(services, request)
+    started = await start_response(services, principal, repository, request)
+    headers = {"x-request-id": started.response["id"]}
+    if not started.parsed.stream:
+        await started.complete()
+        return json_response(started.shown(), headers=headers)
+    events = started.events
+    first = await anext(events)  # the first model call is admitted and sent, or this raises
+    return StreamResponse(
+        started.run.stream(first, events),
+        headers={**headers, "cache-control": "no-cache"},
+        on_close=lambda: _close_later(events),
+    )
+
+
+@dataclass(slots=True)
+class Started:
+    """A response whose loop is ready to run (``events``), nothing of it sent yet."""
+
+    parsed: ResponseRequest
+    response: dict[str, Any]
+    events: AsyncIterator[dict[str, Any]]
+    run: _Run
+
+    async def complete(self) -> None:
+        async for _ in self.events:
+            pass
+        await self.run.finish()
+
+    def shown(self) -> dict[str, Any]:
+        return shown(self.response, self.parsed.include)
+
+
+async def start_response(
+    services: Services,
+    principal: Principal,
+    repository: ResponseRepository,
+    request: HttpRequest,
+    given: dict[str, Any] | None = None,
+) -> Started:
+    """Checks a request (the body of ``request``, or ``given``) and readies its loop.
+
+    A request refused here is recorded as one (at no cost), as the chat route records its
+    refusals; each model call is then metered on its own."""
     meter = Meter(services.clock, services.sink, principal, services.ids.new(), ENDPOINT)
     request.request_id = meter.request_id
     try:
-        body = parse_json_body(await request.body())
+        body = given if given is not None else parse_json_body(await request.body())
+        body, app = await apply_prompt(services, principal, body)
+        meter.app_id = app.app_id if app is not None else None
         if isinstance(body.get("model"), str):
             meter.model = body["model"]
         parsed = parse_response_request(body)
@@ -95,29 +139,24 @@ async def create_response(services: Services, request: HttpRequest) -> Response 
                 repository.conversation, principal.tenant_id, parsed.previous_response_id
             )
         check_approvals(parsed.items, history, parsed.mcp)
+        rewrite = rewriter(services, principal, app, tier)
     except TokenmillError as error:
         meter.finish_error(error)
         raise
     response = new_response(
         new_id("resp"), parsed, parsed.model, int(services.clock.utcnow().timestamp()), tier.value
     )
+    if app is not None:
+        response["prompt"] = app.prompt
     request.request_id = response["id"]
     models = TenantModels(services, principal, entry, tier)
-    loop = AgentLoop(parsed, response, history, models, search, services.clock, plugins=plugins)
+    models.app_id = plugins.app_id = meter.app_id
+    loop = AgentLoop(
+        parsed, response, history, models, search, services.clock, plugins=plugins,
+        rewrite=rewrite,
+    )  # fmt: skip
     run = _Run(services, repository, principal, parsed, response, models, plugins)
-    events = loop.run()
-    headers = {"x-request-id": response["id"]}
-    if not parsed.stream:
-        async for _ in events:
-            pass
-        await run.finish()
-        return json_response(shown(response, parsed.include), headers=headers)
-    first = await anext(events)  # the first model call is admitted and sent, or this raises
-    return StreamResponse(
-        run.stream(first, events),
-        headers={**headers, "cache-control": "no-cache"},
-        on_close=lambda: _close_later(events),
-    )
+    return Started(parsed, response, loop.run(), run)
 
 
 def _close_later(events: AsyncIterator[dict[str, Any]]) -> None:
@@ -176,7 +215,7 @@ class _Run:
 async def list_responses(services: Services, request: HttpRequest) -> Response:
     """``GET /v1/responses?limit=&after=``: the tenant's stored responses, newest first (a
     tokenmill extension; OpenAI's API has no such list)."""
-    principal, repository = await _caller(services, request)
+    principal, repository = await caller(services, request)
     query = request.query()
     page = await asyncio.to_thread(
         lambda: repository.list(
@@ -193,7 +232,7 @@ async def list_responses(services: Services, request: HttpRequest) -> Response:
 
 async def response_get(services: Services, request: HttpRequest) -> Response:
     """``GET /v1/responses/{id}`` and ``GET /v1/responses/{id}/input_items``."""
-    principal, repository = await _caller(services, request)
+    principal, repository = await caller(services, request)
     response_id, _, rest = request.path_params[PATH_PARAM].partition("/")
     query = request.query()
     if rest == "input_items":
@@ -218,7 +257,7 @@ async def response_get(services: Services, request: HttpRequest) -> Response:
 
 
 async def response_delete(services: Services, request: HttpRequest) -> Response:
-    principal, repository = await _caller(services, request)
+    principal, repository = await caller(services, request)
     response_id = request.path_params[PATH_PARAM]
     if "/" in response_id:
         raise NotFound(f"No route DELETE {request.path}.", code="not_found")

@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tokenmill.apps.repository import AppRepository
 from tokenmill.batches.service import BatchService
 from tokenmill.billing.journal import UsageJournal
 from tokenmill.billing.usage import UsageEvent
@@ -71,6 +72,7 @@ class Services:
     batches: BatchService | None = None  # the /v1/batches API
     responses: ResponseRepository | None = None  # the /v1/responses API
     mcp: McpService | None = None  # tenants' MCP servers (registry, guard, client)
+    apps: AppRepository | None = None  # tenants' Apps (/v1/apps, prompt on /v1/responses)
     metrics: GatewayMetrics | None = None  # GET /metrics
     ttft_targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TTFT_TARGETS))
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)

@@ -18,7 +18,7 @@ model call started propagates (the request gets its 4xx); a later one fails the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -67,6 +67,7 @@ class AgentLoop:
     clock: Clock
     budget_seconds: float = DEFAULT_BUDGET_SECONDS
     plugins: Plugins | None = None  # runs the request's mcp tools
+    rewrite: Callable[[str], Awaitable[str]] | None = None  # a forced search's query writer
     usage: Usage = field(default_factory=Usage)
     searches: int = 0
     made: set[str] = field(default_factory=set)  # the platform calls made, as ``_key``s
@@ -94,6 +95,8 @@ class AgentLoop:
             opening += [e async for e in self.mcp.approved(self.request.items, self.conversation)]
             opening += [e async for e in self.mcp.list_missing(self.conversation)]
         forced = self._forced_query()
+        if forced is not None and self.rewrite is not None:
+            forced = await self.rewrite(forced)
         if forced is not None:  # searched before the model is called: no query to write
             opening += [event async for event in self._search(forced)]
         call: ModelCall | None = await self.models.open(  # after a forced search, an answer

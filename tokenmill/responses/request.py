@@ -156,7 +156,7 @@ def parse_response_request(body: dict[str, Any]) -> ResponseRequest:
     unknown = sorted(k for k in body if k not in FIELDS)
     if unknown:
         raise InvalidRequest(f"Unknown parameter: '{unknown[0]}'.", param=unknown[0])
-    for unsupported in ("prompt", "reasoning"):
+    for unsupported in ("prompt", "reasoning"):  # a prompt is applied by the gateway first
         if body.get(unsupported) is not None:
             raise InvalidRequest(
                 f"'{unsupported}' is not supported by this platform yet.", param=unsupported

@@ -1,4 +1,4 @@
-"""Tables of what tenants build on the models: stored responses and MCP servers.
+"""Tables of what tenants build on the models: stored responses, MCP servers and Apps.
 
 They join ``tables.Base``'s metadata when ``tokenmill.store`` is imported.
 """
@@ -60,3 +60,34 @@ class McpServer(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (UniqueConstraint("tenant_id", "label", name="uq_mcp_servers_tenant_label"),)
+
+
+class App(Base):
+    """A tenant's App: a name, its published version, whether its chat page is public."""
+
+    __tablename__ = "apps"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    published_version: Mapped[int | None]
+    latest_version: Mapped[int]
+    embed: Mapped[bool]
+    embed_key_id: Mapped[str | None] = mapped_column(String(40))  # the public page acts as it
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_apps_tenant", "tenant_id"),)
+
+
+class AppVersion(Base):
+    """One immutable configuration of an App (``apps.config``)."""
+
+    __tablename__ = "app_versions"
+
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True)
+    config: Mapped[dict[str, Any]]
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_by: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime]

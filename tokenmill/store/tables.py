@@ -224,6 +224,7 @@ class UsageRecord(Base):
     service_tier: Mapped[str] = mapped_column(
         String(20), default="default", server_default="default"
     )
+    app_id: Mapped[str | None] = mapped_column(String(40))  # the App a response ran for
 
     __table_args__ = (
         Index("ix_usage_tenant_created", "tenant_id", "created_at"),

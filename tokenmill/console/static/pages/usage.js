@@ -88,8 +88,8 @@ export async function render(root, ctx) {
     const base = `/admin/v1/tenants/${ctx.tenantId}`;
     const query = (group) => api(`${base}/usage?group_by=${group}&since=${encodeURIComponent(since)}`)
       .then((r) => r.data);
-    const [byDay, byModel, byKey, byTier, credits] = await Promise.all([
-      query("day"), query("model"), query("key"), query("service_tier"),
+    const [byDay, byModel, byKey, byTier, byApp, credits] = await Promise.all([
+      query("day"), query("model"), query("key"), query("service_tier"), query("app"),
       api(`${base}/credits?limit=10`)]);
     const total = (name) => byDay.reduce((sum, r) => sum + r[name], 0);
     body.replaceChildren(
@@ -104,6 +104,7 @@ export async function render(root, ctx) {
         usageTable(byModel, "Model", (g) => g)),
       section("By key", groupCharts("key", byKey, keyName), usageTable(byKey, "Key", keyName)),
       section("By service tier", usageTable(byTier, "Tier", (g) => g)),
+      section("By App", usageTable(byApp, "App", (g) => (g === "none" ? "not through an App" : g))),
       section("Credits", table([
         { label: "When", cell: (e) => when(e.created_at) },
         { label: "Kind", cell: (e) => e.kind },
