@@ -11,7 +11,11 @@ per text). Each round times, in the same run:
 - ``response``: one ``POST /v1/responses`` whose loop makes three model calls and two searches;
 - ``calls``: the same three chat calls and two searches made by the client itself through the
   gateway (``/v1/chat/completions`` streamed, ``/v1/vector_stores/{id}/search``);
-- ``chat``: the three chat calls alone.
+- ``chat``: the three chat calls alone;
+- ``mcp_response``: a response whose loop lists an MCP server's tools (the test MCP server,
+  streamable HTTP on a local port) and makes three model calls and two MCP calls;
+- ``mcp_calls``: the same listing, chat calls and MCP calls made by the client, with the same
+  client code (a session per operation, as the platform opens them).
 
 ``response - calls`` is the platform time the loop adds beyond the calls it makes (bookkeeping,
 events, storing the response; the client's extra round trips count against it), and
@@ -37,11 +41,13 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.gateway import MODEL, _wait, read_body
+from tests.plugins.mcp_server import running
 from tokenmill.fleet.local import free_port
 
 EMBEDDINGS = "all-minilm-l6-v2"
 DIMENSIONS = 384
 QUERIES = ("parental leave", "travel expenses")
+ADDS = ({"a": 2, "b": 3}, {"a": 5, "b": 8})
 HANDBOOK = (
     "# Handbook\n\n## Parental leave\nEvery employee may take sixteen weeks of paid parental "
     "leave.\n\n## Expenses\nTravel expenses are refunded within thirty days.\n"
@@ -61,13 +67,18 @@ def _sse(*chunks: dict[str, Any]) -> bytes:
 
 
 def _chat(request: dict[str, Any]) -> bytes:
-    """A search while fewer than two tool results are in the request, then an answer."""
+    """A search (or, when it is offered, a call of the MCP tool ``add``) while fewer than two
+    tool results are in the request, then an answer."""
     searched = sum(1 for m in request["messages"] if m["role"] == "tool")
     usage = {"choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 8}}
+    offered = {tool["function"]["name"] for tool in request.get("tools") or ()}
     if searched < len(QUERIES):
-        arguments = orjson.dumps({"query": QUERIES[searched]}).decode()
+        name = "add" if "add" in offered else "file_search"
+        arguments = orjson.dumps(
+            ADDS[searched] if name == "add" else {"query": QUERIES[searched]}
+        ).decode()
         call = {"index": 0, "id": f"call_{searched}", "type": "function",
-                "function": {"name": "file_search", "arguments": arguments}}  # fmt: skip
+                "function": {"name": name, "arguments": arguments}}  # fmt: skip
         return _sse(
             {"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]},
             {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
@@ -150,6 +161,10 @@ def run_gateway(port: int, replica_port: int, data_dir: Path) -> None:
         gateway.close()
 
 
+def _tenant(http: httpx.Client) -> str:
+    return str(http.get("/admin/v1/me").json()["tenant_id"])
+
+
 def _store(http: httpx.Client) -> str:
     uploaded = http.post(
         "/v1/files", files={"file": ("handbook.md", HANDBOOK.encode())},
@@ -175,6 +190,46 @@ def _response(http: httpx.Client, store_id: str) -> float:
     kinds = [item["type"] for item in reply.json()["output"]]
     assert kinds == ["file_search_call", "file_search_call", "message"], reply.text
     return elapsed
+
+
+def _mcp_response(http: httpx.Client) -> float:
+    started = time.perf_counter()
+    reply = http.post("/v1/responses", json={
+        "model": MODEL, "input": "What is 2 + 3, plus 5 + 8?",
+        "tools": [{"type": "mcp", "server_label": "calc", "require_approval": "never"}],
+    })  # fmt: skip
+    elapsed = time.perf_counter() - started
+    kinds = [item["type"] for item in reply.json()["output"]]
+    assert kinds == ["mcp_list_tools", "mcp_call", "mcp_call", "message"], reply.text
+    return elapsed
+
+
+def _mcp_calls(http: httpx.Client, url: str) -> float:
+    """The loop's three chat calls and two MCP calls (each its own session, as the platform
+    makes them, with the same SDK) made by the client, in order; the tools listed first."""
+    import asyncio
+
+    from tokenmill.plugins.client import Endpoint, McpClient
+
+    client, endpoint = McpClient(), Endpoint("calc", url)
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "What is 2 + 3?"}]
+    started = time.perf_counter()
+    listed = asyncio.run(client.list_tools(endpoint))
+    tools = [{"type": "function", "function": {"name": t["name"], "parameters": t["input_schema"]}}
+             for t in listed.tools]  # fmt: skip
+    for n in range(len(ADDS) + 1):
+        body = {"model": MODEL, "messages": messages, "stream": True, "tools": tools}
+        with http.stream("POST", "/v1/chat/completions", json=body) as reply:
+            for _ in reply.iter_bytes():
+                pass
+        if n < len(ADDS):
+            called = asyncio.run(client.call(endpoint, "add", ADDS[n]))
+            call = {"id": f"call_{n}", "type": "function",
+                    "function": {"name": "add", "arguments": json.dumps(ADDS[n])}}  # fmt: skip
+            messages = [*messages, {"role": "assistant", "content": None, "tool_calls": [call]},
+                        {"role": "tool", "tool_call_id": f"call_{n}",
+                         "content": called.output or ""}]  # fmt: skip
+    return time.perf_counter() - started
 
 
 def _calls(http: httpx.Client, store_id: str, searches: bool) -> float:
@@ -216,15 +271,28 @@ def main() -> None:
         _wait(f"http://127.0.0.1:{port}/health")
         key = (data_dir / "key").read_text()
         headers = {"authorization": f"Bearer {key}"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as http:
+        with (
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as http,
+            running() as mcp_url,
+        ):
             store_id = _store(http)
+            registered = http.post(
+                f"/admin/v1/tenants/{_tenant(http)}/mcp_servers",
+                json={"label": "calc", "url": mcp_url, "require_approval": "never"},
+            )
+            assert registered.is_success, registered.text
             for _ in range(3):  # warm: connections, caches, the first query's snapshot
                 _response(http, store_id), _calls(http, store_id, True)
-            times: dict[str, list[float]] = {"response": [], "calls": [], "chat": []}
-            for _ in range(args.rounds):  # alternating, so drift hits all three alike
+                _mcp_response(http), _mcp_calls(http, mcp_url)
+            times: dict[str, list[float]] = {
+                "response": [], "calls": [], "chat": [], "mcp_response": [], "mcp_calls": []
+            }  # fmt: skip
+            for _ in range(args.rounds):  # alternating, so drift hits all alike
                 times["response"].append(_response(http, store_id))
                 times["calls"].append(_calls(http, store_id, True))
                 times["chat"].append(_calls(http, store_id, False))
+                times["mcp_response"].append(_mcp_response(http))
+                times["mcp_calls"].append(_mcp_calls(http, mcp_url))
     finally:
         gateway.terminate()
         replica.terminate()
@@ -234,6 +302,9 @@ def main() -> None:
         "median_ms": median,
         "loop_beyond_calls_ms": median["response"] - median["calls"],
         "two_searches_ms": median["calls"] - median["chat"],
+        "mcp_loop_beyond_calls_ms": median["mcp_response"] - median["mcp_calls"],
+        "mcp_listing_and_two_calls_ms": median["mcp_calls"] - median["chat"],
+        "mcp_response_beyond_chat_ms": median["mcp_response"] - median["chat"],
     }
     print(f"{'what':<44}{'median ms':>10}")
     print(f"{'response (3 model calls, 2 searches)':<44}{median['response']:>10.1f}")
@@ -241,6 +312,11 @@ def main() -> None:
     print(f"{'the 3 chat calls alone':<44}{median['chat']:>10.1f}")
     print(f"{'loop beyond its calls':<44}{report['loop_beyond_calls_ms']:>10.1f}")
     print(f"{'two searches':<44}{report['two_searches_ms']:>10.1f}")
+    print(f"{'response (3 model calls, 2 MCP calls)':<44}{median['mcp_response']:>10.1f}")
+    print(f"{'the same calls and MCP calls by the client':<44}{median['mcp_calls']:>10.1f}")
+    print(f"{'MCP loop beyond its calls':<44}{report['mcp_loop_beyond_calls_ms']:>10.1f}")
+    print(f"{'listing + two MCP calls (new sessions)':<44}"
+          f"{report['mcp_listing_and_two_calls_ms']:>10.1f}")  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
 
