@@ -14,8 +14,8 @@ per text). Each round times, in the same run:
 - ``chat``: the three chat calls alone;
 - ``mcp_response``: a response whose loop lists an MCP server's tools (the test MCP server,
   streamable HTTP on a local port) and makes three model calls and two MCP calls;
-- ``mcp_calls``: the same listing, chat calls and MCP calls made by the client, with the same
-  client code (a session per operation, as the platform opens them).
+- ``mcp_calls``: the same listing, chat calls and MCP calls made by the client, a session per
+  operation (the platform keeps one session per server for a whole response).
 
 ``response - calls`` is the platform time the loop adds beyond the calls it makes (bookkeeping,
 events, storing the response; the client's extra round trips count against it), and

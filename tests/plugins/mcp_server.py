@@ -50,10 +50,31 @@ def build() -> MCPServer:
     return server
 
 
+OPENINGS: dict[str, int] = {}  # by endpoint URL: the sessions clients opened (handshakes)
+HANDSHAKES = (b'"server/discover"', b'"initialize"')
+
+
+def counting(app: Any, url: list[str]) -> Any:
+    """``app``, counting in ``OPENINGS`` the requests that open a session."""
+
+    async def counted(scope: Any, receive: Any, send: Any) -> None:
+        async def peek() -> Any:
+            message = await receive()
+            body = message.get("body", b"")
+            if any(handshake in body for handshake in HANDSHAKES):
+                OPENINGS[url[0]] = OPENINGS.get(url[0], 0) + 1
+            return message
+
+        await app(scope, peek if scope["type"] == "http" else receive, send)
+
+    return counted
+
+
 @contextmanager
 def running(server: MCPServer | None = None) -> Iterator[str]:
     """Serves ``server`` (``build()`` by default); yields its endpoint URL."""
-    app = (server or build()).streamable_http_app()
+    where: list[str] = [""]
+    app = counting((server or build()).streamable_http_app(), where)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
@@ -72,8 +93,9 @@ def running(server: MCPServer | None = None) -> Iterator[str]:
         if failure or not thread.is_alive():
             raise RuntimeError(f"the test MCP server did not start: {failure}")
         threading.Event().wait(0.01)
+    where[0] = f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+        yield where[0]
     finally:
         uvicorn_server.should_exit = True
         thread.join(timeout=10)

@@ -4,7 +4,8 @@
 alone must name one of the tenant's registered servers, whose allowed tools and approval
 policy then join the request's; a ``server_url`` must pass the URL guard. Each listing and
 call is a usage event of its own (endpoint ``responses.mcp``, model ``mcp:<label>``, no
-tokens, no charge), so an operator sees every call a tenant's responses made.
+tokens, no charge), so an operator sees every call a tenant's responses made. A response keeps
+one session per server for all its listings and calls (``plugins.sessions``), ended with it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tokenmill.gateway.services import Services
 from tokenmill.plugins.client import Endpoint
 from tokenmill.plugins.servers import ServerInfo
 from tokenmill.plugins.service import McpService
+from tokenmill.plugins.sessions import Sessions
 from tokenmill.responses.mcp import McpTool
 
 ENDPOINT = "responses.mcp"
@@ -31,6 +33,7 @@ class TenantPlugins:
         self._principal = principal
         self._registered: dict[str, ServerInfo] = {}
         self._meters: list[Meter] = []
+        self._sessions: Sessions | None = None  # opened by the first listing or call
         self.app_id: str | None = None  # the App the response runs for
 
     async def resolve(self, tools: tuple[McpTool, ...], places: list[int]) -> tuple[McpTool, ...]:
@@ -71,7 +74,7 @@ class TenantPlugins:
         meter = self._meter(tool)
         endpoint, error = await self._endpoint(tool)
         if endpoint is not None:
-            listed = await self._require().client.list_tools(endpoint)
+            listed = await self._require().client.list_tools(endpoint, self._open())
             error = listed.error
         self._finish(meter, error)
         return ([] if endpoint is None else listed.tools), error
@@ -84,9 +87,19 @@ class TenantPlugins:
         if endpoint is None:
             self._finish(meter, error)
             return None, error
-        called = await self._require().client.call(endpoint, name, arguments)
+        called = await self._require().client.call(endpoint, name, arguments, self._open())
         self._finish(meter, None if called.truncated else called.error)
         return called.output, called.error
+
+    def _open(self) -> Sessions:
+        if self._sessions is None:
+            self._sessions = Sessions(self._require().client)
+        return self._sessions
+
+    async def close(self) -> None:
+        """Ends the response's sessions with its servers (a no-op when none was opened)."""
+        if self._sessions is not None:
+            await self._sessions.close()
 
     async def durable(self) -> None:
         for meter in self._meters:

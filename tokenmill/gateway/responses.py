@@ -75,7 +75,7 @@ async def create_response(services: Services, request: HttpRequest) -> Response 
     return StreamResponse(
         started.run.stream(first, events),
         headers={**headers, "cache-control": "no-cache"},
-        on_close=lambda: _close_later(events),
+        on_close=lambda: _close_later(events, started.run.plugins),
     )
 
 
@@ -89,8 +89,11 @@ class Started:
     run: _Run
 
     async def complete(self) -> None:
-        async for _ in self.events:
-            pass
+        try:
+            async for _ in self.events:
+                pass
+        finally:
+            await self.run.plugins.close()
         await self.run.finish()
 
     def shown(self) -> dict[str, Any]:
@@ -112,8 +115,7 @@ async def start_response(
     request.request_id = meter.request_id
     try:
         body = given if given is not None else parse_json_body(await request.body())
-        body, app = await apply_prompt(services, principal, body)
-        meter.app_id = app.app_id if app is not None else None
+        body, app = await apply_prompt(services, principal, body, meter)
         if isinstance(body.get("model"), str):
             meter.model = body["model"]
         parsed = parse_response_request(body)
@@ -159,10 +161,17 @@ async def start_response(
     return Started(parsed, response, loop.run(), run)
 
 
-def _close_later(events: AsyncIterator[dict[str, Any]]) -> None:
-    """A stream that never started still holds its first model call: stop it."""
-    closer = cast(Any, events).aclose()
-    asyncio.get_running_loop().create_task(closer)
+def _close_later(events: AsyncIterator[dict[str, Any]], plugins: TenantPlugins) -> None:
+    """A stream that never started still holds its first model call (and maybe sessions with
+    MCP servers): stop them."""
+
+    async def close() -> None:
+        try:
+            await cast(Any, events).aclose()
+        finally:
+            await plugins.close()
+
+    asyncio.get_running_loop().create_task(close())
 
 
 @dataclass(slots=True)
@@ -194,9 +203,11 @@ class _Run:
                 yield frame(event)
         finally:
             await cast(Any, events).aclose()
+            await self.plugins.close()
 
     async def finish(self) -> None:
         """Once the loop is done: every call's usage on disk, then the response stored."""
+        await self.plugins.close()
         self.response["service_tier"] = self.models.served_tier.value
         await self.models.durable()
         await self.plugins.durable()

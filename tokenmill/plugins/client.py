@@ -1,7 +1,8 @@
 """Talking to one MCP server with the ``mcp`` SDK: list its tools, call one.
 
-Every operation opens its own session (streamable HTTP, or a stdio server's process) and
-closes it, all within ``timeout_seconds``: nothing is held between the rounds of a response.
+An operation opens its own session (streamable HTTP, or a stdio server's process) and closes
+it, all within ``timeout_seconds``; or, given the ``Sessions`` of a response, it runs in the
+session that response keeps open with the server (``plugins.sessions``).
 Whatever goes wrong (unreachable, a protocol error, a hang, a tool's own error) comes back as
 a message for the item the client sees, never as an exception; an output past
 ``max_output_bytes`` is cut there and says so.
@@ -10,8 +11,10 @@ a message for the item the client sees, never as an exception; an output past
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx2
@@ -20,6 +23,9 @@ import orjson
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
+
+if TYPE_CHECKING:
+    from tokenmill.plugins.sessions import Sessions
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024
@@ -63,7 +69,7 @@ class McpClient:
         self.timeout_seconds = timeout_seconds
         self.max_output_bytes = max_output_bytes
 
-    async def list_tools(self, endpoint: Endpoint) -> Listed:
+    async def list_tools(self, endpoint: Endpoint, sessions: Sessions | None = None) -> Listed:
         async def work(client: Client) -> list[dict[str, Any]]:
             tools: list[dict[str, Any]] = []
             cursor: str | None = None
@@ -76,16 +82,22 @@ class McpClient:
             return tools
 
         try:
-            return Listed(await self._session(endpoint, work))
+            return Listed(await self._run(endpoint, work, sessions))
         except McpFailure as failure:
             return Listed([], str(failure))
 
-    async def call(self, endpoint: Endpoint, name: str, arguments: dict[str, Any]) -> Called:
+    async def call(
+        self,
+        endpoint: Endpoint,
+        name: str,
+        arguments: dict[str, Any],
+        sessions: Sessions | None = None,
+    ) -> Called:
         async def work(client: Client) -> mcp_types.CallToolResult:
             return await client.call_tool(name, arguments)
 
         try:
-            result = await self._session(endpoint, work)
+            result = await self._run(endpoint, work, sessions)
         except McpFailure as failure:
             return Called(None, str(failure))
         text = _text(result)
@@ -103,33 +115,47 @@ class McpClient:
             )
         return Called(text)
 
-    async def _session(self, endpoint: Endpoint, work: Any) -> Any:
+    async def _run(self, endpoint: Endpoint, work: Any, sessions: Sessions | None) -> Any:
+        if sessions is not None:
+            return await sessions.run(endpoint, work)
         try:
             with anyio.fail_after(self.timeout_seconds):
-                if endpoint.command is not None:
-                    command, *args = endpoint.command
-                    server: Any = StdioServerParameters(command=command, args=args)
-                    async with Client(server, client_info=CLIENT_INFO) as client:
-                        return await work(client)
-                assert endpoint.url is not None
-                http = httpx2.AsyncClient(
-                    headers=endpoint.headers,
-                    timeout=httpx2.Timeout(self.timeout_seconds),
-                    follow_redirects=False,
-                )
-                async with http:
-                    transport = streamable_http_client(endpoint.url, http_client=http)
-                    async with Client(transport, client_info=CLIENT_INFO) as client:
-                        return await work(client)
+                async with self.connected(endpoint) as client:
+                    return await work(client)
         except TimeoutError:
-            raise McpFailure(
-                f"The MCP server '{endpoint.label}' did not answer within "
-                f"{_seconds(self.timeout_seconds)}."
-            ) from None
+            raise self.timed_out(endpoint) from None
         except Exception as error:  # the SDK raises many kinds, often inside a group
-            raise McpFailure(
-                f"The MCP server '{endpoint.label}' failed: {_reason(error)}"
-            ) from None
+            raise self.failed(endpoint, error) from None
+
+    @asynccontextmanager
+    async def connected(self, endpoint: Endpoint) -> AsyncIterator[Client]:
+        """A session with the server (streamable HTTP, or a stdio server's process)."""
+        if endpoint.command is not None:
+            command, *args = endpoint.command
+            server: Any = StdioServerParameters(command=command, args=args)
+            async with Client(server, client_info=CLIENT_INFO) as client:
+                yield client
+            return
+        assert endpoint.url is not None
+        http = httpx2.AsyncClient(
+            headers=endpoint.headers,
+            timeout=httpx2.Timeout(self.timeout_seconds),
+            follow_redirects=False,
+        )
+        async with http:
+            transport = streamable_http_client(endpoint.url, http_client=http)
+            async with Client(transport, client_info=CLIENT_INFO) as client:
+                yield client
+
+    def timed_out(self, endpoint: Endpoint) -> McpFailure:
+        return McpFailure(
+            f"The MCP server '{endpoint.label}' did not answer within "
+            f"{_seconds(self.timeout_seconds)}."
+        )
+
+    @staticmethod
+    def failed(endpoint: Endpoint, error: BaseException) -> McpFailure:
+        return McpFailure(f"The MCP server '{endpoint.label}' failed: {_reason(error)}")
 
 
 def _tool(tool: mcp_types.Tool) -> dict[str, Any]:
