@@ -34,6 +34,10 @@ PAGES = (
     "responses_items",
     "mcp",
     "responses_stored",
+    "apps",
+    "apps_builder",
+    "apps_chat",
+    "apps_versions",
 )
 
 

@@ -93,6 +93,8 @@ async def test_a_blocked_topic_is_refused_before_any_model_call(world: World) ->
     error = error_of(refused, 400)
     assert (error["code"], error["param"]) == ("blocked_topic", "input")
     assert world.scripted.bodies == []
+    [refusal] = await world.usage()
+    assert (refusal.status, refusal.app_id, refusal.cost_micros) == ("error", app["id"], 0)
 
 
 async def test_versions_are_kept_published_and_compared(world: World) -> None:

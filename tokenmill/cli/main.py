@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tokenmill.cli.admin import COMMANDS, limit_options, terms_from
+from tokenmill.cli.apps import apps
 from tokenmill.cli.batches import batches
 from tokenmill.cli.files import files
 from tokenmill.cli.library import deployments, models
@@ -174,7 +175,7 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-for _command in (*COMMANDS, models, deployments, files, batches, responses, mcp):
+for _command in (*COMMANDS, models, deployments, files, batches, responses, mcp, apps):
     main.add_command(_command)
 main.add_command(sim)
 

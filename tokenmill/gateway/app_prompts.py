@@ -21,6 +21,7 @@ from tokenmill.apps.config import blocked_topic, render
 from tokenmill.apps.repository import AppRepository, no_such_app
 from tokenmill.control.keys import Principal
 from tokenmill.errors import InvalidRequest, NotFound, PermissionDenied
+from tokenmill.gateway.metering import Meter
 from tokenmill.gateway.model_calls import TenantModels
 from tokenmill.gateway.services import Services
 from tokenmill.protocol.tiers import ServiceTier
@@ -64,9 +65,10 @@ def apps_of(services: Services) -> AppRepository:
 
 
 async def apply_prompt(
-    services: Services, principal: Principal, body: dict[str, Any]
+    services: Services, principal: Principal, body: dict[str, Any], meter: Meter
 ) -> tuple[dict[str, Any], AppRun | None]:
-    """The request as the App makes it, and the App it runs for (None: no App)."""
+    """The request as the App makes it, and the App it runs for (None: no App); ``meter``
+    (the request's refusal record) names the App once it is found."""
     prompt = body.get("prompt")
     if prompt is None and principal.app_id is not None:
         prompt = {"id": principal.app_id}
@@ -94,6 +96,7 @@ async def apply_prompt(
         if error.param == "app_id":
             raise no_such_app(app_id, "prompt.id") from None
         raise
+    meter.app_id = app.id
     rendered = render(version.config, prompt.get("variables") or {})
     if principal.app_id is not None:
         _held_to_app(body, rendered)

@@ -17,6 +17,7 @@ for simple clients: one message in, the answer, its citations and usage out; the
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Set
 from typing import Any
 
 from tokenmill.apps.diff import diff
@@ -64,9 +65,13 @@ async def _tenant(services: Services, request: HttpRequest) -> tuple[Principal, 
     return principal, apps_of(services)
 
 
-async def _body(request: HttpRequest) -> dict[str, Any]:
+async def _body(request: HttpRequest, fields: frozenset[str] | None = None) -> dict[str, Any]:
+    """The JSON body; with ``fields``, anything else in it is a 400 naming it."""
     raw = await request.body()
-    return parse_json_body(raw) if raw.strip() else {}
+    body = parse_json_body(raw) if raw.strip() else {}
+    if fields is not None:
+        _check_fields(body, fields)
+    return body
 
 
 async def apps_root(services: Services, request: HttpRequest) -> Response:
@@ -75,7 +80,7 @@ async def apps_root(services: Services, request: HttpRequest) -> Response:
         found = await asyncio.to_thread(apps.list, principal.tenant_id)
         return json_response({"object": "list", "data": [a.as_json() for a in found]})
     require_admin(principal)
-    body = await _body(request)
+    body = await _body(request, frozenset({"name", "config"}))
     made = await asyncio.to_thread(
         apps.create, principal.tenant_id, body.get("name"), body.get("config"), principal.key_id
     )
@@ -98,15 +103,7 @@ async def app_resource(services: Services, request: HttpRequest) -> Response:
         _, version = await asyncio.to_thread(apps.version, tenant, app_id, parts[1])
         return json_response(version.as_json())
     if request.method == "GET" and parts == ["diff"]:
-        query = request.query()
-        _, old = await asyncio.to_thread(
-            apps.version, tenant, app_id, query.get("from"), param="from"
-        )
-        _, new = await asyncio.to_thread(apps.version, tenant, app_id, query.get("to"), param="to")
-        return json_response(
-            {"object": "app.diff", "from": str(old.version), "to": str(new.version),
-             "changes": diff(old.config, new.config)}
-        )  # fmt: skip
+        return json_response(await asyncio.to_thread(_diff, apps, tenant, app_id, request.query()))
     if request.method != "POST":
         raise NotFound(f"No route {request.method} {request.path}.", code="not_found")
     require_admin(principal)
@@ -120,6 +117,7 @@ async def app_resource(services: Services, request: HttpRequest) -> Response:
             updated = await asyncio.to_thread(apps.set_embed_key, tenant, app_id, key["id"])
         return json_response(updated.as_json())
     if parts == ["versions"]:
+        _check_fields(body, {"config", "note"})
         saved = await asyncio.to_thread(
             apps.save_version, tenant, app_id, body.get("config"), body.get("note"),
             principal.key_id,
@@ -128,6 +126,12 @@ async def app_resource(services: Services, request: HttpRequest) -> Response:
     if parts == ["keys"]:
         return json_response(await asyncio.to_thread(_new_key, services, principal, app_id, body))
     raise NotFound(f"No route POST {request.path}.", code="not_found")
+
+
+def _check_fields(body: dict[str, Any], fields: Set[str]) -> None:
+    unknown = sorted(set(body) - fields)
+    if unknown:
+        raise InvalidRequest(f"Unknown parameter: '{unknown[0]}'.", param=unknown[0])
 
 
 def _with_config(apps: AppRepository, tenant_id: str, app_id: str) -> dict[str, Any]:
@@ -168,10 +172,7 @@ async def chat_turn(
     request: HttpRequest,
     app_id: str,
 ) -> Response:
-    body = await _body(request)
-    unknown = sorted(set(body) - CHAT_FIELDS)
-    if unknown:
-        raise InvalidRequest(f"Unknown parameter: '{unknown[0]}'.", param=unknown[0])
+    body = await _body(request, CHAT_FIELDS)
     message = body.get("message")
     if not isinstance(message, str) or not message.strip():
         raise InvalidRequest("'message' is required: the user's message.", param="message")

@@ -13,10 +13,11 @@ import * as levels from "./pages/levels.js";
 import * as playground from "./pages/playground.js";
 import * as responses from "./pages/responses.js";
 import * as mcp from "./pages/mcp.js";
+import * as apps from "./pages/apps.js";
 
 const PAGES = {
   overview, models, deployments, keys, files, knowledge, batches, usage, levels, playground,
-  responses, mcp,
+  responses, mcp, apps,
 };
 const TENANT = "tokenmill.tenant";
 const main = document.getElementById("main");
