@@ -1,12 +1,15 @@
-"""Grounded answers through the Responses API: SciFact's claims answered over its abstracts.
+"""Grounded answers through an App: SciFact's claims answered over its abstracts.
 
     .venv/bin/python bench/grounded.py [--claims 100] [--docs 0] [--results 5]
-                                       [--reuse DATA_DIR] [--out bench/results/grounded.json]
+                                       [--rewrite gemma-3-270m] [--reuse DATA_DIR]
+                                       [--out bench/results/grounded.json]
 
 Starts ``tokenmill serve`` with the bundled chat and embedding models, uploads SciFact's
 abstracts (all 5,183 unless ``--docs``) into one vector store (as ``bench/retrieval.py``),
-then asks about each training claim with ``POST /v1/responses``: instructions to judge the
-claim from the passages and cite them, the ``file_search`` tool forced, results included. For
+builds an App over it (instructions to judge the claim from the passages and cite them, the
+search always run, with ``--rewrite`` a second model writing the search query), then asks
+about each training claim with ``POST /v1/responses`` and the App's ``prompt``, results
+included. For
 each answer it checks: does it cite at least one passage (a ``file_citation``)? Do the cited
 passages include an abstract judged relevant to the claim? Is a relevant abstract among the
 search results the model was given (retrieval's ceiling for the second figure)? Prints a
@@ -26,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -40,17 +44,32 @@ INSTRUCTIONS = (
 )
 
 
-def ask(client: openai.OpenAI, store_id: str, claim: str, results: int) -> dict[str, Any]:
+def build_app(base: str, key: str, store_id: str, results: int, rewrite: str | None) -> str:
+    config = {
+        "model": CHAT_MODEL,
+        "instructions": INSTRUCTIONS,
+        "vector_store_ids": [store_id],
+        "max_num_results": results,
+        "search": "always",
+        "max_output_tokens": 96,
+        "temperature": 0,
+        "steps": {"rewrite_model": rewrite},
+    }
+    made = httpx.post(
+        f"{base}/v1/apps", json={"name": "SciFact", "config": config},
+        headers={"authorization": f"Bearer {key}"}, timeout=60,
+    )  # fmt: skip
+    made.raise_for_status()
+    return str(made.json()["id"])
+
+
+def ask(client: openai.OpenAI, app_id: str, claim: str) -> dict[str, Any]:
     started = time.monotonic()
     response = client.responses.create(
         model=CHAT_MODEL,
-        instructions=INSTRUCTIONS,
         input=f"Claim: {claim}",
-        tools=[{"type": "file_search", "vector_store_ids": [store_id], "max_num_results": results}],
-        tool_choice={"type": "file_search"},
+        prompt={"id": app_id},
         include=["file_search_call.results"],
-        max_output_tokens=96,
-        temperature=0,
     )
     seconds = time.monotonic() - started
     found = [
@@ -105,6 +124,7 @@ def main() -> None:
     parser.add_argument("--claims", type=int, default=100, help="first N judged claims")
     parser.add_argument("--docs", type=int, default=0, help="first N abstracts (0: all)")
     parser.add_argument("--results", type=int, default=5, help="file_search max_num_results")
+    parser.add_argument("--rewrite", help="a model that rewrites each claim into the query")
     parser.add_argument(
         "--reuse", type=Path, help="the data dir of an earlier run: ask its store again"
     )
@@ -117,7 +137,8 @@ def main() -> None:
         rest = [d for d in corpus if d not in wanted][: max(args.docs - len(wanted), 0)]
         corpus = {d: corpus[d] for d in corpus if d in wanted or d in set(rest)}
     data_dir = args.reuse or Path(tempfile.mkdtemp(prefix="tm-grounded-"))
-    process, base, key = start_platform(data_dir, [CHAT_MODEL, EMBEDDING_MODEL])
+    models = [CHAT_MODEL, EMBEDDING_MODEL, *([args.rewrite] if args.rewrite else [])]
+    process, base, key = start_platform(data_dir, models)
     try:
         key = key or _new_key(data_dir)
         client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0, timeout=600)
@@ -126,9 +147,10 @@ def main() -> None:
         else:
             store_id, indexing = build_store(client, corpus)
         names = {f.id: f.filename.removesuffix(".txt") for f in _files(client)}
+        app_id = build_app(base, key, store_id, args.results, args.rewrite)
         answers = []
         for n, claim in enumerate(claims.values(), 1):
-            answers.append(ask(client, store_id, claim, args.results))
+            answers.append(ask(client, app_id, claim))
             if n % 20 == 0:
                 print(f"{n}/{len(claims)} claims answered", flush=True)
     finally:
@@ -142,11 +164,13 @@ def main() -> None:
     report = {
         "docs": len(corpus),
         "results": args.results,
+        "rewrite": args.rewrite,
         "indexing": indexing,
         **figures,
         "answers": [{"claim": q, **a} for q, a in zip(claims, answers, strict=True)],
     }
-    print(f"SciFact through /v1/responses: {len(corpus)} abstracts, {len(claims)} claims")
+    print(f"SciFact through an App: {len(corpus)} abstracts, {len(claims)} claims, "
+          f"rewrite {args.rewrite or 'none'}")  # fmt: skip
     for name in ("cite_at_least_one", "cite_a_relevant_abstract", "relevant_among_results",
                  "completed"):  # fmt: skip
         print(f"{name:<28}{figures[name]:>8.1%}")
