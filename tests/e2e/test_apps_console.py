@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import Platform
@@ -149,10 +150,19 @@ def test_the_console_builds_versions_publishes_and_tests_an_app(
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "blocked_topic"
     page.screenshot(path=str(ARTIFACTS / "app-key.png"), full_page=True)
 
-    # The list: the App with its versions, requests and spend.
+    # The public page: off until turned on here, then served with no key.
+    assert httpx.get(f"{platform.base_url}/apps/{app_id}", timeout=30).status_code == 404
+    page.click("#app-embed-toggle")
+    url = page.wait_for_selector("#app-embed-url", timeout=WAIT_MS).inner_text()
+    assert url.endswith(f"/apps/{app_id}")
+    public = httpx.get(url, timeout=30)
+    assert public.status_code == 200 and "<title>Console helper</title>" in public.text
+    page.screenshot(path=str(ARTIFACTS / "app-embed.png"), full_page=True)
+
+    # The list: the App with its versions, requests (the turn, and the refusal) and spend.
     _visit(page, "apps", f"tr[data-app-id='{app_id}']", shot="apps")
     cells = page.locator(f"tr[data-app-id='{app_id}'] td").all_inner_texts()
-    assert cells[:4] == ["Console helper", app_id, "v2", "v2"] and cells[5] == "1"
+    assert cells[:4] == ["Console helper", app_id, "v2", "v2"] and cells[5] == "2"
     assert page.console_errors == [], page.console_errors
 
 

@@ -90,10 +90,10 @@ def test_a_crashing_engine_fails_its_deployment_at_once_and_it_recovers_when_fix
         assert "failing" in row and "signal 11" in row
 
         client = live.client()
-        asked = time.monotonic()
         with pytest.raises(openai.APIStatusError) as refused:
             client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=4)
-        assert time.monotonic() - asked < 1.0
+        # Refused at once as failing (a request queued for a replica would time out instead,
+        # with another code): the code says so, whatever the machine's load.
         assert refused.value.status_code == 503
         assert refused.value.code == "deployment_failing"
         assert "signal 11" in refused.value.message

@@ -119,6 +119,31 @@ function keyPanel(path, app) {
     "that embeds the App. Revoke it on the Keys page."), el, out);
 }
 
+/** The App's public chat page: off by default; on, it serves the published version. */
+function embedPanel(path, app, onChanged) {
+  const out = h("div#app-embed");
+  function draw() {
+    const url = `${location.origin}/apps/${app.id}`;
+    const toggle = h(app.embed ? "button.ghost#app-embed-toggle" : "button#app-embed-toggle",
+      { type: "button", onclick: async () => {
+        app = await api(path, { method: "POST", body: { embed: !app.embed } });
+        onChanged(app);
+        draw();
+      } }, app.embed ? "Turn the public page off" : "Turn the public page on");
+    out.replaceChildren(
+      h("p.muted", "Anyone with the link can chat with the published version, with no key: " +
+        "visitors act as the App's own embed key (billed to this tenant, held to that key's " +
+        "limits; revoke it on the Keys page to close the page)."),
+      app.embed ? h("p", "Public at ", h("a#app-embed-url", { href: url, target: "_blank" }, url),
+        app.published_version ? "" : " (nothing is served until a version is published)") :
+        h("p.muted", "The public page is off."),
+      app.embed ? h("p", h("code", `<iframe src="${url}" width="420" height="600"></iframe>`)) : "",
+      toggle);
+  }
+  draw();
+  return section("Public page", out);
+}
+
 function headline(app) {
   return [h("h1", app.name), h("code", app.id),
     app.published_version ? badge(`published ${versionText(app.published_version)}`, "published")
@@ -184,7 +209,11 @@ async function renderApp(root, ctx, appId) {
       h("section.panel#app-builder-panel", h("h2", "Configuration"), loaded, saved, editor),
       chat.el),
     versionsView.el,
-    keyPanel(path, app));
+    keyPanel(path, app),
+    embedPanel(path, app, (updated) => {
+      app = updated;
+      draw();
+    }));
   open(versions[0]);
   await chat.showSpend();
 }
