@@ -20,6 +20,7 @@ import re
 from typing import Any
 
 from tokenmill.errors import InvalidRequest
+from tokenmill.protocol.requests import refuse_unknown
 from tokenmill.responses.mcp import SECRET_FIELDS
 from tokenmill.responses.request import parse_response_request
 
@@ -52,11 +53,7 @@ def parse_config(raw: Any) -> dict[str, Any]:
     """The configuration as stored; raises ``InvalidRequest`` naming ``config.<field>``."""
     if not isinstance(raw, dict):
         raise InvalidRequest("'config' must be an object.", param="config")
-    unknown = sorted(set(raw) - FIELDS)
-    if unknown:
-        raise InvalidRequest(
-            f"Unknown parameter: 'config.{unknown[0]}'.", param=f"config.{unknown[0]}"
-        )
+    refuse_unknown(raw, FIELDS, "config")
     model = raw.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'config.model' is required.", param="config.model")

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from tokenmill.apps.config import parse_config
 from tokenmill.clock import Clock
 from tokenmill.errors import InvalidRequest, NotFound
+from tokenmill.protocol.requests import refuse_unknown
 from tokenmill.store.app_tables import App, AppVersion
 from tokenmill.store.db import Database
 
@@ -118,9 +119,7 @@ class AppRepository:
 
     def update(self, tenant_id: str, app_id: str, body: dict[str, Any]) -> AppInfo:
         """``name``, ``embed`` and ``published_version`` (a saved version, or null)."""
-        unknown = sorted(set(body) - {"name", "embed", "published_version"})
-        if unknown:
-            raise InvalidRequest(f"Unknown parameter: '{unknown[0]}'.", param=unknown[0])
+        refuse_unknown(body, {"name", "embed", "published_version"})
         with self._db.session() as session:
             app = self._row(session, tenant_id, app_id, lock=True)
             if "name" in body:

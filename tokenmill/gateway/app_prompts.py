@@ -24,6 +24,7 @@ from tokenmill.errors import InvalidRequest, NotFound, PermissionDenied
 from tokenmill.gateway.metering import Meter
 from tokenmill.gateway.model_calls import TenantModels
 from tokenmill.gateway.services import Services
+from tokenmill.protocol.requests import refuse_unknown
 from tokenmill.protocol.tiers import ServiceTier
 from tokenmill.responses.items import item_text, parse_input
 
@@ -76,11 +77,7 @@ async def apply_prompt(
         return body, None
     if not isinstance(prompt, dict) or not isinstance(prompt.get("id"), str):
         raise InvalidRequest('\'prompt\' must be {"id": "app_...", ...}.', param="prompt")
-    unknown = sorted(set(prompt) - {"id", "version", "variables"})
-    if unknown:
-        raise InvalidRequest(
-            f"Unknown parameter: 'prompt.{unknown[0]}'.", param=f"prompt.{unknown[0]}"
-        )
+    refuse_unknown(prompt, {"id", "version", "variables"}, "prompt")
     app_id = prompt["id"]
     if principal.app_id is not None and principal.app_id != app_id:
         raise PermissionDenied(f"This key may call only the App '{principal.app_id}'.")

@@ -17,7 +17,6 @@ for simple clients: one message in, the answer, its citations and usage out; the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Set
 from typing import Any
 
 from tokenmill.apps.diff import diff
@@ -29,7 +28,7 @@ from tokenmill.gateway.app_prompts import apps_of
 from tokenmill.gateway.http import HttpRequest, Response, json_response
 from tokenmill.gateway.responses import caller, start_response
 from tokenmill.gateway.services import Services
-from tokenmill.protocol.requests import parse_json_body
+from tokenmill.protocol.requests import parse_json_body, refuse_unknown
 from tokenmill.responses.objects import output_text
 from tokenmill.responses.repository import ResponseRepository
 
@@ -70,7 +69,7 @@ async def _body(request: HttpRequest, fields: frozenset[str] | None = None) -> d
     raw = await request.body()
     body = parse_json_body(raw) if raw.strip() else {}
     if fields is not None:
-        _check_fields(body, fields)
+        refuse_unknown(body, fields)
     return body
 
 
@@ -117,7 +116,7 @@ async def app_resource(services: Services, request: HttpRequest) -> Response:
             updated = await asyncio.to_thread(apps.set_embed_key, tenant, app_id, key["id"])
         return json_response(updated.as_json())
     if parts == ["versions"]:
-        _check_fields(body, {"config", "note"})
+        refuse_unknown(body, {"config", "note"})
         saved = await asyncio.to_thread(
             apps.save_version, tenant, app_id, body.get("config"), body.get("note"),
             principal.key_id,
@@ -126,12 +125,6 @@ async def app_resource(services: Services, request: HttpRequest) -> Response:
     if parts == ["keys"]:
         return json_response(await asyncio.to_thread(_new_key, services, principal, app_id, body))
     raise NotFound(f"No route POST {request.path}.", code="not_found")
-
-
-def _check_fields(body: dict[str, Any], fields: Set[str]) -> None:
-    unknown = sorted(set(body) - fields)
-    if unknown:
-        raise InvalidRequest(f"Unknown parameter: '{unknown[0]}'.", param=unknown[0])
 
 
 def _with_config(apps: AppRepository, tenant_id: str, app_id: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ class TenantPlugins:
         self._registered: dict[str, ServerInfo] = {}
         self._meters: list[Meter] = []
         self._sessions: Sessions | None = None  # opened by the first listing or call
+        self._endpoints: dict[str, tuple[Endpoint | None, str | None]] = {}  # by label
         self.app_id: str | None = None  # the App the response runs for
 
     async def resolve(self, tools: tuple[McpTool, ...], places: list[int]) -> tuple[McpTool, ...]:
@@ -106,7 +107,13 @@ class TenantPlugins:
             await meter.durable()
 
     async def _endpoint(self, tool: McpTool) -> tuple[Endpoint | None, str | None]:
-        """Where to reach the server now (its URL checked again: names move)."""
+        """Where to reach the server, found once per response as its session is opened once
+        (its URL checked again, since names move; its headers unsealed)."""
+        if tool.server_label not in self._endpoints:
+            self._endpoints[tool.server_label] = await self._find(tool)
+        return self._endpoints[tool.server_label]
+
+    async def _find(self, tool: McpTool) -> tuple[Endpoint | None, str | None]:
         mcp = self._require()
         server = self._registered.get(tool.server_label)
         try:

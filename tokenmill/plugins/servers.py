@@ -30,6 +30,7 @@ from tokenmill.clock import Clock
 from tokenmill.control.sealing import Sealer
 from tokenmill.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from tokenmill.plugins.policy import LABEL, parse_allowed_tools, parse_approval, parse_headers
+from tokenmill.protocol.requests import refuse_unknown
 from tokenmill.store.app_tables import McpServer
 from tokenmill.store.db import Database
 
@@ -87,9 +88,7 @@ class ServerRepository:
     def create(
         self, tenant_id: str, body: dict[str, Any], *, platform_admin: bool, created_by: str
     ) -> ServerInfo:
-        unknown = sorted(set(body) - FIELDS)
-        if unknown:
-            raise InvalidRequest(f"Unknown parameter: '{unknown[0]}'.", param=unknown[0])
+        refuse_unknown(body, FIELDS)
         label = body.get("label")
         if not isinstance(label, str) or not LABEL.match(label):
             raise InvalidRequest(

@@ -7,6 +7,8 @@ refusal names the offending ``param``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,6 +229,14 @@ def _int(
     if high is not None and value > high:
         raise InvalidRequest(f"'{key}' must be at most {high}, got {value}.", param=key)
     return value
+
+
+def refuse_unknown(body: Mapping[str, Any], fields: AbstractSet[str], where: str = "") -> None:
+    """A 400 naming the first field of ``body`` (at ``where``) that is not one of ``fields``."""
+    unknown = sorted(set(body) - fields)
+    if unknown:
+        param = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise InvalidRequest(f"Unknown parameter: '{param}'.", param=param)
 
 
 def bool_field(body: dict[str, Any], key: str, default: bool) -> bool:

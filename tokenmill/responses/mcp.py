@@ -29,6 +29,7 @@ from tokenmill.plugins.policy import (
     parse_approval,
     parse_headers,
 )
+from tokenmill.protocol.requests import refuse_unknown
 from tokenmill.protocol.tools import FUNCTION_NAME
 
 MCP = "mcp"
@@ -69,11 +70,7 @@ class McpTool:
 
 
 def parse_mcp_tool(tool: dict[str, Any], where: str) -> McpTool:
-    extra = sorted(set(tool) - TOOL_FIELDS)
-    if extra:
-        raise InvalidRequest(
-            f"Unknown parameter: '{where}.{extra[0]}'.", param=f"{where}.{extra[0]}"
-        )
+    refuse_unknown(tool, TOOL_FIELDS, where)
     if tool.get("connector_id") is not None:
         raise InvalidRequest(
             f"'{where}.connector_id': connectors are not available; register the MCP server "

@@ -18,7 +18,7 @@ from tokenmill.errors import InvalidRequest
 from tokenmill.knowledge.filters import Filter, parse_filters
 from tokenmill.knowledge.search import DEFAULT_MAX_RESULTS, MAX_RESULTS
 from tokenmill.knowledge.stores import parse_metadata
-from tokenmill.protocol.requests import bool_field
+from tokenmill.protocol.requests import bool_field, refuse_unknown
 from tokenmill.protocol.tools import FUNCTION_NAME
 from tokenmill.responses.items import parse_input
 from tokenmill.responses.mcp import MCP, McpTool, parse_mcp_tool
@@ -153,9 +153,7 @@ class ResponseRequest:
 
 def parse_response_request(body: dict[str, Any]) -> ResponseRequest:
     """Raises ``InvalidRequest`` naming the offending param."""
-    unknown = sorted(k for k in body if k not in FIELDS)
-    if unknown:
-        raise InvalidRequest(f"Unknown parameter: '{unknown[0]}'.", param=unknown[0])
+    refuse_unknown(body, FIELDS)
     for unsupported in ("prompt", "reasoning"):  # a prompt is applied by the gateway first
         if body.get(unsupported) is not None:
             raise InvalidRequest(
@@ -247,11 +245,7 @@ def _function(tool: dict[str, Any], where: str, taken: set[str]) -> dict[str, An
         raise InvalidRequest(
             f"'{where}.name' repeats the function name {name!r}.", param=f"{where}.name"
         )
-    extra = sorted(set(tool) - {"type", "name", "description", "parameters", "strict"})
-    if extra:
-        raise InvalidRequest(
-            f"Unknown parameter: '{where}.{extra[0]}'.", param=f"{where}.{extra[0]}"
-        )
+    refuse_unknown(tool, {"type", "name", "description", "parameters", "strict"}, where)
     for key, kind in (("description", str), ("parameters", dict), ("strict", bool)):
         if tool.get(key) is not None and not isinstance(tool[key], kind):
             raise InvalidRequest(
@@ -267,13 +261,8 @@ def _function(tool: dict[str, Any], where: str, taken: set[str]) -> dict[str, An
 
 
 def _file_search(tool: dict[str, Any], where: str) -> FileSearchTool:
-    extra = sorted(
-        set(tool) - {"type", "vector_store_ids", "max_num_results", "filters", "ranking_options"}
-    )
-    if extra:
-        raise InvalidRequest(
-            f"Unknown parameter: '{where}.{extra[0]}'.", param=f"{where}.{extra[0]}"
-        )
+    fields = {"type", "vector_store_ids", "max_num_results", "filters", "ranking_options"}
+    refuse_unknown(tool, fields, where)
     stores = tool.get("vector_store_ids")
     if (
         not isinstance(stores, list)
