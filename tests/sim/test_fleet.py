@@ -23,7 +23,7 @@ def make_fleet(
 
     fleet = SimFleet(
         loop,
-        build_inventory(H100.name, accelerators, 8),
+        build_inventory(H100, accelerators, 8),
         H100,
         models,
         {m.model_id: ModelDemand(1, 4000) for m in models},

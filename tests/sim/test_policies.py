@@ -17,7 +17,7 @@ MODEL = model_spec("m", "llama3.1-8b")
 
 
 def test_registry_builds_each_policy_and_names_only_real_fleet_policies() -> None:
-    assert set(SIM_POLICIES) == {"dedicated", "reactive", "tokenmill"}
+    assert set(SIM_POLICIES) == {"dedicated", "reactive", "tokenmill", "always_on"}
     for name in SIM_POLICIES:
         policy = build_sim_policy(name)
         assert policy.name == name

@@ -20,6 +20,29 @@ log = logging.getLogger(__name__)
 
 VERSION = "1"
 
+# One accelerator-hour of each kind (``accelerator:<kind>`` entries of the price book), what the
+# cost advisor charges a dedicated fleet on GPUs: round figures near public on-demand cloud
+# prices of 2025, a starting point for an operator to replace with their own.
+ACCELERATOR_HOUR_MICROS = {
+    "H100-80GB": 2_990_000,
+    "A100-80GB": 1_790_000,
+    "A100-40GB": 1_290_000,
+    "L40S": 1_490_000,
+    "L4": 800_000,
+    "A10G": 1_010_000,
+}
+
+
+def accelerator_price_model(kind: str) -> str:
+    return f"accelerator:{kind}"
+
+
+def install_accelerator_prices(prices: PriceBookRepository) -> None:
+    """Sets each known accelerator kind's hourly price unless one is already set."""
+    for kind, micros in ACCELERATOR_HOUR_MICROS.items():
+        if not prices.list(accelerator_price_model(kind)):
+            prices.add(accelerator_price_model(kind), Price(accelerator_hour_micros=micros))
+
 
 def install_bundled(
     models: ModelRepository, prices: PriceBookRepository, names: list[str] | None = None
@@ -29,6 +52,7 @@ def install_bundled(
         if names is not None and bundled.id not in names:
             continue
         installed.append(install_one(models, prices, bundled))
+    install_accelerator_prices(prices)
     return installed
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tokenmill.cli.admin import COMMANDS, limit_options, terms_from
+from tokenmill.cli.advise import advise
 from tokenmill.cli.apps import apps
 from tokenmill.cli.batches import batches
 from tokenmill.cli.files import files
@@ -178,6 +179,7 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
 for _command in (*COMMANDS, models, deployments, files, batches, responses, mcp, apps):
     main.add_command(_command)
 main.add_command(sim)
+main.add_command(advise)
 
 if __name__ == "__main__":
     main()

@@ -96,6 +96,19 @@ from tokenmill.sim.run import TRACES
     show_default=True,
     help="Coefficient of variation of gamma inter-arrivals.",
 )
+@click.option(
+    "--lengths",
+    type=click.Choice(["azure", "mooncake"]),
+    default="azure",
+    show_default=True,
+    help="Which trace the poisson and gamma traces resample token lengths from.",
+)
+@click.option(
+    "--calibration",
+    default=None,
+    help="Run replicas as our engine measured on a CPU (e.g. cpu_smollm2.json), one per "
+    "node, instead of --accelerator's datasheet model.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--priority-share",
@@ -136,6 +149,8 @@ def sim(
     engine_start_seconds: float,
     rate_per_second: float,
     burstiness_cv: float,
+    lengths: str,
+    calibration: str | None,
     seed: int,
     priority_share: float,
     tiers: bool,
@@ -167,6 +182,9 @@ def sim(
             engine_start_seconds=engine_start_seconds,
             rate_per_second=rate_per_second,
             burstiness_cv=burstiness_cv,
+            lengths=lengths,
+            calibration=calibration,
+            accelerators_per_node=1 if calibration else 8,
             seed=seed,
             priority_share=priority_share,
             tiers=tiers,

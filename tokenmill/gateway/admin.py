@@ -14,7 +14,8 @@ see; the work (database reads and writes) runs in a thread, off the event loop. 
     GET  /admin/v1/tenants/{id}/usage?group_by=model|key|day|service_tier|app&since=&until=
     GET  /admin/v1/tenants/{id}/service_levels?since=&until=   GET /admin/v1/service_levels
     GET  /admin/v1/tenants/{id}/statements/{YYYY-MM}[.csv]
-    ... and the routes of admin_library (models, fleet), admin_console and admin_mcp
+    ... and the routes of admin_library (models, fleet), admin_console, admin_mcp and
+    admin_advice
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
+from tokenmill.advice.advisor import Advisor
 from tokenmill.billing.ledger import LedgerRepository
 from tokenmill.billing.overview import UsageOverview
 from tokenmill.billing.pricebook import PRICE_FIELDS, PriceBookRepository
@@ -45,7 +47,7 @@ from tokenmill.control.tenants import TenantInfo, TenantRepository
 from tokenmill.errors import InvalidRequest, NotFound
 from tokenmill.files.repository import FileRepository
 from tokenmill.fleet.deployments import DeploymentRepository
-from tokenmill.gateway import admin_console, admin_library, admin_mcp
+from tokenmill.gateway import admin_advice, admin_console, admin_library, admin_mcp
 from tokenmill.gateway.http import HttpRequest, Response, json_response
 from tokenmill.plugins.service import McpService
 from tokenmill.protocol.requests import parse_json_body
@@ -81,6 +83,7 @@ class AdminApi:
     replica_load: Callable[[], dict[str, int]] | None = None  # requests in flight by replica
     files: FileRepository | None = None  # what each tenant stores (the Files API)
     mcp: McpService | None = None  # tenants' MCP servers (admin_mcp)
+    advisor: Advisor | None = None  # serverless or dedicated (admin_advice)
     ttft_targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TTFT_TARGETS))
 
     @classmethod
@@ -102,6 +105,7 @@ class AdminApi:
             DeploymentRepository(db, clock),
             overview=UsageOverview(db, clock),
             files=FileRepository(db, clock),
+            advisor=Advisor(db, PriceBookRepository(db, clock), clock),
             ttft_targets=ttft_targets or dict(DEFAULT_TTFT_TARGETS),
         )
 
@@ -298,6 +302,7 @@ ROUTES: list[tuple[str, tuple[str, ...], Handler]] = [
 ROUTES += admin_library.ROUTES
 ROUTES += admin_console.ROUTES
 ROUTES += admin_mcp.ROUTES
+ROUTES += admin_advice.ROUTES
 
 
 def match(method: str, path: str) -> tuple[Handler, tuple[str, ...]]:

@@ -234,6 +234,9 @@ def gpu_profile(model: ModelSpec, kind: AcceleratorKind, memory_bytes: int) -> E
 
 
 CPU_CALIBRATION = "cpu_smollm2.json"
+# A CPU machine running one replica of our engine: only its memory matters (placement), so
+# a fleet of such nodes holds one replica per node.
+CPU_NODE = AcceleratorKind("cpu", 24 * 2**30, 0.0, 0.0)
 
 
 def cpu_profile(calibration_name: str = CPU_CALIBRATION) -> EngineProfile:

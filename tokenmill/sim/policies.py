@@ -8,6 +8,8 @@ places anything itself.
 - ``reactive``: scale on observed load, to zero when idle; one model per accelerator.
 - ``tokenmill``: predictive warm-up from recent demand, several models sharing an accelerator
   (a replica claims its weights plus a bounded KV cache), prefix-affine routing.
+- ``always_on``: the fleet's accelerators shared equally among the models, a replica alone on
+  each, never scaled: dedicated capacity whose size a search chooses (the cost advisor's).
 """
 
 from __future__ import annotations
@@ -113,6 +115,9 @@ class SimPolicy:
         """The smallest fleet this policy is defined on (dedicated: a replica per model)."""
         return 1
 
+    def size_for(self, accelerators: int, models: int) -> None:
+        """Told the fleet's size before the run (only a fixed fleet needs it)."""
+
     def scaling_config(
         self, model: ModelSpec, demand: ModelDemand, load_seconds: float
     ) -> ScalingConfig:
@@ -212,8 +217,30 @@ class Tokenmill(SimPolicy):
         return min(wanted, int(kind.memory_bytes * GPU_MEMORY_UTILIZATION))
 
 
+class AlwaysOn(SimPolicy):
+    name = "always_on"
+    isolated = True
+    target_load_per_replica = 64.0
+    replicas_per_model = 1
+
+    def minimum_accelerators(self, configs: Sequence[ScalingConfig]) -> int:
+        return sum(config.min_replicas for config in configs)
+
+    def size_for(self, accelerators: int, models: int) -> None:
+        self.replicas_per_model = max(1, accelerators // max(1, models))
+
+    def scaling_config(
+        self, model: ModelSpec, demand: ModelDemand, load_seconds: float
+    ) -> ScalingConfig:
+        return ScalingConfig(
+            min_replicas=self.replicas_per_model,
+            max_replicas=self.replicas_per_model,
+            target_load_per_replica=self.target_load_per_replica,
+        )
+
+
 SIM_POLICIES: Mapping[str, type[SimPolicy]] = {
-    cls.name: cls for cls in (Dedicated, Reactive, Tokenmill)
+    cls.name: cls for cls in (Dedicated, Reactive, Tokenmill, AlwaysOn)
 }
 
 

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tokenmill.fleet.inventory import Inventory, Node
+from tokenmill.fleet.inventory import GIB, Accelerator, AcceleratorKind, Inventory, Node
 from tokenmill.protocol.tiers import ServiceTier
 from tokenmill.sim.events import EventLoop
-from tokenmill.sim.fleet import SimFleet
+from tokenmill.sim.fleet import ProfileFor, SimFleet
 from tokenmill.sim.metrics import (
     FleetWindow,
     Summary,
@@ -21,10 +21,12 @@ from tokenmill.sim.metrics import (
     ttft_slo_seconds,
 )
 from tokenmill.sim.perf import (
+    CPU_NODE,
     LOAD_BANDWIDTH_BYTES_PER_SECOND,
     EngineProfile,
     ModelSpec,
     accelerator_kind,
+    cpu_profile,
     gpu_profile,
     model_spec,
 )
@@ -62,11 +64,15 @@ class Scenario:
     trace_copies: int = 1  # overlay this many rotated copies of a recorded trace
     duration_seconds: float | None = None
     accelerator: str = "H100-80GB"
+    # a CPU calibration (``tokenmill/sim/calibration``): replicas run as our engine measured
+    # on a CPU, one per node, instead of the accelerator's datasheet model
+    calibration: str | None = None
     accelerators_per_node: int = 8
     load_from: str = "host"
     engine_start_seconds: float = 0.0
     rate_per_second: float = 5.0  # synthetic traces
     burstiness_cv: float = 4.0  # gamma trace
+    lengths: str = "azure"  # synthetic traces: token lengths resampled from this trace
     seed: int = 0
     # Service tiers: this share of requests asks for priority (the rest default); with
     # ``tiers`` the fleet serves them as tokenmill does, else first come, first served.
@@ -99,13 +105,16 @@ def build_workload(scenario: Scenario) -> Workload:
         note = f"Mooncake conversation trace ({MOONCAKE_CONV}), 512-token prefix blocks"
     elif scenario.trace in ("poisson", "gamma"):
         duration = scenario.duration_seconds or 3600.0
-        lengths = load_azure(scenario.data_dir / AZURE_CONV)
+        lengths = length_source(scenario)
         if scenario.trace == "poisson":
             times = poisson_arrivals(scenario.rate_per_second, duration, rng)
         else:
             times = gamma_arrivals(scenario.rate_per_second, scenario.burstiness_cv, duration, rng)
         rows = synthetic_rows(times, lengths, rng)
-        note = f"{scenario.trace} arrivals at {scenario.rate_per_second}/s, Azure token lengths"
+        note = (
+            f"{scenario.trace} arrivals at {scenario.rate_per_second}/s, "
+            f"{scenario.lengths} token lengths"
+        )
     else:
         raise ValueError(f"unknown trace {scenario.trace!r}; known: {', '.join(TRACES)}")
     if scenario.trace_copies > 1:
@@ -122,12 +131,37 @@ def build_workload(scenario: Scenario) -> Workload:
     return Workload(models, requests, block_tokens, note)
 
 
-def build_inventory(kind: str, accelerators: int, per_node: int) -> Inventory:
+def length_source(scenario: Scenario) -> list[TraceRow]:
+    if scenario.lengths == "azure":
+        return load_azure(scenario.data_dir / AZURE_CONV)
+    if scenario.lengths == "mooncake":
+        return [
+            TraceRow(0.0, row.prompt_tokens, row.output_tokens)
+            for row in load_mooncake(scenario.data_dir / MOONCAKE_CONV)
+        ]
+    raise ValueError(f"unknown length source {scenario.lengths!r}; known: azure, mooncake")
+
+
+def hardware(scenario: Scenario) -> tuple[AcceleratorKind, ProfileFor]:
+    """The accelerator kind and how a replica of a model runs on it."""
+    if scenario.calibration is not None:
+        profile = cpu_profile(scenario.calibration)
+        return CPU_NODE, lambda model, memory_bytes: profile
+    kind = accelerator_kind(scenario.accelerator)
+    return kind, lambda model, memory_bytes: gpu_profile(model, kind, memory_bytes)
+
+
+def build_inventory(kind: AcceleratorKind, accelerators: int, per_node: int) -> Inventory:
     nodes: list[Node] = []
     left = accelerators
     while left > 0:
         count = min(per_node, left)
-        nodes.append(Node.uniform(f"n{len(nodes):04d}", "sim", kind, count))
+        node_id = f"n{len(nodes):04d}"
+        devices = tuple(
+            Accelerator(f"{node_id}/{index}", kind.name, kind.memory_bytes)
+            for index in range(count)
+        )
+        nodes.append(Node(node_id, "sim", devices, 64, 512 * GIB))
         left -= count
     return Inventory(tuple(nodes))
 
@@ -143,21 +177,18 @@ def simulate(
     scenario: Scenario, workload: Workload, policy_name: str, accelerators: int
 ) -> SimResult:
     started = time.perf_counter()
-    kind = accelerator_kind(scenario.accelerator)
+    kind, profile_for = hardware(scenario)
     policy = build_sim_policy(policy_name)
+    policy.size_for(accelerators, len(workload.models))
     # the SLO's unloaded baseline: a replica alone on a whole accelerator
-    profiles = {m.model_id: gpu_profile(m, kind, kind.memory_bytes) for m in workload.models}
+    profiles = {m.model_id: profile_for(m, kind.memory_bytes) for m in workload.models}
     demand = model_demands(workload.requests, profiles)
     loop = EventLoop()
     timeline = Timeline(scenario.sample_seconds)
     records: list[RequestRecord] = []
-
-    def profile_for(model: ModelSpec, memory_bytes: int) -> EngineProfile:
-        return gpu_profile(model, kind, memory_bytes)
-
     fleet = SimFleet(
         loop,
-        build_inventory(kind.name, accelerators, scenario.accelerators_per_node),
+        build_inventory(kind, accelerators, scenario.accelerators_per_node),
         kind,
         workload.models,
         demand,

@@ -1,0 +1,300 @@
+"""The advice for one tenant and model: bills month by month, break-even, recommendation.
+
+Reads the tenant's usage records and the price book; sizes dedicated fleets with
+``advice.replay``; finds the break-even with ``advice.breakeven``. Monthly figures on the
+curve are per 30 days, so volumes compare however long the window is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from tokenmill.advice.breakeven import BreakEven, break_even, scaled_rows
+from tokenmill.advice.replay import (
+    REPLAY_BUDGET,
+    CostModel,
+    FleetSizer,
+    busiest_days,
+    scheduled_fleet,
+)
+from tokenmill.advice.trace import TenantTrace, extract
+from tokenmill.advice.words import recommend
+from tokenmill.billing.pricebook import PriceBookRepository
+from tokenmill.billing.pricing import SECONDS_PER_HOUR, ceil_div
+from tokenmill.catalog.install import accelerator_price_model
+from tokenmill.clock import Clock
+from tokenmill.errors import InvalidRequest
+from tokenmill.sim.workload import TraceRow
+from tokenmill.store.db import Database
+from tokenmill.store.tables import UsageRecord
+
+DEFAULT_WINDOW_DAYS = 30
+HOURS_PER_MONTH = 720.0  # the curve's month: 30 days
+# the models whose cost model is known without asking: our engine's calibrated model on a CPU
+DEFAULT_COST_MODELS = {"smollm2-135m-instruct": "cpu", "chat-small": "cpu"}
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class MonthBill:
+    month: str
+    requests: int
+    serverless_micros: int
+    always_on_micros: int | None
+    scheduled_micros: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "month": self.month,
+            "requests": self.requests,
+            "serverless_micros": self.serverless_micros,
+            "dedicated_always_on_micros": self.always_on_micros,
+            "dedicated_scheduled_micros": self.scheduled_micros,
+        }
+
+
+@dataclass(slots=True)
+class Advice:
+    tenant_id: str
+    trace: TenantTrace
+    cost_model: CostModel
+    accelerator_hour_micros: int
+    always_on: int | None  # accelerators; None: not even the largest fleet tried meets the SLO
+    scheduled: list[int | None]  # by hour of the day (UTC)
+    months: list[MonthBill]
+    curve: BreakEven
+    curve_sizes: dict[float, int | None] = field(default_factory=dict)
+    utilisation: float | None = None  # busy share of the always-on fleet's accelerators
+    recommendation: str = "serverless"
+    reasons: list[str] = field(default_factory=list)
+
+    def monthly(self, micros_in_window: float) -> float:
+        """A figure over the window, per 30 days."""
+        return micros_in_window * 30.0 / self.trace.days
+
+    def as_json(self) -> dict[str, Any]:
+        trace = self.trace
+        per_day = trace.requests_per_day
+        tokens_per_day = trace.tokens_per_day
+        factor = self.curve.factor
+        return {
+            "object": "advice",
+            "tenant_id": self.tenant_id,
+            "model": trace.model,
+            "window": {"since": trace.start.isoformat(), "until": trace.end.isoformat(),
+                       "days": round(trace.days, 3)},
+            "cost_model": self.cost_model.name,
+            "accelerator": self.cost_model.accelerator_name,
+            "accelerator_hour_micros": self.accelerator_hour_micros,
+            "traffic": {
+                "requests": len(trace.rows),
+                "requests_per_day": round(per_day, 2),
+                "tokens_per_day": round(tokens_per_day, 1),
+                "peak_hour_ratio": round(trace.peak_hour_ratio(), 2),
+            },
+            "serverless_micros": trace.serverless_micros,
+            "dedicated": {
+                "always_on_accelerators": self.always_on,
+                "scheduled_accelerators_by_hour": self.scheduled,
+                "always_on_utilisation": _rounded(self.utilisation),
+            },
+            "months": [m.as_json() for m in self.months],
+            "break_even": {
+                "factor": factor,
+                "beyond": self.curve.beyond,
+                "requests_per_day": None if factor is None else round(factor * per_day, 1),
+                "tokens_per_day": None if factor is None else round(factor * tokens_per_day),
+            },
+            "curve": [
+                {
+                    "factor": p.factor,
+                    "requests_per_day": round(p.factor * per_day, 2),
+                    "serverless_monthly_micros": round(self.monthly(p.serverless_micros)),
+                    "dedicated_monthly_micros": round(self.monthly(p.dedicated_micros)),
+                    "accelerators": self.curve_sizes.get(p.factor),
+                }
+                for p in self.curve.points
+            ],
+            "recommendation": self.recommendation,
+            "reasons": self.reasons,
+        }  # fmt: skip
+
+
+class Advisor:
+    def __init__(self, db: Database, prices: PriceBookRepository, clock: Clock) -> None:
+        self._db = db
+        self._prices = prices
+        self._clock = clock
+
+    def models(self, tenant_id: str, since: datetime, until: datetime) -> list[str]:
+        """The models the tenant used in the window (platform tools' usage aside)."""
+        query = (
+            select(UsageRecord.model)
+            .where(UsageRecord.tenant_id == tenant_id)
+            .where(UsageRecord.created_at >= since, UsageRecord.created_at < until)
+            .distinct()
+        )
+        with self._db.session() as session:
+            return sorted(m for m in session.scalars(query) if ":" not in m)
+
+    def window(
+        self, since: datetime | None, until: datetime | None, days: float | None
+    ) -> tuple[datetime, datetime]:
+        end = until or self._clock.utcnow()
+        start = since or end - timedelta(days=days or DEFAULT_WINDOW_DAYS)
+        if end <= start:
+            raise InvalidRequest("The window must end after it starts.", param="since")
+        return start, end
+
+    def trace(self, tenant_id: str, model: str, start: datetime, end: datetime) -> TenantTrace:
+        query = (
+            select(
+                UsageRecord.model,
+                UsageRecord.created_at,
+                UsageRecord.duration_seconds,
+                UsageRecord.prompt_tokens,
+                UsageRecord.completion_tokens,
+                UsageRecord.cost_micros,
+            )
+            .where(UsageRecord.tenant_id == tenant_id, UsageRecord.model == model)
+            .where(UsageRecord.created_at >= start, UsageRecord.created_at < end)
+        )
+        with self._db.session() as session:
+            return extract(session.execute(query), model, start, end)
+
+    def cost_model(self, model: str, asked: str | None) -> CostModel:
+        name = asked or DEFAULT_COST_MODELS.get(model)
+        if name is None:
+            raise InvalidRequest(
+                f"No calibrated cost model for {model!r}: pass cost_model=ARCHITECTURE@ACCELERATOR "
+                "(e.g. llama3.1-8b@H100-80GB) or 'cpu'.",
+                param="cost_model",
+            )
+        try:
+            return CostModel.parse(name)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), param="cost_model") from None
+
+    def accelerator_price(self, model: str, cost_model: CostModel) -> int:
+        book = self._prices.load()
+        now = self._clock.utcnow()
+        if cost_model.accelerator is not None:
+            entry = accelerator_price_model(cost_model.accelerator)
+            micros = book.price_at(entry, now).accelerator_hour_micros
+            if micros:
+                return micros
+        micros = book.price_at(model, now).accelerator_hour_micros
+        if not micros:
+            entry = accelerator_price_model(cost_model.accelerator_name)
+            raise InvalidRequest(
+                f"No accelerator-hour price for {model!r} on {cost_model.accelerator_name}: set "
+                f"one in the price book (model {entry!r} or {model!r}, accelerator_hour_micros).",
+                param="cost_model",
+            )
+        return micros
+
+    def advise(
+        self,
+        tenant_id: str,
+        model: str,
+        start: datetime,
+        end: datetime,
+        cost_model: str | None = None,
+        progress: Progress | None = None,
+    ) -> Advice:
+        say = progress or (lambda message: None)
+        chosen = self.cost_model(model, cost_model)
+        hourly = self.accelerator_price(model, chosen)
+        trace = self.trace(tenant_id, model, start, end)
+        if not trace.rows:
+            raise InvalidRequest(
+                f"{tenant_id} has no requests to {model!r} between {start.isoformat()} and "
+                f"{end.isoformat()}.",
+                param="model",
+            )
+        return advise_trace(tenant_id, trace, chosen, hourly, say)
+
+
+def advise_trace(
+    tenant_id: str,
+    trace: TenantTrace,
+    cost_model: CostModel,
+    accelerator_hour_micros: int,
+    say: Progress,
+) -> Advice:
+    """The advice on a trace already extracted (pure apart from the simulations)."""
+    span = (trace.end - trace.start).total_seconds()
+    sizer = FleetSizer(cost_model)
+
+    def replayed(factor: float) -> list[TraceRow]:
+        rows, covered = busiest_days(trace.rows, span, REPLAY_BUDGET / factor)
+        return rows if factor == 1.0 else scaled_rows(rows, factor, covered)
+
+    say(f"sizing an always-on fleet for {len(trace.rows)} requests")
+    always_on = sizer.smallest(replayed(1.0))
+    say("sizing a fleet for each hour of the day")
+    scheduled = scheduled_fleet(trace.rows, cost_model, trace.start.hour)
+    months = bills(trace, always_on, scheduled, accelerator_hour_micros)
+
+    def dedicated(factor: float) -> float:
+        say(f"replaying {factor:.3g}x the traffic")
+        size = sizer.smallest(replayed(factor), factor)
+        return float("inf") if size is None else size * accelerator_hour_micros * span / 3600.0
+
+    curve = break_even(lambda factor: factor * trace.serverless_micros, dedicated)
+    advice = Advice(
+        tenant_id, trace, cost_model, accelerator_hour_micros, always_on, scheduled, months,
+        curve, dict(sizer.sizes), sizer.utilisation(),
+    )  # fmt: skip
+    advice.recommendation, advice.reasons = recommend(advice)
+    return advice
+
+
+def bills(
+    trace: TenantTrace,
+    always_on: int | None,
+    scheduled: list[int | None],
+    hour_micros: int,
+) -> list[MonthBill]:
+    """Each month's three bills: what was charged, and the two dedicated fleets' hours."""
+    seconds = trace.hour_seconds()
+    by_month: dict[str, float] = {}
+    moment = trace.start
+    while moment < trace.end:  # the scheduled fleet, hour by hour of the window
+        following = min(moment.replace(minute=0, second=0, microsecond=0)
+                        + timedelta(hours=1), trace.end)  # fmt: skip
+        size = scheduled[moment.hour]
+        month = f"{moment.year:04d}-{moment.month:02d}"
+        by_month[month] = by_month.get(month, 0.0) + (
+            float("inf") if size is None else size * (following - moment).total_seconds()
+        )
+        moment = following
+    months = []
+    for month in sorted(seconds):
+        scheduled_seconds = by_month.get(month, 0.0)
+        months.append(
+            MonthBill(
+                month,
+                trace.requests_by_month.get(month, 0),
+                trace.serverless_micros_by_month.get(month, 0),
+                None if always_on is None else _hours_cost(always_on * seconds[month], hour_micros),
+                None if scheduled_seconds == float("inf")
+                else _hours_cost(scheduled_seconds, hour_micros),
+            )
+        )  # fmt: skip
+    return months
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _hours_cost(accelerator_seconds: float, hour_micros: int) -> int:
+    """As the ledger charges dedicated time: whole seconds, rounded up once."""
+    return ceil_div(math.ceil(accelerator_seconds - 1e-6) * hour_micros, SECONDS_PER_HOUR)
