@@ -78,3 +78,18 @@ def test_demands_size_dedicated_for_compute_and_tokenmill_for_prompt_length() ->
     assert dedicated.min_replicas >= 4
     tokenmill = build_sim_policy("tokenmill").scaling_config(MODEL, demand, 0.3)
     assert tokenmill.target_load_per_replica == pytest.approx(2.048)
+
+
+def test_always_on_shares_the_fleet_equally_and_never_scales() -> None:
+    policy = build_sim_policy("always_on")
+    policy.size_for(7, 2)
+
+    busy = policy.scaling_config(MODEL, ModelDemand(130), 0.3)
+    quiet = policy.scaling_config(MODEL, ModelDemand(0), 0.3)
+
+    assert busy == quiet
+    assert busy.min_replicas == busy.max_replicas == 3
+    assert policy.isolated
+    assert policy.replica_memory_bytes(MODEL, H100, ModelDemand(1)) == H100.memory_bytes
+    policy.size_for(1, 4)  # fewer accelerators than models: still a replica each
+    assert policy.scaling_config(MODEL, ModelDemand(1), 0.3).min_replicas == 1

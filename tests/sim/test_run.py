@@ -4,8 +4,10 @@ from dataclasses import replace
 
 import pytest
 
+from tokenmill.sim.perf import CPU_CALIBRATION, CPU_NODE, cpu_profile
 from tokenmill.sim.report import PolicyReport, Report, plot, table, write_json
-from tokenmill.sim.run import Scenario, build_workload, simulate
+from tokenmill.sim.run import Scenario, build_inventory, build_workload, hardware, simulate
+from tokenmill.sim.workload import MOONCAKE_CONV, load_mooncake
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +84,40 @@ def test_under_overload_tiers_keep_priority_within_slo_and_raise_goodput() -> No
 def test_without_a_priority_share_there_is_no_tier_report(scenario: Scenario) -> None:
     workload = build_workload(replace(scenario, duration_seconds=60.0))
     assert "tiers" not in simulate(scenario, workload, "tokenmill", 24).summary.extra
+
+
+def test_synthetic_arrivals_can_take_mooncake_s_token_lengths() -> None:
+    azure = Scenario(trace="poisson", models=1, rate_per_second=0.5, duration_seconds=600.0)
+    mooncake = replace(azure, lengths="mooncake")
+
+    resampled = build_workload(mooncake)
+
+    recorded = load_mooncake(mooncake.data_dir / MOONCAKE_CONV)
+    lengths = {(r.prompt_tokens, r.output_tokens) for r in recorded}
+    assert {(r.prompt_tokens, r.output_tokens) for r in resampled.requests} <= lengths
+    assert "mooncake token lengths" in resampled.note
+    same_arrivals = build_workload(azure).requests
+    assert [r.arrival_seconds for r in resampled.requests] == [
+        r.arrival_seconds for r in same_arrivals
+    ]
+    with pytest.raises(ValueError, match="unknown length source 'sharegpt'"):
+        build_workload(replace(azure, lengths="sharegpt"))
+
+
+def test_a_cpu_calibration_runs_our_engine_one_replica_a_node() -> None:
+    gpu = Scenario(trace="poisson", models=1, rate_per_second=0.5, duration_seconds=300.0)
+    cpu = replace(gpu, calibration=CPU_CALIBRATION, accelerators_per_node=1)
+    workload = build_workload(cpu)
+
+    kind, profile_for = hardware(cpu)
+
+    assert kind == CPU_NODE
+    assert profile_for(workload.models[0], kind.memory_bytes) == cpu_profile(CPU_CALIBRATION)
+    nodes = build_inventory(kind, 3, cpu.accelerators_per_node).nodes
+    assert [[a.kind for a in node.accelerators] for node in nodes] == [["cpu"]] * 3
+    on_cpu = simulate(cpu, workload, "always_on", 3).summary
+    assert on_cpu.completed == on_cpu.requests == len(workload.requests)
+    assert on_cpu.accelerators_provisioned == on_cpu.replicas_provisioned == 3.0
+    on_gpu = simulate(gpu, workload, "always_on", 3).summary
+    assert on_gpu.ttft_p50_seconds is not None and on_cpu.ttft_p50_seconds is not None
+    assert on_cpu.ttft_p50_seconds > 10 * on_gpu.ttft_p50_seconds

@@ -8,14 +8,14 @@ curve are per 30 days, so volumes compare however long the window is.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from tokenmill.advice.breakeven import BreakEven, break_even, scaled_rows
+from tokenmill.advice.breakeven import GRID, BreakEven, curve, first_crossing, scaled_rows
 from tokenmill.advice.replay import (
     REPLAY_BUDGET,
     CostModel,
@@ -26,16 +26,15 @@ from tokenmill.advice.replay import (
 from tokenmill.advice.trace import TenantTrace, extract
 from tokenmill.advice.words import recommend
 from tokenmill.billing.pricebook import PriceBookRepository
-from tokenmill.billing.pricing import SECONDS_PER_HOUR, ceil_div
 from tokenmill.catalog.install import accelerator_price_model
 from tokenmill.clock import Clock
 from tokenmill.errors import InvalidRequest
+from tokenmill.fleet.replicas import accelerator_charge_micros
 from tokenmill.sim.workload import TraceRow
 from tokenmill.store.db import Database
 from tokenmill.store.tables import UsageRecord
 
 DEFAULT_WINDOW_DAYS = 30
-HOURS_PER_MONTH = 720.0  # the curve's month: 30 days
 # the models whose cost model is known without asking: our engine's calibrated model on a CPU
 DEFAULT_COST_MODELS = {"smollm2-135m-instruct": "cpu", "chat-small": "cpu"}
 Progress = Callable[[str], None]
@@ -117,7 +116,7 @@ class Advice:
                     "requests_per_day": round(p.factor * per_day, 2),
                     "serverless_monthly_micros": round(self.monthly(p.serverless_micros)),
                     "dedicated_monthly_micros": round(self.monthly(p.dedicated_micros)),
-                    "accelerators": self.curve_sizes.get(p.factor),
+                    "accelerators": _at_least_one(self.curve_sizes.get(p.factor)),
                 }
                 for p in self.curve.points
             ],
@@ -146,8 +145,8 @@ class Advisor:
     def window(
         self, since: datetime | None, until: datetime | None, days: float | None
     ) -> tuple[datetime, datetime]:
-        end = until or self._clock.utcnow()
-        start = since or end - timedelta(days=days or DEFAULT_WINDOW_DAYS)
+        end = (until or self._clock.utcnow()).astimezone(UTC)
+        start = (since or end - timedelta(days=days or DEFAULT_WINDOW_DAYS)).astimezone(UTC)
         if end <= start:
             raise InvalidRequest("The window must end after it starts.", param="since")
         return start, end
@@ -182,16 +181,13 @@ class Advisor:
             raise InvalidRequest(str(exc), param="cost_model") from None
 
     def accelerator_price(self, model: str, cost_model: CostModel) -> int:
+        """The price book's ``accelerator:<kind>`` entry, else the model's own hourly price."""
         book = self._prices.load()
         now = self._clock.utcnow()
-        if cost_model.accelerator is not None:
-            entry = accelerator_price_model(cost_model.accelerator)
-            micros = book.price_at(entry, now).accelerator_hour_micros
-            if micros:
-                return micros
-        micros = book.price_at(model, now).accelerator_hour_micros
+        entry = accelerator_price_model(cost_model.accelerator_name)
+        micros = book.price_at(entry, now).accelerator_hour_micros
+        micros = micros or book.price_at(model, now).accelerator_hour_micros
         if not micros:
-            entry = accelerator_price_model(cost_model.accelerator_name)
             raise InvalidRequest(
                 f"No accelerator-hour price for {model!r} on {cost_model.accelerator_name}: set "
                 f"one in the price book (model {entry!r} or {model!r}, accelerator_hour_micros).",
@@ -227,10 +223,13 @@ def advise_trace(
     cost_model: CostModel,
     accelerator_hour_micros: int,
     say: Progress,
+    grid: Sequence[float] = GRID,
+    sizer: FleetSizer | None = None,
 ) -> Advice:
-    """The advice on a trace already extracted (pure apart from the simulations)."""
+    """The advice on a trace already extracted (pure apart from the simulations). A ``sizer``
+    passed in keeps its replays for another call on the same trace (other prices)."""
     span = (trace.end - trace.start).total_seconds()
-    sizer = FleetSizer(cost_model)
+    sizer = sizer or FleetSizer(cost_model)
 
     def replayed(factor: float) -> list[TraceRow]:
         rows, covered = busiest_days(trace.rows, span, REPLAY_BUDGET / factor)
@@ -239,18 +238,38 @@ def advise_trace(
     say(f"sizing an always-on fleet for {len(trace.rows)} requests")
     always_on = sizer.smallest(replayed(1.0))
     say("sizing a fleet for each hour of the day")
-    scheduled = scheduled_fleet(trace.rows, cost_model, trace.start.hour)
+    midnight = trace.start.replace(hour=0, minute=0, second=0, microsecond=0)
+    scheduled = scheduled_fleet(trace.rows, cost_model, (trace.start - midnight).total_seconds())
     months = bills(trace, always_on, scheduled, accelerator_hour_micros)
+
+    window_micros = accelerator_hour_micros * span / 3600.0  # one accelerator all along
 
     def dedicated(factor: float) -> float:
         say(f"replaying {factor:.3g}x the traffic")
         size = sizer.smallest(replayed(factor), factor)
-        return float("inf") if size is None else size * accelerator_hour_micros * span / 3600.0
+        return math.inf if size is None else max(1, size) * window_micros
 
-    curve = break_even(lambda factor: factor * trace.serverless_micros, dedicated)
+    def serverless(factor: float) -> float:
+        return factor * trace.serverless_micros
+
+    points = curve(serverless, dedicated, grid)
+    first = sizer.sizes.get(grid[0])
+    if trace.serverless_micros <= 0 or first is None:
+        found: tuple[float | None, str | None] = (None, "above")
+    else:
+
+        def serves(accelerators: int, factor: float) -> bool:
+            say(f"{accelerators} accelerators for {factor:.3g}x the traffic")
+            return sizer.serves(replayed(factor), factor, accelerators)
+
+        found = first_crossing(
+            trace.serverless_micros, window_micros, serves,
+            first_fleet=max(1, first), low=grid[0], high=grid[-1],
+        )  # fmt: skip
+    curve_found = BreakEven(found[0], found[1], points)
     advice = Advice(
         tenant_id, trace, cost_model, accelerator_hour_micros, always_on, scheduled, months,
-        curve, dict(sizer.sizes), sizer.utilisation(),
+        curve_found, dict(sizer.sizes), sizer.utilisation(),
     )  # fmt: skip
     advice.recommendation, advice.reasons = recommend(advice)
     return advice
@@ -291,10 +310,15 @@ def bills(
     return months
 
 
+def _at_least_one(size: int | None) -> int | None:
+    """A dedicated fleet has an accelerator even where a thinned trace has no request."""
+    return None if size is None else max(1, size)
+
+
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
 def _hours_cost(accelerator_seconds: float, hour_micros: int) -> int:
-    """As the ledger charges dedicated time: whole seconds, rounded up once."""
-    return ceil_div(math.ceil(accelerator_seconds - 1e-6) * hour_micros, SECONDS_PER_HOUR)
+    """As the ledger charges a dedicated replica's time (``fleet.replicas``)."""
+    return accelerator_charge_micros(accelerator_seconds, 1, hour_micros)

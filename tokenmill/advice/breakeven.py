@@ -5,7 +5,7 @@ trace (each moved by whole days and a jitter, so the hours of the day keep their
 thins one more copy for the fraction. ``break_even`` searches a volume factor over two bills
 given as functions: the serverless one is linear, the dedicated one a step function (a fleet
 is a whole number of accelerators), so their first crossing from below is where dedicated
-starts to pay.
+starts to pay (``first_crossing``); ``curve`` gives both bills on a grid of volumes.
 """
 
 from __future__ import annotations
@@ -66,49 +66,72 @@ class CurvePoint:
 class BreakEven:
     """``factor``: the volume (times the tenant's own) where dedicated starts to cost no more
     than serverless; None with ``beyond`` "above" (serverless is cheaper throughout the range)
-    or "below" (dedicated is already cheaper at its low end)."""
+    or "below" (dedicated is already cheaper at its low end). ``points``: both bills on the
+    grid, for a plot."""
 
     factor: float | None
     beyond: str | None
     points: list[CurvePoint] = field(default_factory=list)
 
 
-def break_even(
+def curve(
     serverless: Callable[[float], float],
     dedicated: Callable[[float], float],
-    *,
     grid: Sequence[float] = GRID,
-    tolerance: float = 0.02,
-) -> BreakEven:
-    """The least factor on ``grid``'s range where ``serverless >= dedicated``, to within
-    ``tolerance`` (relative): every grid point, then a bisection in log space between the
-    first paying point and the one before it."""
+) -> list[CurvePoint]:
     if not grid or any(b <= a for a, b in itertools.pairwise(grid)) or grid[0] <= 0:
         raise ValueError("the grid is increasing positive factors")
-    points: dict[float, CurvePoint] = {}
+    return [CurvePoint(f, serverless(f), dedicated(f)) for f in grid]
 
-    def point(factor: float) -> CurvePoint:
-        if factor not in points:
-            points[factor] = CurvePoint(factor, serverless(factor), dedicated(factor))
-        return points[factor]
 
-    def pays(factor: float) -> bool:
-        found = point(factor)
-        return found.serverless_micros >= found.dedicated_micros
+def first_crossing(
+    slope_micros: float,
+    accelerator_micros: float,
+    serves: Callable[[int, float], bool],
+    *,
+    first_fleet: int,
+    low: float = GRID[0],
+    high: float = GRID[-1],
+) -> tuple[float | None, str | None]:
+    """The least volume factor in ``[low, high]`` where ``slope_micros * factor`` (the
+    serverless bill) reaches the bill of the least fleet that ``serves`` it (``n`` times
+    ``accelerator_micros``). ``first_fleet`` is that least fleet at ``low``.
 
-    result = BreakEven(None, "above")
-    paying = [pays(factor) for factor in grid]  # every grid point: the curve is plotted
-    if paying[0]:
-        result = BreakEven(None, "below")
-    elif any(paying):
-        index = paying.index(True)
-        low, high = grid[index - 1], grid[index]
-        while high / low > 1 + tolerance:
-            middle = math.sqrt(low * high)
-            if pays(middle):
-                high = middle
-            else:
-                low = middle
-        result = BreakEven(high, None)
-    result.points = [points[f] for f in sorted(points)]
-    return result
+    Bills meet only at ``n * accelerator_micros / slope_micros`` for some fleet size ``n``
+    (the dedicated bill is a step function, the other a line), and the first crossing is
+    there for the least ``n`` whose fleet serves that volume: any earlier crossing would need
+    a smaller fleet serving a smaller volume. So the search is over ``n``, one replay each,
+    galloping then bisecting on the assumption that a bigger fleet at the same load per
+    accelerator serves at least as well; a scan of volumes could step over a crossing that a
+    fleet's next step undoes before the next point.
+    """
+    if slope_micros <= 0 or accelerator_micros <= 0:
+        raise ValueError("both bills must grow: slope and accelerator cost are positive")
+    if not 0 < low <= high:
+        raise ValueError("need 0 < low <= high")
+
+    def at(n: int) -> float:
+        return max(low, n * accelerator_micros / slope_micros)
+
+    last = math.floor(high * slope_micros / accelerator_micros)  # largest n with at(n) <= high
+    if first_fleet < 1 or first_fleet > last:
+        return None, "above"
+    if at(first_fleet) == low:
+        return None, "below"  # the fleet that holds the lowest volume already costs no more
+    if serves(first_fleet, at(first_fleet)):
+        return at(first_fleet), None
+    bad, step = first_fleet, 1
+    while True:
+        good = min(bad + step, last)
+        if serves(good, at(good)):
+            break
+        if good == last:
+            return None, "above"
+        bad, step = good, step * 2
+    while good - bad > 1:
+        middle = (good + bad) // 2
+        if serves(middle, at(middle)):
+            good = middle
+        else:
+            bad = middle
+    return at(good), None

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from tokenmill.fleet.inventory import KNOWN_ACCELERATOR_KINDS as KINDS
 from tokenmill.sim.metrics import Summary
-from tokenmill.sim.perf import ARCHITECTURES, CPU_CALIBRATION, accelerator_kind, model_spec
+from tokenmill.sim.perf import ARCHITECTURES, CPU_CALIBRATION, model_spec
 from tokenmill.sim.run import Scenario, Workload, simulate
 from tokenmill.sim.search import SLO_TARGET, smallest_fleet
 from tokenmill.sim.workload import MOONCAKE_BLOCK_TOKENS, SimRequest, TraceRow
@@ -40,12 +41,12 @@ class CostModel:
         if text == "cpu":
             return cls("smollm2-135m")
         architecture, at, accelerator = text.partition("@")
-        if not at or architecture not in ARCHITECTURES:
-            known = ", ".join(sorted(ARCHITECTURES))
+        if not at or architecture not in ARCHITECTURES or accelerator not in KINDS:
             raise ValueError(
-                f"a cost model is 'cpu' or ARCHITECTURE@ACCELERATOR ({known}), not {text!r}"
+                f"a cost model is 'cpu' or ARCHITECTURE@ACCELERATOR, not {text!r}; "
+                f"architectures: {', '.join(sorted(ARCHITECTURES))}; "
+                f"accelerators: {', '.join(sorted(KINDS))}"
             )
-        accelerator_kind(accelerator)  # raises for an unknown kind
         return cls(architecture, accelerator)
 
     @property
@@ -88,6 +89,16 @@ class FleetSizer:
         size = self.sizes.get(factor)
         run = self.runs.get((factor, size)) if size else None
         return None if run is None else run.busy_utilisation
+
+    def serves(self, rows: Sequence[TraceRow], factor: float, accelerators: int) -> bool:
+        """Whether ``accelerators`` hold ``rows`` (the traffic at ``factor``) within the SLO."""
+        if factor in self.sizes:
+            known = self.sizes[factor]
+            return known is not None and accelerators >= known
+        key = (factor, accelerators)
+        if key not in self.runs:
+            self.runs[key] = replay(rows, self.cost_model, accelerators)
+        return self.runs[key].slo_attainment >= self.target
 
     def smallest(self, rows: Sequence[TraceRow], factor: float = 1.0) -> int | None:
         """None: even ``MOST_ACCELERATORS`` miss the target."""
@@ -138,15 +149,16 @@ def busiest_days(
     return out, len(chosen) * SECONDS_PER_DAY
 
 
-def hour_slots(rows: Sequence[TraceRow], start_hour_of_day: int) -> list[list[TraceRow]]:
+def hour_slots(rows: Sequence[TraceRow], offset_seconds: float) -> list[list[TraceRow]]:
     """For each hour of the day (UTC), its requests of every day laid end to end: day d's
-    hour starts at ``d * 3600`` seconds. ``start_hour_of_day`` is the window's first hour."""
+    hour starts at ``d * 3600`` seconds. ``offset_seconds``: the window's start, in seconds
+    after its day's midnight."""
     slots: list[list[TraceRow]] = [[] for _ in range(24)]
     for row in rows:
-        hour_index = int(row.arrival_seconds // SECONDS_PER_HOUR)
-        day, offset = divmod(hour_index + start_hour_of_day, 24)
-        within = row.arrival_seconds - hour_index * SECONDS_PER_HOUR
-        slots[offset].append(
+        moment = row.arrival_seconds + offset_seconds
+        day, within_day = divmod(moment, SECONDS_PER_DAY)
+        hour, within = divmod(within_day, SECONDS_PER_HOUR)
+        slots[int(hour)].append(
             TraceRow(day * SECONDS_PER_HOUR + within, row.prompt_tokens, row.output_tokens)
         )
     for slot in slots:
@@ -155,10 +167,10 @@ def hour_slots(rows: Sequence[TraceRow], start_hour_of_day: int) -> list[list[Tr
 
 
 def scheduled_fleet(
-    rows: Sequence[TraceRow], cost_model: CostModel, start_hour_of_day: int
+    rows: Sequence[TraceRow], cost_model: CostModel, offset_seconds: float
 ) -> list[int | None]:
     """The smallest fleet for each hour of the day (0 where the hour has no requests)."""
     sizes: list[int | None] = []
-    for slot in hour_slots(rows, start_hour_of_day):
+    for slot in hour_slots(rows, offset_seconds):
         sizes.append(FleetSizer(cost_model).smallest(slot))
     return sizes

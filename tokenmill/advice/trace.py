@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from tokenmill.sim.workload import TraceRow
@@ -38,6 +38,8 @@ class UsageSample(Protocol):
 
 
 def month_of(moment: datetime) -> str:
+    """The UTC month, whatever zone ``moment`` is written in."""
+    moment = moment.astimezone(UTC)
     return f"{moment.year:04d}-{moment.month:02d}"
 
 
@@ -51,6 +53,9 @@ class TenantTrace:
     rows: list[TraceRow] = field(default_factory=list)
     serverless_micros_by_month: dict[str, int] = field(default_factory=dict)
     requests_by_month: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.start, self.end = self.start.astimezone(UTC), self.end.astimezone(UTC)
 
     @property
     def days(self) -> float:
@@ -105,7 +110,8 @@ def _next_month(moment: datetime) -> datetime:
 def extract(
     events: Iterable[UsageSample], model: str, start: datetime, end: datetime
 ) -> TenantTrace:
-    """The trace and bill of ``model`` from the events created in ``[start, end)``."""
+    """The trace and bill of ``model`` from the events created in ``[start, end)``; months and
+    hours are UTC's, whatever zone the window is written in."""
     if end <= start:
         raise ValueError("the window must end after it starts")
     trace = TenantTrace(model, start, end)

@@ -27,9 +27,14 @@ def recommend(advice: Advice) -> tuple[str, list[str]]:
             f"No dedicated fleet of {kind} tried keeps 99% of your requests within the SLO."
         )
         return "serverless", reasons + _change(advice)
-    always_on = advice.always_on * hour * 720.0
+    # both fleets as the months bill them: only the window's own hours
+    always_on = advice.monthly(sum(m.always_on_micros or 0 for m in advice.months))
     known = [s for s in advice.scheduled if s is not None]
-    scheduled = sum(known) * hour * 30.0 if len(known) == len(advice.scheduled) else float("inf")
+    scheduled = (
+        advice.monthly(sum(m.scheduled_micros or 0 for m in advice.months))
+        if len(known) == len(advice.scheduled)
+        else float("inf")
+    )
     dedicated = min(always_on, scheduled)
     peak = trace.peak_hour_ratio()
     if dedicated < serverless:
@@ -43,7 +48,7 @@ def recommend(advice: Advice) -> tuple[str, list[str]]:
             more = 1 - scheduled / always_on
             reasons.append(
                 f"Your peak hour is {peak:.1f}x your mean, so a fleet that follows the hours of "
-                f"the day ({min(known)} to {max(known)} {kind}) saves {more:.0%} more than "
+                f"the day ({_span(known)} {kind}) saves {more:.0%} more than "
                 f"{advice.always_on} always on."
             )
         else:
@@ -53,9 +58,14 @@ def recommend(advice: Advice) -> tuple[str, list[str]]:
         f"Serverless is cheaper: {_money(serverless)} a month per token, against "
         f"{_money(dedicated)} for the smallest dedicated fleet that holds your traffic "
         f"({advice.always_on} {kind} always on at {_money(hour)} an hour"
-        + (f", or {min(known)} to {max(known)} by the hour of the day)." if known else ").")
+        + (f", or {_span(known)} by the hour of the day)." if known else ").")
     )
     return "serverless", reasons + _change(advice)
+
+
+def _span(sizes: list[int]) -> str:
+    low, high = min(sizes), max(sizes)
+    return str(low) if low == high else f"{low} to {high}"
 
 
 def _change(advice: Advice) -> list[str]:
