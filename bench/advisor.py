@@ -183,8 +183,7 @@ def _cost(price: Price, row: TraceRow) -> int:
     return cost_micros(TokenUsage(row.prompt_tokens, 0, row.output_tokens), price)
 
 
-def agreement(directory: Path, quick: bool) -> list[dict[str, Any]]:
-    volumes = (1_000, 10_000) if quick else (1_000, 10_000, 100_000)
+def agreement(directory: Path, volumes: list[int]) -> list[dict[str, Any]]:
     hour_micros = ACCELERATOR_HOUR_MICROS["H100-80GB"]
     results: list[dict[str, Any]] = []
     for per_day in volumes:
@@ -275,7 +274,7 @@ def azure_shape(quick: bool) -> dict[str, Any]:
     out["requests_per_day"] = per_day
     out["fleet_at_10k"] = fleet
     out["blended_price_per_mtok_for_10k"] = (
-        None if fleet is None else fleet * hour_micros * 24 / tokens
+        None if fleet is None else fleet * hour_micros * 24 / tokens * 1_000_000
     )
     return out
 
@@ -286,20 +285,7 @@ def scaled(rows: list[TraceRow], factor: float, span: float) -> list[TraceRow]:
     return scaled_rows(rows, factor, span)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1k and 10k requests/day only")
-    parser.add_argument("--out", type=Path, default=Path("bench/results/advisor.json"))
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        directory = Path(scratch)
-        ledger = ledger_check(directory, 2_000)
-        print(f"ledger: {ledger['advisor_micros_by_month']} == {ledger['ledger_micros_by_month']}:"
-              f" {ledger['equal']}")  # fmt: skip
-        print(f"{'tenant':<24} {'req':>7} {'adv':>4} {'sim':>4} {'adv b-e/day':>11} "
-              f"{'sim b-e/day':>11} {'error':>6} {'advice':<10} {'time':>7}")  # fmt: skip
-        agreed = agreement(directory, args.quick)
-        azure = azure_shape(args.quick)
+def print_azure(azure: dict[str, Any]) -> None:
     print(f"Azure conversation shape: {azure['requests']} requests in "
           f"{azure['span_seconds']:.0f} s ({azure['requests_per_day']:,.0f}/day), "
           f"{COST_MODEL} at {format_micros(ACCELERATOR_HOUR_MICROS['H100-80GB'])}/h")  # fmt: skip
@@ -314,6 +300,29 @@ def main() -> None:
     blended = azure["blended_price_per_mtok_for_10k"]
     print(f"  break-even at 10,000/day needs {azure['fleet_at_10k']} H100 and a blended "
           f"{'-' if blended is None else format_micros(round(blended))} per Mtok")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1k and 10k requests/day only")
+    parser.add_argument(
+        "--volumes", type=int, nargs="*", help="requests/day of the synthetic tenants"
+    )
+    parser.add_argument("--no-azure", action="store_true", help="skip the Azure trace's shape")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/advisor.json"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch)
+        ledger = ledger_check(directory, 2_000)
+        print(f"ledger: {ledger['advisor_micros_by_month']} == {ledger['ledger_micros_by_month']}:"
+              f" {ledger['equal']}")  # fmt: skip
+        print(f"{'tenant':<24} {'req':>7} {'adv':>4} {'sim':>4} {'adv b-e/day':>11} "
+              f"{'sim b-e/day':>11} {'error':>6} {'advice':<10} {'time':>7}")  # fmt: skip
+        volumes = args.volumes or ([1_000, 10_000] if args.quick else [1_000, 10_000, 100_000])
+        agreed = agreement(directory, volumes)
+        azure = None if args.no_azure else azure_shape(args.quick)
+    if azure is not None:
+        print_azure(azure)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"ledger": ledger, "agreement": agreed, "azure": azure},
                                    indent=2, default=str))  # fmt: skip

@@ -19,6 +19,7 @@ from tokenmill.clock import ManualClock
 from tokenmill.control.tenants import TenantRepository
 from tokenmill.errors import InvalidRequest
 from tokenmill.fleet.replicas import accelerator_charge_micros
+from tokenmill.sim.workload import TraceRow
 from tokenmill.store.db import Database
 
 HUGE = 10**9  # micros an accelerator-hour: serverless wins
@@ -231,3 +232,20 @@ def test_the_same_window_written_with_another_offset_gives_the_same_advice() -> 
     assert [m.month for m in advised[0].months] == ["2026-01", "2026-02"]
     assert advised[1].scheduled == advised[0].scheduled
     assert advised[1].months == advised[0].months
+
+
+def test_traffic_no_fleet_holds_is_advised_serverless_with_no_dedicated_bill() -> None:
+    # prompts longer than a replica's whole KV cache are refused: no fleet meets the SLO
+    too_long = [TraceRow(60.0 * i, 10_000_000, 5) for i in range(3)]
+    trace = TenantTrace(MODEL, START, END, too_long)
+    trace.serverless_micros_by_month = {"2026-01": 3_000}
+
+    advice = advise_trace("ten_a", trace, CPU, 1, lambda message: None, grid=(1.0,))
+    shown = advice.as_json()
+
+    assert advice.always_on is None
+    assert advice.recommendation == "serverless"
+    assert advice.reasons[0].startswith("No dedicated fleet of cpu tried keeps 99%")
+    assert shown["monthly_at_volume"]["always_on_micros"] is None
+    assert shown["curve"][0]["dedicated_monthly_micros"] is None
+    assert shown["curve"][0]["accelerators"] is None

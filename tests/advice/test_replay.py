@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import tokenmill.advice.replay as replay_module
@@ -112,14 +114,25 @@ def test_sizes_are_remembered_and_no_traffic_needs_no_fleet() -> None:
     assert FleetSizer(CPU).smallest([], 2.0) == 0
 
 
-def test_no_fleet_holds_requests_longer_than_a_replica_s_memory(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(replay_module, "MOST_ACCELERATORS", 4)
+def test_no_fleet_holds_requests_longer_than_a_replica_s_memory() -> None:
     sizer = FleetSizer(CPU)
 
     assert sizer.smallest(steady(3, 1.0, prompt_tokens=10**7)) is None
-    assert sorted(n for _, n in sizer.runs) == [1, 2, 4]  # doubled up to the largest fleet
+    assert sorted(n for _, n in sizer.runs) == [1, 2]  # doubling gained nothing: no search
+
+
+def test_a_fleet_that_keeps_missing_is_searched_up_to_the_largest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(replay_module, "MOST_ACCELERATORS", 4)
+    attainment = {1: 0.5, 2: 0.7, 4: 0.9}
+    monkeypatch.setattr(
+        replay_module, "replay", lambda rows, cost_model, n: _summary(attainment[n])
+    )
+    sizer = FleetSizer(CPU)
+
+    assert sizer.smallest(steady(3, 1.0)) is None
+    assert sorted(n for _, n in sizer.runs) == [1, 2, 4]
 
 
 def day_rows(counts: list[int]) -> list[TraceRow]:
@@ -190,3 +203,11 @@ def test_a_scheduled_fleet_sleeps_through_the_hours_without_requests() -> None:
 
     assert sizes[9] == 1
     assert sizes[:9] + sizes[10:] == [0] * 23
+
+
+def _summary(attainment: float) -> Any:
+    class Ran:
+        slo_attainment = attainment
+        busy_utilisation = 0.5
+
+    return Ran()

@@ -38,6 +38,7 @@ PAGES = (
     "apps_builder",
     "apps_chat",
     "apps_versions",
+    "advice",
 )
 
 

@@ -77,6 +77,19 @@ class Advice:
         """A figure over the window, per 30 days."""
         return micros_in_window * 30.0 / self.trace.days
 
+    def at_volume(self) -> tuple[float, float, float]:
+        """Per 30 days at the tenant's volume: serverless, always-on and scheduled bills, the
+        fleets as the months bill them (the window's own hours); inf where no fleet holds it."""
+
+        def fleet(bills: list[int | None]) -> float:
+            return math.inf if None in bills else self.monthly(sum(b or 0 for b in bills))
+
+        return (
+            self.monthly(self.trace.serverless_micros),
+            fleet([m.always_on_micros for m in self.months]),
+            fleet([m.scheduled_micros for m in self.months]),
+        )
+
     def as_json(self) -> dict[str, Any]:
         trace = self.trace
         per_day = trace.requests_per_day
@@ -98,6 +111,14 @@ class Advice:
                 "peak_hour_ratio": round(trace.peak_hour_ratio(), 2),
             },
             "serverless_micros": trace.serverless_micros,
+            "monthly_at_volume": {
+                name: _whole(value)
+                for name, value in zip(
+                    ("serverless_micros", "always_on_micros", "scheduled_micros"),
+                    self.at_volume(),
+                    strict=True,
+                )
+            },
             "dedicated": {
                 "always_on_accelerators": self.always_on,
                 "scheduled_accelerators_by_hour": self.scheduled,
@@ -114,8 +135,8 @@ class Advice:
                 {
                     "factor": p.factor,
                     "requests_per_day": round(p.factor * per_day, 2),
-                    "serverless_monthly_micros": round(self.monthly(p.serverless_micros)),
-                    "dedicated_monthly_micros": round(self.monthly(p.dedicated_micros)),
+                    "serverless_monthly_micros": _whole(self.monthly(p.serverless_micros)),
+                    "dedicated_monthly_micros": _whole(self.monthly(p.dedicated_micros)),
                     "accelerators": _at_least_one(self.curve_sizes.get(p.factor)),
                 }
                 for p in self.curve.points
@@ -308,6 +329,11 @@ def bills(
             )
         )  # fmt: skip
     return months
+
+
+def _whole(micros: float) -> int | None:
+    """Micros for JSON; None where no fleet holds the traffic (an infinite bill)."""
+    return None if math.isinf(micros) else round(micros)
 
 
 def _at_least_one(size: int | None) -> int | None:

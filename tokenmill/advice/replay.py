@@ -118,7 +118,17 @@ class FleetSizer:
                 self.runs[key] = replay(rows, self.cost_model, n)
             return self.runs[key].slo_attainment
 
-        found = smallest_fleet(measure, start=low, low=low, most=most, target=self.target)
+        # double until the target is met, giving up when doubling gains nothing: the misses
+        # are not for want of accelerators (a prompt longer than a replica's cache, say)
+        start = low
+        while measure(start) < self.target and start < most:
+            bigger = min(most, 2 * start)
+            if measure(bigger) <= measure(start) and measure(bigger) < self.target:
+                self.sizes[factor] = None
+                return None
+            low, start = start + 1, bigger
+        found = smallest_fleet(measure, start=start, low=min(low, start), most=most,
+                               target=self.target)  # fmt: skip
         self.sizes[factor] = found.smallest_accelerators
         return found.smallest_accelerators
 

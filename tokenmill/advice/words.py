@@ -18,7 +18,7 @@ def _money(micros: float) -> str:
 def recommend(advice: Advice) -> tuple[str, list[str]]:
     """``serverless``, ``dedicated`` or ``scheduled``, with the reasons."""
     trace = advice.trace
-    serverless = advice.monthly(trace.serverless_micros)
+    serverless, always_on, scheduled = advice.at_volume()
     hour = advice.accelerator_hour_micros
     kind = advice.cost_model.accelerator_name
     reasons: list[str] = []
@@ -27,14 +27,7 @@ def recommend(advice: Advice) -> tuple[str, list[str]]:
             f"No dedicated fleet of {kind} tried keeps 99% of your requests within the SLO."
         )
         return "serverless", reasons + _change(advice)
-    # both fleets as the months bill them: only the window's own hours
-    always_on = advice.monthly(sum(m.always_on_micros or 0 for m in advice.months))
     known = [s for s in advice.scheduled if s is not None]
-    scheduled = (
-        advice.monthly(sum(m.scheduled_micros or 0 for m in advice.months))
-        if len(known) == len(advice.scheduled)
-        else float("inf")
-    )
     dedicated = min(always_on, scheduled)
     peak = trace.peak_hour_ratio()
     if dedicated < serverless:

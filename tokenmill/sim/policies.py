@@ -110,6 +110,7 @@ class SimPolicy:
     balancer: ClassVar[str] = "least_outstanding"
     placement: ClassVar[str] = "binpack"
     isolated: ClassVar[bool] = False  # placement: alone on its accelerators (model as tenant)
+    fixed: ClassVar[bool] = False  # the fleet placed at the start never changes: no ticks
 
     def minimum_accelerators(self, configs: Sequence[ScalingConfig]) -> int:
         """The smallest fleet this policy is defined on (dedicated: a replica per model)."""
@@ -220,6 +221,7 @@ class Tokenmill(SimPolicy):
 class AlwaysOn(SimPolicy):
     name = "always_on"
     isolated = True
+    fixed = True
     target_load_per_replica = 64.0
     replicas_per_model = 1
 

@@ -220,7 +220,7 @@ def simulate(
 
     def tick() -> None:
         fleet.tick()
-        if loop.now_seconds + scenario.tick_seconds <= stop_seconds:
+        if not policy.fixed and loop.now_seconds + scenario.tick_seconds <= stop_seconds:
             loop.after(scenario.tick_seconds, tick)
 
     last_busy = [0.0]

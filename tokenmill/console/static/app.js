@@ -14,10 +14,11 @@ import * as playground from "./pages/playground.js";
 import * as responses from "./pages/responses.js";
 import * as mcp from "./pages/mcp.js";
 import * as apps from "./pages/apps.js";
+import * as advice from "./pages/advice.js";
 
 const PAGES = {
   overview, models, deployments, keys, files, knowledge, batches, usage, levels, playground,
-  responses, mcp, apps,
+  responses, mcp, apps, advice,
 };
 const TENANT = "tokenmill.tenant";
 const main = document.getElementById("main");

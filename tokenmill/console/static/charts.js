@@ -1,4 +1,5 @@
-// Bar and line charts drawn as SVG: axes with nice ticks, labels, a legend and tooltips.
+// Bar and line charts drawn as SVG: axes with nice ticks, labels, a legend and tooltips; and
+// lines over a logarithmic x axis, with vertical markers.
 import { compact } from "./format.js";
 
 const NS = "http://www.w3.org/2000/svg";
@@ -134,6 +135,67 @@ export function lineChart({ title, labels, series, format = compact, integer = f
       tooltip(dot, [labels[i], ...series.map((t) => `${t.name}: ${format(t.values[i] || 0)}`)]);
       chart.append(dot);
     });
+  });
+  return wrap(title, chart, series);
+}
+
+/** Round values covering [low, high] on a log axis: 1, 2 and 5 times each power of ten (only
+ *  the powers when the range spans more than three decades). */
+function logTicks(low, high) {
+  const steps = Math.log10(high / low) > 3 ? [1] : [1, 2, 5];
+  const out = [];
+  for (let k = Math.floor(Math.log10(low)); k <= Math.ceil(Math.log10(high)); k++) {
+    for (const m of steps) {
+      const v = m * 10 ** k;
+      if (v >= low * (1 - 1e-9) && v <= high * (1 + 1e-9)) out.push(v);
+    }
+  }
+  return out;
+}
+
+/** Lines over positive, increasing `xs` on a log scale, y from zero; each marker {x, label,
+ *  name, y?} a dashed vertical line labelled at the top (with a dot at y when given). */
+export function logLineChart({ title, xs, series, markers = [], format = compact,
+  formatX = compact, width = 560, height = 240 }) {
+  const max = Math.max(0, ...series.flatMap((s) => s.values), ...markers.map((m) => m.y || 0));
+  const { x: column, y, axes } = frame(width, height, ticks(max), format, []); // no labels
+  const left = column(0);
+  const inner = width - M.right - left;
+  let [low, high] = [Math.min(...xs), Math.max(...xs)];
+  if (!(high > low)) [low, high] = [low / 2, low * 2];
+  const x = (v) => left + (inner * Math.log10(v / low)) / Math.log10(high / low);
+  for (const t of logTicks(low, high)) {
+    axes.append(svg("line", { x1: x(t), x2: x(t), y1: M.top, y2: y(0), class: "grid" }));
+    const text = svg("text", { x: x(t), y: height - M.bottom + 16, "text-anchor": "middle" });
+    text.textContent = formatX(t);
+    axes.append(text);
+  }
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "lines", role: "img" }, axes);
+  series.forEach((s, k) => {
+    const color = s.color || PALETTE[k % PALETTE.length];
+    const points = xs.map((v, i) => [x(v), y(s.values[i] || 0)]);
+    chart.append(svg("polyline", { points: points.map((p) => p.join(",")).join(" "),
+      fill: "none", stroke: color, "stroke-width": 2, "data-series": s.name }));
+    points.forEach(([px, py], i) => {
+      const dot = svg("circle", { cx: px, cy: py, r: 2.5, fill: color, "data-x": xs[i],
+        "data-series": s.name, "data-value": s.values[i] || 0 });
+      const lines = series.map((t) => `${t.name}: ${format(t.values[i] || 0)}`);
+      tooltip(dot, [formatX(xs[i]), ...lines]);
+      chart.append(dot);
+    });
+  });
+  markers.forEach((m, i) => {
+    const at = x(m.x);
+    const end = at > left + inner / 2; // a label on the right half reads leftwards
+    const label = svg("text", { x: at + (end ? -4 : 4), y: M.top + 10 + 12 * i,
+      "text-anchor": end ? "end" : "start" });
+    label.textContent = m.label;
+    const mark = svg("g", { class: "marker", "data-marker": m.name, "data-x": m.x },
+      svg("line", { x1: at, x2: at, y1: M.top, y2: y(0), stroke: "#57606a",
+        "stroke-dasharray": "4 3" }), label);
+    if (m.y !== undefined) mark.append(svg("circle", { cx: at, cy: y(m.y), r: 4, fill: "none",
+      stroke: "#24292f", "stroke-width": 1.5 }));
+    chart.append(mark);
   });
   return wrap(title, chart, series);
 }
