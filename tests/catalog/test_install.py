@@ -2,9 +2,14 @@ from __future__ import annotations
 
 from tokenmill.billing.pricebook import PriceBookRepository
 from tokenmill.billing.pricing import Price
-from tokenmill.catalog.install import install_bundled
+from tokenmill.catalog.install import (
+    ACCELERATOR_HOUR_MICROS,
+    install_accelerator_prices,
+    install_bundled,
+)
 from tokenmill.catalog.repository import ModelRepository
 from tokenmill.clock import ManualClock
+from tokenmill.fleet.inventory import KNOWN_ACCELERATOR_KINDS
 from tokenmill.store.db import Database
 
 
@@ -52,3 +57,20 @@ def test_installing_again_keeps_what_an_operator_changed(
     assert len(prices.list("smollm2-135m-instruct")) == 2
     version = models.require("smollm2-135m-instruct").version()
     assert version is not None and version.measured == {"tokens_per_second": 100.0}
+
+
+def test_each_known_accelerator_gets_an_hourly_price_once(
+    database: Database, clock: ManualClock
+) -> None:
+    prices = PriceBookRepository(database, clock)
+    install_accelerator_prices(prices)
+    h100 = prices.list("accelerator:H100-80GB")
+    assert [v.price.accelerator_hour_micros for v in h100] == [ACCELERATOR_HOUR_MICROS["H100-80GB"]]
+    assert {v.model for v in prices.list()} == {f"accelerator:{k}" for k in KNOWN_ACCELERATOR_KINDS}
+    clock.advance(10)
+    prices.add("accelerator:H100-80GB", Price(accelerator_hour_micros=1_500_000))
+    install_accelerator_prices(prices)
+    book = prices.load()
+    assert book.price_at("accelerator:H100-80GB", clock.utcnow()).accelerator_hour_micros == (
+        1_500_000
+    )
