@@ -97,6 +97,7 @@ async def test_the_fleet_summary_is_a_platform_admin_s(used: World) -> None:
         "accelerators": 0,
         "utilisation": None,
         "serverless_monthly_micros_moved": 0,
+        "shared_tokens_share_moved": 0.0,
     }
 
 

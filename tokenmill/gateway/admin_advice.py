@@ -104,8 +104,16 @@ def fleet_advice(admin: AdminApi, call: Call) -> Any:
             "accelerators": accelerators,
             "utilisation": round(busy / accelerators, 4) if accelerators else None,
             "serverless_monthly_micros_moved": sum(r["serverless_monthly_micros"] for r in moving),
+            # the shared replicas would lose this share of the tokens they serve
+            "shared_tokens_share_moved": _share(
+                sum(r["tokens_per_day"] for r in moving), sum(r["tokens_per_day"] for r in rows)
+            ),
         },
     }
+
+
+def _share(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
 
 
 def _line(tenant_name: str, advice: Advice) -> dict[str, Any]:
@@ -117,6 +125,7 @@ def _line(tenant_name: str, advice: Advice) -> dict[str, Any]:
         "model": full["model"],
         "recommendation": full["recommendation"],
         "requests_per_day": full["traffic"]["requests_per_day"],
+        "tokens_per_day": full["traffic"]["tokens_per_day"],
         "serverless_monthly_micros": at_volume and at_volume["serverless_monthly_micros"],
         "dedicated_monthly_micros": at_volume and at_volume["dedicated_monthly_micros"],
         "always_on_accelerators": advice.always_on,

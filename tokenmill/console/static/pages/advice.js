@@ -199,7 +199,9 @@ function fleetView(summary) {
         d.tenants.map((id) => names.get(id) || id).join(", ") || "no tenant"),
       stat("Accelerators they need", int(d.accelerators), "always on"),
       stat("Their utilisation", share(d.utilisation), "busy share of those accelerators"),
-      stat("Serverless spend moved", dollars(d.serverless_monthly_micros_moved), "a month")),
+      stat("Serverless spend moved", dollars(d.serverless_monthly_micros_moved), "a month"),
+      stat("Shared tokens moved", share(d.shared_tokens_share_moved),
+        "of what the shared replicas serve")),
     rows,
     ...skippedNotes(summary.skipped, true),
   ];
