@@ -13,7 +13,9 @@ against direct simulator searches, and where the break-even lands for the Azure 
    fleet from ``tokenmill sim --policies always_on --search`` on the same traffic (a separate
    process), and the volume where the bills cross, found by generating fresh traffic at each
    scaled rate (not by scaling the tenant's trace, as the advisor does) and searching a fleet
-   for it (a scan 4% apart). Goals: the same fleet; break-even within 10%.
+   for it (a scan 4% apart). Goals: the same fleet; break-even within 10%. The advisor scales
+   the trace as the same arrivals faster or slower (its default); the break-even with more or
+   fewer independent users instead (``--scaling users``) is shown beside it.
 3. The Azure conversation trace's shape (its real arrivals and lengths) on Llama-3.1-8B and an
    H100 at the price book's price: where dedicated starts to pay, at the platform's default
    token prices and at others, against the 10,000 requests/day rule of thumb.
@@ -201,9 +203,12 @@ def agreement(directory: Path, volumes: list[int]) -> list[dict[str, Any]]:
                 rows = synthetic(arrivals, per_day, lengths, seed)
                 write_usage(db, prices.load(), tenant.id, "llama", rows, START)
                 clock.advance(3 * DAY)
-                advice = Advisor(db, prices, clock).advise(
-                    tenant.id, "llama", START, START + timedelta(days=1), COST_MODEL
-                )
+                advisor = Advisor(db, prices, clock)
+                advice, users = (
+                    advisor.advise(tenant.id, "llama", START, START + timedelta(days=1),
+                                   COST_MODEL, scaling=scaling)
+                    for scaling in ("arrivals", "users")
+                )  # fmt: skip
                 direct = sim_cli_fleet(arrivals, per_day, lengths, seed, directory / name / "sim")
                 crossing = direct_crossing(arrivals, per_day, lengths, seed, hour_micros)
                 factor = advice.curve.factor
@@ -215,14 +220,20 @@ def agreement(directory: Path, volumes: list[int]) -> list[dict[str, Any]]:
                     "same_fleet": advice.always_on == direct,
                     "advisor_break_even_per_day": None if factor is None else factor * per_day,
                     "direct_break_even_per_day": None if crossing is None else crossing * per_day,
-                    "break_even_error": None if factor is None or crossing is None
-                    else abs(factor - crossing) / crossing,
+                    "break_even_error": _error(factor, crossing),
+                    "users_break_even_per_day": None if users.curve.factor is None
+                    else users.curve.factor * per_day,
+                    "users_break_even_error": _error(users.curve.factor, crossing),
                     "advisor_beyond": advice.curve.beyond,
                     "recommendation": advice.recommendation,
                     "seconds": round(time.perf_counter() - started, 1),
                 })  # fmt: skip
                 print(_agreement_line(results[-1]), flush=True)
     return results
+
+
+def _error(found: float | None, truth: float | None) -> float | None:
+    return None if found is None or truth is None else abs(found - truth) / truth
 
 
 def _agreement_line(r: dict[str, Any]) -> str:
@@ -233,7 +244,8 @@ def _agreement_line(r: dict[str, Any]) -> str:
     return (
         f"{r['tenant']:<24} {r['requests']:>7} {r['advisor_fleet']!s:>4} "
         f"{r['sim_fleet']!s:>4} {per_day(r['advisor_break_even_per_day']):>11} "
-        f"{per_day(r['direct_break_even_per_day']):>11} {error:>6} {r['recommendation']:<10}"
+        f"{per_day(r['direct_break_even_per_day']):>11} {error:>6} "
+        f"{per_day(r['users_break_even_per_day']):>11} {r['recommendation']:<10}"
         f" {r['seconds']:>6.1f}s"
     )
 
@@ -317,7 +329,8 @@ def main() -> None:
         print(f"ledger: {ledger['advisor_micros_by_month']} == {ledger['ledger_micros_by_month']}:"
               f" {ledger['equal']}")  # fmt: skip
         print(f"{'tenant':<24} {'req':>7} {'adv':>4} {'sim':>4} {'adv b-e/day':>11} "
-              f"{'sim b-e/day':>11} {'error':>6} {'advice':<10} {'time':>7}")  # fmt: skip
+              f"{'sim b-e/day':>11} {'error':>6} {'users b-e':>11} {'advice':<10} "
+              f"{'time':>7}")  # fmt: skip
         volumes = args.volumes or ([1_000, 10_000] if args.quick else [1_000, 10_000, 100_000])
         agreed = agreement(directory, volumes)
         azure = None if args.no_azure else azure_shape(args.quick)

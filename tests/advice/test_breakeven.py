@@ -5,11 +5,20 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable
+from itertools import pairwise
 
 import pytest
 
 from tests.advice.conftest import SECONDS_PER_DAY, office_hours, steady
-from tokenmill.advice.breakeven import GRID, JITTER_SECONDS, curve, first_crossing, scaled_rows
+from tokenmill.advice.breakeven import (
+    GRID,
+    JITTER_SECONDS,
+    curve,
+    first_crossing,
+    rows_at,
+    scaled_rows,
+    sped_rows,
+)
 
 SLOPE = 100.0  # serverless micros per unit of volume
 HOUR_COST = 300.0  # one accelerator over the window
@@ -139,3 +148,36 @@ def test_scaled_rows_refuse_a_factor_or_span_that_is_not_positive() -> None:
         with pytest.raises(ValueError, match="positive"):
             scaled_rows(rows, factor, span)
     assert scaled_rows([], 3.0, 60.0) == []
+
+
+def test_sped_rows_are_the_same_arrivals_faster_repeated_over_the_span() -> None:
+    rows = steady(100, 6.0)  # one every 6 s over 600 s
+
+    faster = sped_rows(rows, 2.5, 600.0)
+
+    assert len(faster) == 250
+    assert faster == sorted(faster, key=lambda row: row.arrival_seconds)
+    gaps = {round(b.arrival_seconds - a.arrival_seconds, 6) for a, b in pairwise(faster)}
+    assert gaps == {2.4}  # 6 s / 2.5: the same pattern, only faster
+    assert all(0.0 <= row.arrival_seconds < 600.0 for row in faster)
+
+
+def test_sped_rows_slower_keep_the_first_part_stretched() -> None:
+    rows = office_hours(days=2, per_hour=10)
+
+    slower = sped_rows(rows, 0.5, 2 * SECONDS_PER_DAY)
+
+    assert len(slower) == len(rows) // 2  # the first day, over both days
+    assert {r.arrival_seconds for r in slower} == {2 * r.arrival_seconds for r in rows[:80]}
+    assert sped_rows(rows, 1.0, 2 * SECONDS_PER_DAY) == rows
+
+
+def test_rows_at_names_its_scalings() -> None:
+    rows = steady(50, 2.0)
+
+    assert rows_at(rows, 2.0, 100.0, "arrivals") == sped_rows(rows, 2.0, 100.0)
+    assert rows_at(rows, 2.0, 100.0, "users") == scaled_rows(rows, 2.0, 100.0)
+    with pytest.raises(ValueError, match="unknown scaling 'people'; known: arrivals, users"):
+        rows_at(rows, 2.0, 100.0, "people")
+    with pytest.raises(ValueError, match="positive"):
+        sped_rows(rows, 0.0, 100.0)

@@ -119,6 +119,13 @@ async def test_a_bad_window_is_a_400_naming_it(world: World) -> None:  # noqa: F
             assert error_of(response, 400)["param"] == param, (path, response.text)
 
 
+async def test_an_unknown_scaling_is_a_400_naming_it(used: World) -> None:
+    path = advice_path(used.alpha_id, model=MODEL, scaling="people")
+    error = error_of(await used.call(used.platform, "GET", path), 400)
+
+    assert (error["param"], error["message"]) == ("scaling", "scaling is one of arrivals, users.")
+
+
 async def test_a_model_without_a_cost_model_is_a_400_naming_cost_model(used: World) -> None:
     for query in ({"model": OTHER}, {"model": MODEL, "cost_model": "llama3.1-8b@TPU-v9"}):
         path = advice_path(used.alpha_id, **query)

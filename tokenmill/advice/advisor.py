@@ -15,7 +15,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tokenmill.advice.breakeven import GRID, BreakEven, curve, first_crossing, scaled_rows
+from tokenmill.advice.breakeven import (
+    GRID,
+    SCALINGS,
+    BreakEven,
+    curve,
+    first_crossing,
+    rows_at,
+)
 from tokenmill.advice.replay import (
     REPLAY_BUDGET,
     CostModel,
@@ -72,6 +79,7 @@ class Advice:
     utilisation: float | None = None  # busy share of the always-on fleet's accelerators
     recommendation: str = "serverless"
     reasons: list[str] = field(default_factory=list)
+    scaling: str = "arrivals"  # how the curve's volumes were made (``breakeven.SCALINGS``)
 
     def monthly(self, micros_in_window: float) -> float:
         """A figure over the window, per 30 days."""
@@ -126,6 +134,7 @@ class Advice:
             },
             "months": [m.as_json() for m in self.months],
             "break_even": {
+                "scaling": self.scaling,
                 "factor": factor,
                 "beyond": self.curve.beyond,
                 "requests_per_day": None if factor is None else round(factor * per_day, 1),
@@ -224,7 +233,13 @@ class Advisor:
         end: datetime,
         cost_model: str | None = None,
         progress: Progress | None = None,
+        scaling: str = "arrivals",
     ) -> Advice:
+        """``scaling``: how the traffic grows or shrinks for the break-even (``SCALINGS``)."""
+        if scaling not in SCALINGS:
+            raise InvalidRequest(
+                f"scaling is one of {', '.join(SCALINGS)}, not {scaling!r}.", param="scaling"
+            )
         say = progress or (lambda message: None)
         chosen = self.cost_model(model, cost_model)
         hourly = self.accelerator_price(model, chosen)
@@ -235,7 +250,7 @@ class Advisor:
                 f"{end.isoformat()}.",
                 param="model",
             )
-        return advise_trace(tenant_id, trace, chosen, hourly, say)
+        return advise_trace(tenant_id, trace, chosen, hourly, say, scaling=scaling)
 
 
 def advise_trace(
@@ -246,6 +261,7 @@ def advise_trace(
     say: Progress,
     grid: Sequence[float] = GRID,
     sizer: FleetSizer | None = None,
+    scaling: str = "arrivals",
 ) -> Advice:
     """The advice on a trace already extracted (pure apart from the simulations). A ``sizer``
     passed in keeps its replays for another call on the same trace (other prices)."""
@@ -254,7 +270,7 @@ def advise_trace(
 
     def replayed(factor: float) -> list[TraceRow]:
         rows, covered = busiest_days(trace.rows, span, REPLAY_BUDGET / factor)
-        return rows if factor == 1.0 else scaled_rows(rows, factor, covered)
+        return rows if factor == 1.0 else rows_at(rows, factor, covered, scaling)
 
     say(f"sizing an always-on fleet for {len(trace.rows)} requests")
     always_on = sizer.smallest(replayed(1.0))
@@ -290,7 +306,7 @@ def advise_trace(
     curve_found = BreakEven(found[0], found[1], points)
     advice = Advice(
         tenant_id, trace, cost_model, accelerator_hour_micros, always_on, scheduled, months,
-        curve_found, dict(sizer.sizes), sizer.utilisation(),
+        curve_found, dict(sizer.sizes), sizer.utilisation(), scaling=scaling,
     )  # fmt: skip
     advice.recommendation, advice.reasons = recommend(advice)
     return advice

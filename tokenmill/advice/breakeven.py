@@ -1,8 +1,13 @@
 """Where per-token and per-hour bills cross, as the tenant's volume scales.
 
-Pure. The traffic is scaled, not re-invented: ``scaled_rows`` overlays whole copies of the
-trace (each moved by whole days and a jitter, so the hours of the day keep their shape) and
-thins one more copy for the fraction. ``break_even`` searches a volume factor over two bills
+Pure. The traffic is scaled, not re-invented, in one of two ways (``SCALINGS``):
+- ``arrivals`` (``sped_rows``): the same arrivals, faster or slower. Time runs ``factor``
+  times as fast and the sped-up trace repeats to fill the span (slowed down, its first part
+  fills it), so its bursts keep their shape at every scale: the same process at another rate.
+- ``users`` (``scaled_rows``): more or fewer independent users. Whole copies of the trace
+  are overlaid (each moved by whole days and a jitter, so the hours of the day keep their
+  shape) and one more copy is thinned for the fraction; many users' bursts smooth each other.
+``first_crossing`` searches a volume factor over two bills
 given as functions: the serverless one is linear, the dedicated one a step function (a fleet
 is a whole number of accelerators), so their first crossing from below is where dedicated
 starts to pay (``first_crossing``); ``curve`` gives both bills on a grid of volumes.
@@ -21,6 +26,38 @@ from tokenmill.sim.workload import TraceRow
 SECONDS_PER_DAY = 86400.0
 JITTER_SECONDS = 1800.0
 GRID = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+SCALINGS = ("arrivals", "users")
+
+
+def rows_at(
+    rows: Sequence[TraceRow], factor: float, span_seconds: float, scaling: str = "arrivals"
+) -> list[TraceRow]:
+    """``rows`` at ``factor`` times their rate over the same ``span_seconds``."""
+    if scaling == "arrivals":
+        return sped_rows(rows, factor, span_seconds)
+    if scaling == "users":
+        return scaled_rows(rows, factor, span_seconds)
+    raise ValueError(f"unknown scaling {scaling!r}; known: {', '.join(SCALINGS)}")
+
+
+def sped_rows(rows: Sequence[TraceRow], factor: float, span_seconds: float) -> list[TraceRow]:
+    """Arrival times divided by ``factor``, the result repeated (or cut) to fill the span."""
+    if factor <= 0:
+        raise ValueError("a volume factor must be positive")
+    if span_seconds <= 0:
+        raise ValueError("the span must be positive")
+    period = span_seconds / factor
+    ordered = sorted(rows, key=lambda row: row.arrival_seconds)
+    out: list[TraceRow] = []
+    for copy in range(math.ceil(factor)):
+        offset = copy * period
+        for row in ordered:
+            moment = offset + row.arrival_seconds / factor
+            if moment >= span_seconds:
+                break
+            out.append(TraceRow(moment, row.prompt_tokens, row.output_tokens))
+    out.sort(key=lambda row: row.arrival_seconds)
+    return out
 
 
 def scaled_rows(

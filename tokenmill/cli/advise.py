@@ -25,6 +25,14 @@ STEPS = 16  # sizing, each hour of the day, the grid and a bisection: about this
 @click.option("--days", type=click.FloatRange(min=0.01, max=366), default=30.0, show_default=True)
 @click.option("--since", type=click.DateTime(), help="Window start (UTC; default: DAYS ago).")
 @click.option("--until", type=click.DateTime(), help="Window end (UTC; default: now).")
+@click.option(
+    "--scaling",
+    type=click.Choice(["arrivals", "users"]),
+    default="arrivals",
+    show_default=True,
+    help="How the traffic scales for the break-even: the same arrivals faster or slower, or "
+    "more or fewer independent users (smoother when more).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the advice as JSON.")
 def advise(
     tenant: str,
@@ -33,6 +41,7 @@ def advise(
     days: float,
     since: datetime | None,
     until: datetime | None,
+    scaling: str,
     as_json: bool,
 ) -> None:
     """Replay TENANT's usage in the simulator: monthly bills per token and per accelerator-hour,
@@ -65,7 +74,9 @@ def advise(
                 bar.update(1)
 
             try:
-                advice = advisor.advise(found.id, name, start, end, cost_model, progress=step)
+                advice = advisor.advise(
+                    found.id, name, start, end, cost_model, progress=step, scaling=scaling
+                )
             except InvalidRequest as exc:
                 if model:
                     raise click.ClickException(exc.message) from None

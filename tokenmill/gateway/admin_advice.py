@@ -1,6 +1,6 @@
 """Admin routes of the cost advisor (``tokenmill.advice``).
 
-    GET /admin/v1/tenants/{id}/advice?model=&cost_model=&since=&until=&days=
+    GET /admin/v1/tenants/{id}/advice?model=&cost_model=&since=&until=&days=&scaling=
     GET /admin/v1/advice?since=&until=&days=     (platform admin: every tenant, and the fleet)
 
 A tenant admin sees its own tenant's advice; a platform admin any tenant's, and the
@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from tokenmill.advice.advisor import Advice, Advisor
+from tokenmill.advice.breakeven import SCALINGS
 from tokenmill.control.access import require_platform_admin, require_tenant
 from tokenmill.errors import InvalidRequest, NotFound
 
@@ -57,9 +58,13 @@ def tenant_advice(admin: AdminApi, call: Call) -> Any:
     advisor = _advisor(admin)
     start, end = _window(advisor, call.query)
     cost_model = call.query.get("cost_model")
+    scaling = call.query.get("scaling", "arrivals")
+    if scaling not in SCALINGS:
+        raise InvalidRequest(f"scaling is one of {', '.join(SCALINGS)}.", param="scaling")
     if "model" in call.query:
-        return advisor.advise(tenant.id, call.query["model"], start, end, cost_model).as_json()
-    found, skipped = _every_model(advisor, tenant.id, start, end, cost_model)
+        model = call.query["model"]
+        return advisor.advise(tenant.id, model, start, end, cost_model, scaling=scaling).as_json()
+    found, skipped = _every_model(advisor, tenant.id, start, end, cost_model, scaling)
     return {
         "object": "list",
         "data": [a.as_json() for a in found],
@@ -68,13 +73,18 @@ def tenant_advice(admin: AdminApi, call: Call) -> Any:
 
 
 def _every_model(
-    advisor: Advisor, tenant_id: str, start: datetime, end: datetime, cost_model: str | None
+    advisor: Advisor,
+    tenant_id: str,
+    start: datetime,
+    end: datetime,
+    cost_model: str | None,
+    scaling: str = "arrivals",
 ) -> tuple[list[Advice], list[dict[str, str]]]:
     found: list[Advice] = []
     skipped: list[dict[str, str]] = []
     for model in advisor.models(tenant_id, start, end):
         try:
-            found.append(advisor.advise(tenant_id, model, start, end, cost_model))
+            found.append(advisor.advise(tenant_id, model, start, end, cost_model, scaling=scaling))
         except InvalidRequest as exc:
             skipped.append({"tenant_id": tenant_id, "model": model, "reason": exc.message})
     return found, skipped
