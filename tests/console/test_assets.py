@@ -39,6 +39,7 @@ PAGES = (
     "apps_chat",
     "apps_versions",
     "advice",
+    "audit",
 )
 
 

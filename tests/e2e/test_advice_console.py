@@ -13,14 +13,21 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import Platform
-from tests.e2e.test_console import ARTIFACTS, CHAT_MODEL, WAIT_MS, _admin_get, _open, _visit
+from tests.e2e.test_console import (
+    ARTIFACTS,
+    CHAT_MODEL,
+    WAIT_MS,
+    _admin_get,
+    _open,
+    _statuses,
+    _visit,
+)
 from tests.e2e.test_console import browser as browser  # the fixture, shared
 from tokenmill.billing.pricing import parse_micros
 
 RUN_MS = 180_000  # the first chat may wait for the chat model's replica to start
 BILLING_SYNC_SECONDS = 1.0  # the default: how soon a gateway sees a top-up
-# The window: the simulator steps through every second of it, so a 30-day window costs about
-# a minute a model; 0.05 days (72 minutes) holds the chats and replays in a moment.
+# The window: short, so the replays take a moment
 DAYS = "0.05"
 QUESTIONS = ("Say hi.", "Name a colour.", "Count to three.", "Say bye.")
 VERDICTS = {"serverless": "Serverless", "dedicated": "Dedicated", "scheduled": "Scheduled"}
@@ -74,24 +81,6 @@ def _load(page: Any, button: str, panel: str, busy: str) -> tuple[Any, Any]:
 
 def _compute(page: Any) -> tuple[Any, Any]:
     return _load(page, "#advice-compute", "advice-result", "Replaying your traffic…")
-
-
-def _statuses(page: Any, paths: list[str]) -> list[int]:
-    """What the browser's own calls with the signed-in key answer."""
-    return list(
-        page.evaluate(
-            """async (paths) => {
-                const key = sessionStorage.getItem("tokenmill.key");
-                const out = [];
-                for (const path of paths) {
-                    const r = await fetch(path, {headers: {authorization: `Bearer ${key}`}});
-                    out.push(r.status);
-                }
-                return out;
-            }""",
-            paths,
-        )
-    )
 
 
 def test_a_platform_admin_computes_a_tenants_advice_and_sees_it_in_the_fleet(
@@ -179,7 +168,7 @@ def test_a_platform_admin_computes_a_tenants_advice_and_sees_it_in_the_fleet(
     assert parse_micros(cells[5].removeprefix("$")) == mine["dedicated_monthly_micros"]
     (here,) = [p for p in advice["curve"] if p["factor"] == 1.0]
     assert mine["serverless_monthly_micros"] == here["serverless_monthly_micros"]
-    expect(page.locator("#advice-fleet-totals .stat")).to_have_count(4)
+    expect(page.locator("#advice-fleet-totals .stat")).to_have_count(5)
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(ARTIFACTS / "advice-fleet.png"), full_page=True)
     assert page.console_errors == [], page.console_errors

@@ -228,3 +228,21 @@ def _wait_for_text(page: Any, selector: str, accept: Any, timeout_seconds: float
             return
         page.wait_for_timeout(500)
     raise AssertionError(f"{selector} never matched: {values}")
+
+
+def _statuses(page: Any, paths: list[str]) -> list[int]:
+    """What the browser's own calls with the signed-in key answer."""
+    return list(
+        page.evaluate(
+            """async (paths) => {
+                const key = sessionStorage.getItem("tokenmill.key");
+                const out = [];
+                for (const path of paths) {
+                    const r = await fetch(path, {headers: {authorization: `Bearer ${key}`}});
+                    out.push(r.status);
+                }
+                return out;
+            }""",
+            paths,
+        )
+    )

@@ -11,6 +11,7 @@ import click
 from tokenmill.cli.admin import COMMANDS, limit_options, terms_from
 from tokenmill.cli.advise import advise
 from tokenmill.cli.apps import apps
+from tokenmill.cli.audit import audit
 from tokenmill.cli.batches import batches
 from tokenmill.cli.files import files
 from tokenmill.cli.library import deployments, models
@@ -180,6 +181,7 @@ for _command in (*COMMANDS, models, deployments, files, batches, responses, mcp,
     main.add_command(_command)
 main.add_command(sim)
 main.add_command(advise)
+main.add_command(audit)
 
 if __name__ == "__main__":
     main()

@@ -14,8 +14,8 @@ see; the work (database reads and writes) runs in a thread, off the event loop. 
     GET  /admin/v1/tenants/{id}/usage?group_by=model|key|day|service_tier|app&since=&until=
     GET  /admin/v1/tenants/{id}/service_levels?since=&until=   GET /admin/v1/service_levels
     GET  /admin/v1/tenants/{id}/statements/{YYYY-MM}[.csv]
-    ... and the routes of admin_library (models, fleet), admin_console, admin_mcp and
-    admin_advice
+    ... and the routes of admin_library (models, fleet), admin_console, admin_mcp,
+    admin_advice and admin_audit (every POST, PATCH and DELETE is written to the audit log)
 """
 
 from __future__ import annotations
@@ -42,12 +42,19 @@ from tokenmill.control.access import (
     require_platform_admin,
     require_tenant,
 )
+from tokenmill.control.audit import AuditLog
 from tokenmill.control.keys import KEY_TERMS, KeyInfo, KeyRepository, Principal, Role
 from tokenmill.control.tenants import TenantInfo, TenantRepository
-from tokenmill.errors import InvalidRequest, NotFound
+from tokenmill.errors import InvalidRequest, NotFound, TokenmillError
 from tokenmill.files.repository import FileRepository
 from tokenmill.fleet.deployments import DeploymentRepository
-from tokenmill.gateway import admin_advice, admin_console, admin_library, admin_mcp
+from tokenmill.gateway import (
+    admin_advice,
+    admin_audit,
+    admin_console,
+    admin_library,
+    admin_mcp,
+)
 from tokenmill.gateway.http import HttpRequest, Response, json_response
 from tokenmill.plugins.service import McpService
 from tokenmill.protocol.requests import parse_json_body
@@ -84,6 +91,7 @@ class AdminApi:
     files: FileRepository | None = None  # what each tenant stores (the Files API)
     mcp: McpService | None = None  # tenants' MCP servers (admin_mcp)
     advisor: Advisor | None = None  # serverless or dedicated (admin_advice)
+    audit: AuditLog | None = None  # every admin action, hash-chained (admin_audit)
     ttft_targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TTFT_TARGETS))
 
     @classmethod
@@ -106,6 +114,7 @@ class AdminApi:
             overview=UsageOverview(db, clock),
             files=FileRepository(db, clock),
             advisor=Advisor(db, PriceBookRepository(db, clock), clock),
+            audit=AuditLog(db, clock),
             ttft_targets=ttft_targets or dict(DEFAULT_TTFT_TARGETS),
         )
 
@@ -303,6 +312,7 @@ ROUTES += admin_library.ROUTES
 ROUTES += admin_console.ROUTES
 ROUTES += admin_mcp.ROUTES
 ROUTES += admin_advice.ROUTES
+ROUTES += admin_audit.ROUTES
 
 
 def match(method: str, path: str) -> tuple[Handler, tuple[str, ...]]:
@@ -319,13 +329,28 @@ async def handle(admin: AdminApi, principal: Principal, request: HttpRequest) ->
     require_admin(principal)
     handler, params = match(request.method, request.path_params["admin_path"])
     body: dict[str, Any] = {}
+    query = dict(parse_qsl(request.scope.get("query_string", b"").decode("latin-1")))
     if request.method in ("POST", "PATCH"):
         raw = await request.body()
-        body = parse_json_body(raw) if raw.strip() else {}
-    query = dict(parse_qsl(request.scope.get("query_string", b"").decode("latin-1")))
-    result = await asyncio.to_thread(handler, admin, Call(principal, params, query, body))
-    if inspect.isawaitable(result):  # work that talks to the network: done on the loop
-        result = await result
+        try:
+            body = parse_json_body(raw) if raw.strip() else {}
+        except TokenmillError as exc:  # a refused action too
+            await admin_audit.record(
+                admin, request, Call(principal, params, query, {}), exc.status, None, None
+            )
+            raise
+    call = Call(principal, params, query, body)
+
+    async def run(handler: Handler, call: Call) -> Any:
+        result = await asyncio.to_thread(handler, admin, call)
+        if inspect.isawaitable(result):  # work that talks to the network: done on the loop
+            result = await result
+        return result
+
+    if request.method == "GET" or admin.audit is None:
+        result = await run(handler, call)
+    else:
+        result = await admin_audit.audited(admin, request, handler, call, run)
     return result if isinstance(result, Response) else json_response(result)
 
 

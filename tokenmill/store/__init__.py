@@ -1,3 +1,4 @@
 """The database: tables, migrations, sessions (and Redis for shared counters)."""
 
 from tokenmill.store import app_tables as app_tables  # their tables join the metadata
+from tokenmill.store import audit_tables as audit_tables

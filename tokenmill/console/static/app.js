@@ -15,10 +15,11 @@ import * as responses from "./pages/responses.js";
 import * as mcp from "./pages/mcp.js";
 import * as apps from "./pages/apps.js";
 import * as advice from "./pages/advice.js";
+import * as audit from "./pages/audit.js";
 
 const PAGES = {
   overview, models, deployments, keys, files, knowledge, batches, usage, levels, playground,
-  responses, mcp, apps, advice,
+  responses, mcp, apps, advice, audit,
 };
 const TENANT = "tokenmill.tenant";
 const main = document.getElementById("main");
