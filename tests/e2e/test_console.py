@@ -177,20 +177,14 @@ def test_a_tenant_admin_sees_only_its_own_tenant(browser: Any, platform: Platfor
     _visit(page, "playground", "#prompt", shot="tenant-playground")
 
     # The browser's own calls to the other tenant answer 404, as if it did not exist.
-    statuses = page.evaluate(
-        """async (tenant) => {
-            const key = sessionStorage.getItem("tokenmill.key");
-            const paths = [`/admin/v1/tenants/${tenant}`, `/admin/v1/tenants/${tenant}/keys`,
-                           `/admin/v1/tenants/${tenant}/usage?group_by=day`,
-                           `/admin/v1/overview?tenant_id=${tenant}`];
-            const out = [];
-            for (const path of paths) {
-                const r = await fetch(path, {headers: {authorization: `Bearer ${key}`}});
-                out.push(r.status);
-            }
-            return out;
-        }""",
-        admin_tenant,
+    statuses = _statuses(
+        page,
+        [
+            f"/admin/v1/tenants/{admin_tenant}",
+            f"/admin/v1/tenants/{admin_tenant}/keys",
+            f"/admin/v1/tenants/{admin_tenant}/usage?group_by=day",
+            f"/admin/v1/overview?tenant_id={admin_tenant}",
+        ],
     )
     assert statuses == [404, 404, 404, 404]
     listed = _admin_get(platform, created["secret"], "/admin/v1/tenants")["data"]
