@@ -111,7 +111,7 @@ def list_entries(admin: AdminApi, call: Call) -> Any:
     limit = _int(call.query, "limit", 100)
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest(f"limit is 1 to {MAX_LIMIT}.", param="limit")
-    before_seq = _int(call.query, "before_seq", None) if "before_seq" in call.query else None
+    before_seq = _int(call.query, "before_seq", None)
     since = _when(call.query["since"], "since") if "since" in call.query else None
     found = audit.list(tenant_id, since=since, before_seq=before_seq, limit=limit + 1)
     return {
