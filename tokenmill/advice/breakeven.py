@@ -21,9 +21,9 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from tokenmill.advice.trace import SECONDS_PER_DAY
 from tokenmill.sim.workload import TraceRow
 
-SECONDS_PER_DAY = 86400.0
 JITTER_SECONDS = 1800.0
 GRID = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 SCALINGS = ("arrivals", "users")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from tokenmill.advice.trace import SECONDS_PER_DAY
 from tokenmill.fleet.inventory import KNOWN_ACCELERATOR_KINDS as KINDS
 from tokenmill.sim.metrics import Summary
 from tokenmill.sim.perf import ARCHITECTURES, CPU_CALIBRATION, model_spec
@@ -21,7 +22,6 @@ from tokenmill.sim.workload import MOONCAKE_BLOCK_TOKENS, SimRequest, TraceRow
 
 MOST_ACCELERATORS = 4096
 SECONDS_PER_HOUR = 3600.0
-SECONDS_PER_DAY = 86400.0
 # Requests one replay may hold: a longer window is replayed on its busiest days (a fleet that
 # holds them holds the quieter ones), fewer of them at a larger volume factor.
 REPLAY_BUDGET = 200_000

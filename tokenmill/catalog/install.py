@@ -39,8 +39,9 @@ def accelerator_price_model(kind: str) -> str:
 
 def install_accelerator_prices(prices: PriceBookRepository) -> None:
     """Sets each known accelerator kind's hourly price unless one is already set."""
+    priced = {version.model for version in prices.list()}
     for kind, micros in ACCELERATOR_HOUR_MICROS.items():
-        if not prices.list(accelerator_price_model(kind)):
+        if accelerator_price_model(kind) not in priced:
             prices.add(accelerator_price_model(kind), Price(accelerator_hour_micros=micros))
 
 
