@@ -252,4 +252,8 @@ def test_an_engine_that_crashes_on_its_node_says_how_through_its_actor(
         assert isinstance(replica.log_tail(), str)
     finally:
         replica.kill()
+    # ray.kill only asks: a call racing it may still reach the actor for a moment.
+    deadline = time.monotonic() + 10
+    while replica.exit_code() is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert replica.exit_code() is None  # the actor is gone: nobody can tell any more
