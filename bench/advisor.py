@@ -12,10 +12,11 @@ against direct simulator searches, and where the break-even lands for the Azure 
    written as usage records and advised on. Baselines in the same run: the smallest always-on
    fleet from ``tokenmill sim --policies always_on --search`` on the same traffic (a separate
    process), and the volume where the bills cross, found by generating fresh traffic at each
-   scaled rate (not by scaling the tenant's trace, as the advisor does) and searching a fleet
-   for it (a scan 4% apart). Goals: the same fleet; break-even within 10%. The advisor scales
-   the trace as the same arrivals faster or slower (its default); the break-even with more or
-   fewer independent users instead (``--scaling users``) is shown beside it.
+   candidate rate (not by scaling the tenant's trace, as the advisor does) and replaying it on
+   the fleet whose bill meets the per-token one there. Goals: the same fleet; break-even
+   within 10%. The advisor scales the trace as the same arrivals faster or slower (its
+   default); the break-even with more or fewer independent users instead (``--scaling
+   users``) is shown beside it.
 3. The Azure conversation trace's shape (its real arrivals and lengths) on Llama-3.1-8B and an
    H100 at the price book's price: where dedicated starts to pay, at the platform's default
    token prices and at others, against the 10,000 requests/day rule of thumb.
@@ -26,6 +27,7 @@ Prints tables and writes JSON.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -39,7 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tokenmill.advice.advisor import Advisor, advise_trace
-from tokenmill.advice.replay import CostModel, FleetSizer
+from tokenmill.advice.replay import CostModel, FleetSizer, replay
 from tokenmill.advice.trace import TenantTrace
 from tokenmill.billing.ledger import EntryKind, LedgerRepository
 from tokenmill.billing.pricebook import PriceBook, PriceBookRepository
@@ -49,6 +51,7 @@ from tokenmill.catalog.install import ACCELERATOR_HOUR_MICROS, install_accelerat
 from tokenmill.clock import ManualClock
 from tokenmill.control.tenants import TenantRepository
 from tokenmill.sim.run import Scenario, build_workload
+from tokenmill.sim.search import SLO_TARGET
 from tokenmill.sim.workload import AZURE_CONV, ModelMix, TraceRow, load_azure, trace_dir
 
 LLAMA = "llama3.1-8b"
@@ -56,7 +59,6 @@ COST_MODEL = f"{LLAMA}@H100-80GB"
 START = datetime(2026, 10, 1, tzinfo=UTC)
 DURATION = 0.25  # seconds each synthetic request took (a record is written when it ends)
 DAY = 86400.0
-SCAN_STEP = 1.04
 # the bundled chat model's default prices (tokenmill/catalog/families/smollm2.toml)
 DEFAULT_PRICE = Price(20_000, 5_000, 40_000, 0, 100_000)
 # token prices for the agreement check, high enough for most crossings to fall in x0.1-x10
@@ -164,18 +166,28 @@ def sim_cli_fleet(arrivals: str, per_day: float, lengths: str, seed: int, out: P
 def direct_crossing(
     arrivals: str, per_day: float, lengths: str, seed: int, hour_micros: int
 ) -> float | None:
-    """The least volume factor where a fleet for freshly generated traffic at that rate costs
-    no more than the same traffic per token: a scan of volumes 4% apart from a tenth of the
-    tenant's, stopping at the first where the bills cross (None: not up to ten times)."""
-    sizer = FleetSizer(CostModel.parse(COST_MODEL))
-    factor = 0.1
-    while factor <= 10.0 + 1e-9:
-        rows = synthetic(arrivals, per_day * factor, lengths, seed + 7919)
-        serverless = sum(_cost(BENCH_PRICE, row) for row in rows)
-        size = sizer.smallest(rows, factor)
-        if size is not None and serverless >= size * hour_micros * 24:
+    """The least volume factor (from a tenant's tenth to ten times) where a fleet for freshly
+    generated traffic at that rate costs no more than the same traffic per token (None: not
+    up to ten times).
+
+    The per-token bill is a line in the volume and the fleet's a step function, so they can
+    only meet at a step: where ``n`` accelerators cost as much as the traffic per token. Each
+    ``n`` from one up is tried on its own fresh traffic at that volume, with as many requests
+    as the tenant's trace holds (below the tenant's rate, over more than a day), so a fleet on
+    the 99% line is judged on as much traffic as the advisor has."""
+    cost_model = CostModel.parse(COST_MODEL)
+    fresh = seed + 7919
+    # the per-token bill of a day at the tenant's rate, in expectation (from 100k requests)
+    sample = synthetic(arrivals, per_day, lengths, fresh, max(1.0, 100_000 / per_day))
+    per_factor = per_day * sum(_cost(BENCH_PRICE, row) for row in sample) / len(sample)
+    for accelerators in itertools.count(1):
+        factor = max(0.1, accelerators * hour_micros * 24 / per_factor)
+        if factor > 10.0:
+            return None
+        days = max(1.0, 1.0 / factor)
+        rows = synthetic(arrivals, per_day * factor, lengths, fresh, days)
+        if replay(rows, cost_model, accelerators).slo_attainment >= SLO_TARGET:
             return factor
-        factor *= SCAN_STEP
     return None
 
 

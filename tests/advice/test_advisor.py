@@ -98,15 +98,31 @@ def test_the_recommendation_follows_the_price_of_an_accelerator_hour(
 
 
 def test_a_quiet_tenant_s_curve_never_has_a_fleet_of_no_accelerators() -> None:
-    # 12 requests in two hours, thinned to a tenth or a fifth at random: maybe none at all,
-    # and a fleet of no accelerators costs nothing
+    # 12 requests in two hours, a tenth of them as many users (thinned at random): maybe
+    # none at all, and a fleet of no accelerators costs nothing
     trace = extract(requests("ten_a", every(START, 2, 6)), MODEL, START, END)
 
-    advice = advise_trace("ten_a", trace, CPU, HUGE, lambda message: None)
+    advice = advise_trace("ten_a", trace, CPU, HUGE, lambda message: None, scaling="users")
 
     assert (advice.recommendation, advice.curve.beyond) == ("serverless", "above")
     sizes = [advice.curve_sizes.get(p.factor) for p in advice.curve.points]
     assert all(p.dedicated_micros >= HUGE for p in advice.curve.points), sizes
+
+
+@pytest.mark.parametrize(("scaling", "fewest", "most"), [("arrivals", 60, 60), ("users", 1, 19)])
+def test_below_its_own_volume_the_whole_trace_is_replayed_slowed_down(
+    scaling: str, fewest: int, most: int
+) -> None:
+    # as the same arrivals slower, all of them over ten times the window (not its first tenth);
+    # as fewer users, about a tenth of them over the window
+    trace = extract(requests("ten_a", every(START, 2, 30)), MODEL, START, END)
+    sizer = FleetSizer(CPU)
+
+    advise_trace("ten_a", trace, CPU, HUGE, print, grid=(0.1, 1.0), sizer=sizer, scaling=scaling)
+
+    replayed = {factor: run.requests for (factor, _), run in sizer.runs.items()}
+    assert replayed[1.0] == 60
+    assert fewest <= replayed[0.1] <= most
 
 
 def test_without_requests_in_the_window_there_is_no_advice(

@@ -22,6 +22,7 @@ from tokenmill.advice.breakeven import (
     curve,
     first_crossing,
     rows_at,
+    sped_rows,
 )
 from tokenmill.advice.replay import (
     REPLAY_BUDGET,
@@ -269,6 +270,11 @@ def advise_trace(
     sizer = sizer or FleetSizer(cost_model)
 
     def replayed(factor: float) -> list[TraceRow]:
+        if factor < 1.0 and scaling == "arrivals":
+            # all of the trace (as much as a replay holds) slowed down, over a longer span
+            # than the window: its first part alone would be a smaller, noisier sample
+            rows, covered = busiest_days(trace.rows, span, REPLAY_BUDGET)
+            return sped_rows(rows, factor, covered / factor)
         rows, covered = busiest_days(trace.rows, span, REPLAY_BUDGET / factor)
         return rows if factor == 1.0 else rows_at(rows, factor, covered, scaling)
 
