@@ -102,6 +102,20 @@ class KeyCache:
             raise Unauthorized(EXPIRED_MESSAGE)
         return principal
 
+    def known_valid(self, secret: str | None) -> bool:
+        """Whether ``secret`` is a key this cache holds as valid now (no database read)."""
+        if not secret or len(secret) > MAX_SECRET_CHARS:
+            return False
+        now = self._clock.monotonic()
+        with self._lock:
+            entry = self._known.get(hash_secret(secret))
+        principal = None if entry is None or entry.valid_until <= now else entry.principal
+        return (
+            principal is not None
+            and not principal.revoked
+            and not principal.is_expired(self._clock.utcnow())
+        )
+
     def invalidate(self, key_id: str) -> None:
         """Forget a key now (after revoking or changing it through this process)."""
         with self._lock:

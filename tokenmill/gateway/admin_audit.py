@@ -68,7 +68,6 @@ async def record(
     if admin.audit is None:
         return
     path = request.path_params["admin_path"].strip("/")
-    client = request.scope.get("client")
     action = Action(
         actor_key_id=call.principal.key_id,
         actor_role=call.principal.role.value,
@@ -77,7 +76,7 @@ async def record(
         method=request.method,
         path=f"/admin/v1/{path}",
         status=status,
-        address=client[0] if client else None,
+        address=request.client_address,
         request=call.body or None,
         before=before,
         after=after,

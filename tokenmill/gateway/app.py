@@ -6,9 +6,10 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from tokenmill.console.assets import ConsoleAssets
-from tokenmill.errors import MethodNotAllowed, NotFound, TokenmillError
+from tokenmill.errors import MethodNotAllowed, NotFound, TokenmillError, Unauthorized
 from tokenmill.gateway import apps, batches, embed, files, responses, routes, vector_stores
 from tokenmill.gateway.http import (
+    AUTHORIZATION,
     ClientDisconnected,
     HttpRequest,
     Receive,
@@ -95,6 +96,17 @@ def _find(request: HttpRequest) -> Handler:
     return handler
 
 
+AUTHENTICATED = ("/v1/", "/admin/", "/apps/")
+
+
+def _offered_secret(request: HttpRequest) -> str | None:
+    header = request.header(AUTHORIZATION)
+    if header is None:
+        return None
+    scheme, _, secret = header.strip().partition(" ")
+    return secret.strip() or None if scheme.lower() == "bearer" else None
+
+
 class GatewayApp:
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -109,8 +121,14 @@ class GatewayApp:
         request = HttpRequest(scope, receive)
         try:
             handler = _find(request)
+            self._throttle(request)
             await apps.app_scope(self.services, request)
             response = await handler(self.services, request)
+        except Unauthorized as error:
+            throttle = self.services.auth_throttle
+            if throttle is not None:
+                throttle.failed(request.client_address, _offered_secret(request))
+            response = error_response(request, error)
         except TokenmillError as error:
             response = error_response(request, error)
         except ClientDisconnected:
@@ -119,6 +137,17 @@ class GatewayApp:
             log.exception("unhandled error on %s %s", request.method, request.path)
             response = error_response(request, TokenmillError("The server had an error."))
         await response(receive, send)
+
+    def _throttle(self, request: HttpRequest) -> None:
+        """429 for an address or key prefix with too many failed authentications, unless the
+        key it offers is one the key cache holds as valid."""
+        throttle = self.services.auth_throttle
+        if throttle is None or not request.path.startswith(AUTHENTICATED):
+            return
+        secret = _offered_secret(request)
+        refusal = throttle.refusal(request.client_address, secret)
+        if refusal is not None and not self.services.keys.known_valid(secret):
+            raise refusal
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

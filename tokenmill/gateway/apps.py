@@ -25,14 +25,13 @@ from tokenmill.control.access import require_admin
 from tokenmill.control.keys import APP_KEY_PREFIX, APP_SCOPE, KeyRepository, Principal
 from tokenmill.errors import InvalidRequest, NotFound, PermissionDenied, TokenmillError
 from tokenmill.gateway.app_prompts import apps_of
-from tokenmill.gateway.http import HttpRequest, Response, json_response
+from tokenmill.gateway.http import AUTHORIZATION, HttpRequest, Response, json_response
 from tokenmill.gateway.responses import caller, start_response
 from tokenmill.gateway.services import Services
 from tokenmill.protocol.requests import parse_json_body, refuse_unknown
 from tokenmill.responses.objects import output_text
 from tokenmill.responses.repository import ResponseRepository
 
-AUTHORIZATION = b"authorization"
 PATH_PARAM = "app_path"
 CHAT_FIELDS = frozenset({"message", "variables", "version", "conversation_id"})
 

@@ -20,13 +20,12 @@ from tokenmill.batches.repository import DEFAULT_LIST_LIMIT
 from tokenmill.batches.service import BatchService
 from tokenmill.control.keys import Principal
 from tokenmill.errors import InvalidRequest, NotFound
-from tokenmill.gateway.http import HttpRequest, Response, json_response
+from tokenmill.gateway.http import AUTHORIZATION, HttpRequest, Response, json_response
 from tokenmill.gateway.listing import parse_limit
 from tokenmill.gateway.services import Services
 from tokenmill.knowledge.stores import parse_metadata
 from tokenmill.protocol.requests import parse_json_body
 
-AUTHORIZATION = b"authorization"
 PATH_PARAM = "batch_path"
 CREATE_FIELDS = frozenset({"input_file_id", "endpoint", "completion_window", "metadata"})
 

@@ -25,6 +25,7 @@ from tokenmill.billing.sync import BillingSync
 from tokenmill.billing.usage import UsageEvent, UsageRepository
 from tokenmill.catalog.repository import ModelRepository
 from tokenmill.clock import Clock
+from tokenmill.control.auth_throttle import AuthThrottle
 from tokenmill.control.keycache import KeyCache
 from tokenmill.control.keys import KeyRepository, Principal
 from tokenmill.control.revocations import RevocationWatcher
@@ -174,6 +175,7 @@ def build_gateway(
         mcp=mcp,
         apps=AppRepository(db, clock),
         ttft_targets=targets,
+        auth_throttle=AuthThrottle(clock, settings.auth_failures_per_minute),
         metrics=GatewayMetrics(
             known=lambda model: directory.lookup(model) is not None,
             tenant_labels=settings.metrics_tenant_labels,

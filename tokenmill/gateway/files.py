@@ -28,6 +28,7 @@ from tokenmill.files.objects import (
 from tokenmill.files.repository import MAX_LIST_LIMIT
 from tokenmill.files.service import FileService, too_large_message
 from tokenmill.gateway.http import (
+    AUTHORIZATION,
     ClientDisconnected,
     HttpRequest,
     Response,
@@ -38,7 +39,6 @@ from tokenmill.gateway.listing import parse_limit
 from tokenmill.gateway.multipart import FormReader
 from tokenmill.gateway.services import Services
 
-AUTHORIZATION = b"authorization"
 OCTET_STREAM = b"application/octet-stream"
 # What multipart framing around one file and a few fields may add to the body.
 FRAMING_BYTES = 64 * 1024

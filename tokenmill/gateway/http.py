@@ -19,6 +19,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+AUTHORIZATION = b"authorization"
 JSON = b"application/json"
 EVENT_STREAM = b"text/event-stream"
 WATCH_AFTER_SECONDS = 0.05
@@ -39,6 +40,11 @@ class HttpRequest:
         self.path: str = scope["path"]
         self.path_params: dict[str, str] = {}
         self.request_id: str | None = None
+
+    @property
+    def client_address(self) -> str | None:
+        client = self.scope.get("client")
+        return str(client[0]) if client else None
 
     def header(self, name: bytes) -> str | None:
         """A header by its lower-case name."""

@@ -30,7 +30,13 @@ from tokenmill.control.keys import Principal
 from tokenmill.errors import InvalidRequest, NotFound, TokenmillError
 from tokenmill.gateway.app_prompts import apply_prompt, rewriter
 from tokenmill.gateway.file_search import TenantSearch
-from tokenmill.gateway.http import HttpRequest, Response, StreamResponse, json_response
+from tokenmill.gateway.http import (
+    AUTHORIZATION,
+    HttpRequest,
+    Response,
+    StreamResponse,
+    json_response,
+)
 from tokenmill.gateway.listing import parse_limit
 from tokenmill.gateway.mcp_tools import TenantPlugins
 from tokenmill.gateway.metering import Meter
@@ -51,7 +57,6 @@ from tokenmill.responses.repository import (
 )
 from tokenmill.responses.request import ResponseRequest, parse_response_request
 
-AUTHORIZATION = b"authorization"
 PATH_PARAM = "response_path"
 TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete"})
 

@@ -11,6 +11,7 @@ from tokenmill.gateway import admin
 from tokenmill.gateway.admission import Ticket
 from tokenmill.gateway.dispatch import Call, dispatch
 from tokenmill.gateway.http import (
+    AUTHORIZATION,
     ClientDisconnected,
     HttpRequest,
     Response,
@@ -33,7 +34,6 @@ from tokenmill.protocol.embeddings import parse_embeddings
 from tokenmill.protocol.requests import parse_chat, parse_completion, parse_json_body
 from tokenmill.protocol.tiers import parse_service_tier
 
-AUTHORIZATION = b"authorization"
 TIERED = frozenset({"chat.completions", "completions"})
 TASKS_OF = {
     "chat.completions": ("chat",),

@@ -14,6 +14,7 @@ from tokenmill.batches.service import BatchService
 from tokenmill.billing.journal import UsageJournal
 from tokenmill.billing.usage import UsageEvent
 from tokenmill.clock import Clock, SystemClock
+from tokenmill.control.auth_throttle import AuthThrottle
 from tokenmill.control.keys import Principal
 from tokenmill.files.service import FileService
 from tokenmill.gateway.admin import AdminApi
@@ -31,6 +32,8 @@ from tokenmill.responses.repository import ResponseRepository
 
 class Authenticator(Protocol):
     async def authenticate(self, authorization: str | None) -> Principal: ...
+
+    def known_valid(self, secret: str | None) -> bool: ...
 
 
 class BackgroundLoop(Protocol):
@@ -74,6 +77,7 @@ class Services:
     mcp: McpService | None = None  # tenants' MCP servers (registry, guard, client)
     apps: AppRepository | None = None  # tenants' Apps (/v1/apps, prompt on /v1/responses)
     metrics: GatewayMetrics | None = None  # GET /metrics
+    auth_throttle: AuthThrottle | None = None  # failed authentication, per address and prefix
     ttft_targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TTFT_TARGETS))
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 

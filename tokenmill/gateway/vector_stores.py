@@ -37,7 +37,7 @@ from typing import Any
 
 from tokenmill.control.keys import Principal
 from tokenmill.errors import InvalidRequest, NotFound
-from tokenmill.gateway.http import HttpRequest, Response, json_response
+from tokenmill.gateway.http import AUTHORIZATION, HttpRequest, Response, json_response
 from tokenmill.gateway.listing import parse_limit, parse_position
 from tokenmill.gateway.services import Services
 from tokenmill.knowledge.chunking import check_fits, parse_chunking_strategy
@@ -54,7 +54,6 @@ from tokenmill.knowledge.stores import (
 )
 from tokenmill.protocol.requests import parse_json_body
 
-AUTHORIZATION = b"authorization"
 PATH_PARAM = "vector_store_path"
 CREATE_FIELDS = frozenset(
     {"name", "metadata", "expires_after", "file_ids", "chunking_strategy", "description"}
