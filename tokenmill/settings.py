@@ -40,6 +40,12 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # HTTPS on the gateway itself (both or neither); otherwise terminate TLS in a proxy.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    # Proxies whose X-Forwarded-For/-Proto headers are believed (addresses or networks, or
+    # "*"): behind one, the client's own address is what audit and auth throttling see.
+    trusted_proxies: list[str] = []
 
     # The bundled models ``serve`` puts in the library and deploys (empty: none).
     bundled_models: list[str] = ["smollm2-135m-instruct", "gemma-3-270m", "all-minilm-l6-v2"]
@@ -111,6 +117,10 @@ class Settings(BaseSettings):
 
     # The gateway's /metrics: a tenant label on every series (off: one series per tenant).
     metrics_tenant_labels: bool = False
+
+    # Failed authentications a minute, per client address and per key prefix, before that
+    # address or prefix is refused (429) until the minute passes; keys known valid never are.
+    auth_failures_per_minute: int = Field(default=30, ge=0)
 
     upstream_timeout_seconds: float = 600.0
     usage_flush_interval_seconds: float = 0.05

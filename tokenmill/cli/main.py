@@ -37,11 +37,28 @@ def main() -> None:
     "--models",
     help="Comma-separated bundled models to install and deploy (TOKENMILL_BUNDLED_MODELS).",
 )
-def serve(host: str | None, port: int | None, models: str | None) -> None:
+@click.option(
+    "--ssl-certfile",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Serve HTTPS with this certificate chain (PEM; TOKENMILL_SSL_CERTFILE).",
+)
+@click.option(
+    "--ssl-keyfile",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The certificate's private key (PEM; TOKENMILL_SSL_KEYFILE).",
+)
+def serve(
+    host: str | None,
+    port: int | None,
+    models: str | None,
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
+) -> None:
     """Start the platform: the gateway, the fleet, and the bundled models' deployments."""
     from tokenmill.cli.serve import run_serve
 
-    overrides: dict[str, object] = {k: v for k, v in {"host": host, "port": port}.items() if v}
+    given = {"host": host, "port": port, "ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile}
+    overrides: dict[str, object] = {k: v for k, v in given.items() if v}
     if models is not None:
         overrides["bundled_models"] = [m.strip() for m in models.split(",") if m.strip()]
     run_serve(Settings(**overrides))  # type: ignore[arg-type]

@@ -26,7 +26,22 @@ from tokenmill.store.db import Database
 log = logging.getLogger("tokenmill")
 
 
+def tls_options(settings: Settings) -> dict[str, object]:
+    """uvicorn's TLS and proxy options; a certificate without its key (or the reverse) is an
+    error before anything starts."""
+    if (settings.ssl_certfile is None) != (settings.ssl_keyfile is None):
+        raise click.UsageError("TLS needs both --ssl-certfile and --ssl-keyfile.")
+    options: dict[str, object] = {"proxy_headers": bool(settings.trusted_proxies)}
+    if settings.trusted_proxies:
+        options["forwarded_allow_ips"] = ",".join(settings.trusted_proxies)
+    if settings.ssl_certfile is not None:
+        options["ssl_certfile"] = str(settings.ssl_certfile)
+        options["ssl_keyfile"] = str(settings.ssl_keyfile)
+    return options
+
+
 def run_serve(settings: Settings) -> None:
+    tls = tls_options(settings)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -68,7 +83,8 @@ def run_serve(settings: Settings) -> None:
             gateway.services.admin.fleet_status = fleet.status
             gateway.services.admin.replica_load = replica_loads(router)
         names = ", ".join(m.id for m in installed) or "no bundled models"
-        click.echo(f"tokenmill is serving {names} at http://{settings.host}:{settings.port}/v1")
+        scheme = "https" if settings.ssl_certfile else "http"
+        click.echo(f"tokenmill is serving {names} at {scheme}://{settings.host}:{settings.port}/v1")
         uvicorn.run(
             build_app(gateway.services),
             host=settings.host,
@@ -76,8 +92,8 @@ def run_serve(settings: Settings) -> None:
             loop="uvloop",
             http="httptools",
             access_log=False,
-            proxy_headers=False,
             log_level=settings.log_level,
+            **tls,  # type: ignore[arg-type]
         )
     finally:
         if fleet is not None:
