@@ -91,7 +91,8 @@ def https_platform(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
             deadline = time.monotonic() + 30
             while True:
                 try:
-                    httpx.get(f"{base}/health", verify=ssl.create_default_context(cafile=str(cert)), timeout=2).raise_for_status()
+                    trusted = ssl.create_default_context(cafile=str(cert))
+                    httpx.get(f"{base}/health", verify=trusted, timeout=2).raise_for_status()
                     break
                 except httpx.HTTPError:
                     assert process.poll() is None, (tmp_path / "serve.log").read_text()

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, or_, select
 
 from tokenmill.clock import Clock
 from tokenmill.errors import InvalidRequest, NotFound
@@ -323,14 +323,15 @@ class KeyRepository:
                 raise NotFound(f"No API key with id {key_id!r}.", param="key_id")
             for name, value in values.items():
                 setattr(row, name, value)
+            row.updated_at = self._clock.utcnow()
             session.flush()
             return KeyInfo.from_row(row)
 
-    def revoked_since(self, since: datetime) -> builtins.list[tuple[str, datetime]]:
-        """Keys revoked at or after ``since``, as (key id, revoked at)."""
-        query = select(ApiKey.id, ApiKey.revoked_at).where(ApiKey.revoked_at >= since)
+    def changed_since(self, since: datetime) -> builtins.list[str]:
+        """Ids of the keys revoked, or whose terms changed, at or after ``since``."""
+        query = select(ApiKey.id).where(or_(ApiKey.revoked_at >= since, ApiKey.updated_at >= since))
         with self._db.session() as session:
-            return [(key_id, at) for key_id, at in session.execute(query) if at is not None]
+            return list(session.scalars(query.order_by(ApiKey.id)))
 
     def principal(self, key_id: str) -> Principal | None:
         """Who a key acts as, by its id: for work done later on its behalf (a batch, an

@@ -26,9 +26,9 @@ from tokenmill.billing.usage import UsageEvent, UsageRepository
 from tokenmill.catalog.repository import ModelRepository
 from tokenmill.clock import Clock
 from tokenmill.control.auth_throttle import AuthThrottle
+from tokenmill.control.key_changes import KeyChangeWatcher
 from tokenmill.control.keycache import KeyCache
 from tokenmill.control.keys import KeyRepository, Principal
-from tokenmill.control.revocations import RevocationWatcher
 from tokenmill.files.billing import (
     VECTOR_STORAGE_PRICE_MODEL,
     StorageBilling,
@@ -162,7 +162,7 @@ def build_gateway(
         upstream=UpstreamClient(settings.upstream_timeout_seconds),
         clock=clock,
         loops=[
-            RevocationWatcher(keys, key_cache, clock),
+            KeyChangeWatcher(keys, key_cache, clock),
             LibraryWatcher(models, directory),
             *storage_billing(db, clock, files),
             ExpiredFileSweep(files, EXPIRED_FILE_SWEEP_SECONDS),

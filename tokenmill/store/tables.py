@@ -102,7 +102,8 @@ class ApiKey(Base):
     allowed_models: Mapped[list[str] | None]
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
-    revoked_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None] = mapped_column(index=True)
+    updated_at: Mapped[datetime | None] = mapped_column(index=True)  # terms last changed
     monthly_budget_micros: Mapped[int | None] = mapped_column(BigInteger)
     rpm_limit: Mapped[int | None] = mapped_column(Integer)
     tpm_limit: Mapped[int | None] = mapped_column(Integer)

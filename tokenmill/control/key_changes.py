@@ -1,7 +1,9 @@
-"""Carries key revocations made anywhere (CLI, another gateway) into this process's key cache.
+"""Carries key revocations and changed terms (caps, rate limits, tiers), made anywhere (CLI,
+another gateway), into this process's key cache.
 
-Every gateway polls the shared database for recently revoked keys, so a revocation takes
-effect everywhere within one poll interval instead of one cache TTL.
+Every gateway polls the shared database for keys revoked or changed lately and drops its
+cached copies, so a change takes effect everywhere within one poll interval instead of one
+cache TTL.
 """
 
 from __future__ import annotations
@@ -18,18 +20,18 @@ log = logging.getLogger(__name__)
 CLOCK_SKEW = timedelta(seconds=5)
 
 
-class RevocationSource(Protocol):
-    def revoked_since(self, since: datetime) -> list[tuple[str, datetime]]: ...
+class KeyChanges(Protocol):
+    def changed_since(self, since: datetime) -> list[str]: ...
 
 
 class Invalidator(Protocol):
     def invalidate(self, key_id: str) -> None: ...
 
 
-class RevocationWatcher:
+class KeyChangeWatcher:
     def __init__(
         self,
-        source: RevocationSource,
+        source: KeyChanges,
         cache: Invalidator,
         clock: Clock,
         interval_seconds: float = 1.0,
@@ -41,22 +43,22 @@ class RevocationWatcher:
         self._since = clock.utcnow() - CLOCK_SKEW
 
     def poll_once(self) -> list[str]:
-        """Invalidates every key revoked since the last poll; returns their ids.
+        """Invalidates every key revoked or changed since the last poll; returns their ids.
 
         Each poll looks back a little before the previous one (another process's clock may
         run behind ours), so a key may be invalidated more than once, which is harmless.
         """
         started = self._clock.utcnow()
-        revoked = [key_id for key_id, _ in self._source.revoked_since(self._since)]
-        for key_id in revoked:
+        changed = self._source.changed_since(self._since)
+        for key_id in changed:
             self._cache.invalidate(key_id)
         self._since = started - CLOCK_SKEW
-        return revoked
+        return changed
 
     async def run(self) -> None:
         while True:
             try:
                 await asyncio.to_thread(self.poll_once)
             except Exception:
-                log.exception("polling for revoked keys failed; retrying")
+                log.exception("polling for changed keys failed; retrying")
             await asyncio.sleep(self._interval_seconds)
