@@ -48,6 +48,21 @@ def test_an_event_is_durable_before_it_goes_to_the_database(tmp_path: Path) -> N
     assert replay(tmp_path, lambda e: 0) == [event]  # still on disk: nothing said it is ingested
 
 
+def test_the_lag_counts_events_not_on_disk_and_not_in_the_database(tmp_path: Path) -> None:
+    sink = Collect()
+    log = journal(tmp_path, sink)
+    assert log.lag() == (0, 0)
+    first, second = usage_event("req-1"), usage_event("req-2")
+    log.record(first).result(timeout=10)
+    log.record(second).result(timeout=10)
+    assert log.lag() == (0, 2)  # on disk, and handed on, but not written yet
+    log.ingested([first])
+    assert log.lag() == (0, 1)
+    log.ingested([second])
+    assert log.lag() == (0, 0)
+    log.close()
+
+
 def test_replay_finds_finished_and_unfinished_requests(tmp_path: Path) -> None:
     sink = Collect()
     log = journal(tmp_path, sink, progress_interval_seconds=0.01)

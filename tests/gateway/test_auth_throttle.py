@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.gateway.conftest import error_of, two_tenants
 from tokenmill.clock import ManualClock
@@ -72,6 +73,14 @@ async def test_an_address_that_keeps_failing_is_refused_and_valid_keys_still_pas
         clock.advance(120.0)
         error_of(await models(guesser, "tm-wrong-guess-later"), 401)  # the minute passed
         assert (await models(guesser, beta)).status_code == 200
+        counted = {
+            sample.labels["code"]: sample.value
+            for family in text_string_to_metric_families((await guesser.get("/metrics")).text)
+            if family.name == "tokenmill_gateway_auth_failures"
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        }
+        assert counted == {"invalid_api_key": LIMIT + 2, "too_many_auth_failures": 3}
 
 
 async def test_a_key_prefix_that_keeps_failing_is_refused_from_any_address(

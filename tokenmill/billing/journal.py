@@ -199,6 +199,7 @@ class UsageJournal:
         self._closing = False
         self._queued_seq = 0  # events queued so far
         self._durable_seq = 0  # of those, how many are on disk (always a prefix)
+        self._ingested = 0  # of those, how many are in the database
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         existing = _segments(directory)
         self._next_number = int(existing[-1].stem.split("-")[1]) + 1 if existing else 1
@@ -281,9 +282,15 @@ class UsageJournal:
         for loop, futures in by_loop.items():
             loop.call_soon_threadsafe(_resolve, futures)
 
+    def lag(self) -> tuple[int, int]:
+        """Events recorded but not yet on disk, and not yet in the database."""
+        with self._cond:
+            return self._queued_seq - self._durable_seq, max(0, self._queued_seq - self._ingested)
+
     def ingested(self, events: list[UsageEvent]) -> None:
         """Called by the recorder once events are in the database."""
         with self._cond:
+            self._ingested += len(events)
             for event in events:
                 for segment in self._where.pop(event.request_id, []):
                     segment.open_ids.discard(event.request_id)

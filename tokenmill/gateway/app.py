@@ -128,6 +128,7 @@ class GatewayApp:
             throttle = self.services.auth_throttle
             if throttle is not None:
                 throttle.failed(request.client_address, _offered_secret(request))
+            self._count_refusal(error)
             response = error_response(request, error)
         except TokenmillError as error:
             response = error_response(request, error)
@@ -147,7 +148,12 @@ class GatewayApp:
         secret = _offered_secret(request)
         refusal = throttle.refusal(request.client_address, secret)
         if refusal is not None and not self.services.keys.known_valid(secret):
+            self._count_refusal(refusal)
             raise refusal
+
+    def _count_refusal(self, error: TokenmillError) -> None:
+        if self.services.metrics is not None:
+            self.services.metrics.auth_failures.labels(error.code or "unknown").inc()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -180,6 +180,7 @@ def build_gateway(
             known=lambda model: directory.lookup(model) is not None,
             tenant_labels=settings.metrics_tenant_labels,
             waiting=lambda: sum(pool.waiting for pool in router.pools.values()),
+            journal_lag=None if durable is None else durable.lag,
         ),
     )
     add_vector_stores(

@@ -39,6 +39,7 @@ class GatewayMetrics:
         known: Callable[[str], bool] = lambda model: True,
         tenant_labels: bool = False,
         waiting: Callable[[], int] | None = None,
+        journal_lag: Callable[[], tuple[int, int]] | None = None,
     ) -> None:
         """``known``: whether a model id is in the library; others (a misspelt or invented
         name in a refused request) are counted as ``unknown``, so callers cannot make series."""
@@ -101,6 +102,22 @@ class GatewayMetrics:
                 registry=r,
             )
             queued.set_function(waiting)
+        self.auth_failures = Counter(
+            "tokenmill_gateway_auth_failures",
+            "Requests refused before authentication: invalid_api_key (a missing, wrong, "
+            "revoked or expired key) or too_many_auth_failures (throttled).",
+            ["code"],
+            registry=r,
+        )
+        if journal_lag is not None:
+            for index, (name, text) in enumerate(
+                (
+                    ("unsynced", "Usage events recorded but not yet on the journal's disk."),
+                    ("pending", "Usage events recorded but not yet in the database."),
+                )
+            ):
+                gauge = Gauge(f"tokenmill_gateway_journal_{name}_events", text, registry=r)
+                gauge.set_function(lambda index=index: journal_lag()[index])  # type: ignore[misc]
 
     def observe(self, event: UsageEvent) -> None:
         model = event.model if self.known(event.model) else "unknown"
