@@ -54,6 +54,7 @@ class BudgetRequest:
     amount_micros: int
     tenant_cap_micros: int | None = None
     key_cap_micros: int | None = None
+    request_id: str = ""  # what the reservation is held under until it is settled
 
 
 @dataclass(frozen=True, slots=True)

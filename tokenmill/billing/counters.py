@@ -13,6 +13,7 @@ a month's spend counts settled costs plus reservations. Top-ups reach the counte
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -43,6 +44,16 @@ class BudgetCounters(Protocol):
 
     async def credit(self, tenant_id: str, entry_id: int, amount_micros: int) -> bool:
         """Adds a ledger entry's amount once; ``False`` if that entry was already counted."""
+        ...
+
+    async def reclaim(self, costs: Sequence[tuple[str, int]]) -> int:
+        """After a restart in the same place (journal slot): what the process before held
+        is settled to the costs its journal replayed (request id, cost), and the rest given
+        back; how many reservations that was."""
+        ...
+
+    async def expire(self) -> int:
+        """Gives back reservations held past their lease (their gateway died); how many."""
         ...
 
     async def state(self, tenant_id: str, key_id: str, month: str) -> BudgetState: ...
@@ -82,6 +93,12 @@ class LocalBudgetCounters:
     async def settle(self, request: BudgetRequest, actual_micros: int) -> None:
         with self._lock:
             self._move(request, actual_micros - request.amount_micros)
+
+    async def reclaim(self, costs: Sequence[tuple[str, int]]) -> int:
+        return 0  # in-process counters die with the process that held their reservations
+
+    async def expire(self) -> int:
+        return 0
 
     async def credit(self, tenant_id: str, entry_id: int, amount_micros: int) -> bool:
         with self._lock:

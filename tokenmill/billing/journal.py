@@ -206,6 +206,10 @@ class UsageJournal:
         self._file: IO[bytes] | None = None
         self._thread = threading.Thread(target=self._run, name="usage-journal", daemon=True)
 
+    @property
+    def directory(self) -> Path:
+        return self._directory
+
     def discard_replayed(self) -> None:
         """After ``replay``'s events are in the database: the old segments go."""
         for path in _segments(self._directory):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from tokenmill.store.tables import LedgerEntry, Tenant
 log = logging.getLogger(__name__)
 
 CLOCK_SKEW = timedelta(seconds=5)
+EXPIRE_INTERVAL_SECONDS = 60.0  # how often reservations past their lease are looked for
 CREDIT_KINDS = (EntryKind.TOPUP, EntryKind.ADJUSTMENT, EntryKind.ACCELERATOR, EntryKind.STORAGE)
 
 
@@ -86,7 +88,11 @@ class BillingSync:
         clock: Clock,
         counters: BudgetCounters,
         interval_seconds: float = 1.0,
+        *,
+        reclaim: Sequence[tuple[str, int]] = (),
+        expire_interval_seconds: float = EXPIRE_INTERVAL_SECONDS,
     ) -> None:
+        """``reclaim``: (request id, cost) of the events the journal replayed at start."""
         self._db = db
         self._clock = clock
         self.counters = counters
@@ -95,6 +101,9 @@ class BillingSync:
         self._ledger = LedgerRepository(db, clock)
         self.view = BillingView()
         self._since = clock.utcnow() - CLOCK_SKEW
+        self._reclaim = list(reclaim)
+        self._expire_interval_seconds = expire_interval_seconds
+        self._expired_at = clock.monotonic()
 
     def load_view(self) -> BillingView:
         with self._db.session() as session:
@@ -127,12 +136,20 @@ class BillingSync:
         self.view = await asyncio.to_thread(self.load_view)
         seed = await asyncio.to_thread(self.load_seed)
         await self.counters.seed(seed)
+        reclaimed = await self.counters.reclaim(self._reclaim)
+        if reclaimed:
+            log.info("reclaimed %d budget reservations held before a restart", reclaimed)
         await self.poll_once()
 
     async def poll_once(self) -> None:
         self.view = await asyncio.to_thread(self.load_view)
         for entry in await asyncio.to_thread(self.new_credits):
             await self.counters.credit(entry.tenant_id, entry.id, entry.amount_micros)
+        if self._clock.monotonic() - self._expired_at >= self._expire_interval_seconds:
+            self._expired_at = self._clock.monotonic()
+            expired = await self.counters.expire()
+            if expired:
+                log.warning("gave back %d budget reservations past their lease", expired)
 
     async def run(self) -> None:
         while True:

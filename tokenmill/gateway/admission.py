@@ -149,6 +149,7 @@ class Admission:
                 amount_micros=amount,
                 tenant_cap_micros=terms.monthly_budget_micros,
                 key_cap_micros=principal.monthly_budget_micros,
+                request_id=request_id,
             )
             refusal = await self.sync.counters.reserve(budget)
             if refusal is not None:

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
@@ -90,8 +91,9 @@ class Gateway:
 
 def open_journal(
     settings: Settings, db: Database, clock: Clock, recorder: UsageRecorder
-) -> UsageJournal:
-    """This process's journal slot, after what an earlier process left in it is ingested."""
+) -> tuple[UsageJournal, list[UsageEvent]]:
+    """This process's journal slot, after what an earlier process left in it is ingested;
+    with what that was."""
     directory, lock = open_slot(settings.ensure_data_dir() / "journal")
     prices = PriceBookRepository(db, clock).load()
 
@@ -109,11 +111,12 @@ def open_journal(
     journal.discard_replayed()
     recorder.on_written = journal.ingested
     journal.start()
-    return journal
+    return journal, left
 
 
-def counters(settings: Settings) -> tuple[BudgetCounters, RateCounters]:
-    """In-process by default; shared through Redis when ``redis_url`` is set."""
+def counters(settings: Settings, holder: str | None = None) -> tuple[BudgetCounters, RateCounters]:
+    """In-process by default; shared through Redis when ``redis_url`` is set. ``holder``:
+    the name this gateway's budget reservations are held under (see ``RedisBudgetCounters``)."""
     if not settings.redis_url:
         return LocalBudgetCounters(), LocalRateCounters()
     from tokenmill.billing.redis_counters import RedisBudgetCounters
@@ -123,14 +126,25 @@ def counters(settings: Settings) -> tuple[BudgetCounters, RateCounters]:
     client = connect(settings.redis_url)
     namespace = settings.redis_namespace
     return (
-        RedisBudgetCounters(client, f"{namespace}:budget"),
+        RedisBudgetCounters(client, f"{namespace}:budget", holder),
         RedisRateCounters(client, f"{namespace}:rate"),
     )
 
 
-def build_admission(settings: Settings, db: Database, clock: Clock) -> Admission:
-    budgets, rates = counters(settings)
-    return Admission(BillingSync(db, clock, budgets, settings.billing_sync_seconds), rates, clock)
+def build_admission(
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    journal: UsageJournal | None = None,
+    replayed: Sequence[UsageEvent] = (),
+) -> Admission:
+    """With a journal, reservations are held under its slot's name, and what the process
+    before left held there is reclaimed at start, settled to the ``replayed`` events' costs."""
+    holder = None if journal is None else f"{socket.gethostname()}:{journal.directory.resolve()}"
+    budgets, rates = counters(settings, holder)
+    costs = [(event.request_id, event.cost_micros) for event in replayed]
+    sync = BillingSync(db, clock, budgets, settings.billing_sync_seconds, reclaim=costs)
+    return Admission(sync, rates, clock)
 
 
 def build_gateway(
@@ -144,7 +158,7 @@ def build_gateway(
     worker: bool = True,
 ) -> Gateway:
     recorder = UsageRecorder(UsageRepository(db), settings.usage_flush_interval_seconds)
-    durable = open_journal(settings, db, clock, recorder) if journal else None
+    durable, replayed = open_journal(settings, db, clock, recorder) if journal else (None, [])
     keys = KeyRepository(db, clock)
     key_cache = KeyCache(keys, clock, settings.key_cache_ttl_seconds)
     models = ModelRepository(db, clock)
@@ -167,7 +181,7 @@ def build_gateway(
             *storage_billing(db, clock, files),
             ExpiredFileSweep(files, EXPIRED_FILE_SWEEP_SECONDS),
         ],
-        admission=build_admission(settings, db, clock) if admission else None,
+        admission=build_admission(settings, db, clock, durable, replayed) if admission else None,
         journal=durable,
         admin=admin,
         files=files,
