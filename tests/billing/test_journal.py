@@ -30,6 +30,7 @@ class Running:
     service_tier: str = "default"
     app_id: str | None = None
     content_events: int = 0
+    prompt_tokens: int = 0
 
 
 def journal(directory: Path, sink: Collect, **options: float) -> UsageJournal:
@@ -70,7 +71,7 @@ def test_replay_finds_finished_and_unfinished_requests(tmp_path: Path) -> None:
     quiet = Running("req-quiet")
     for running in (done, lost, quiet):
         log.begin(running)
-    lost.content_events = 7
+    lost.content_events, lost.prompt_tokens = 7, 30  # the replica said so when it began
     log.record(usage_event("req-done", completion_tokens=3)).result(timeout=10)
     log.record(usage_event("req-other")).result(timeout=10)  # refused before it began
     pause = threading.Event()
@@ -87,6 +88,7 @@ def test_replay_finds_finished_and_unfinished_requests(tmp_path: Path) -> None:
     assert events["req-done"].cost_micros == 0  # a finished event keeps its own cost
     assert (events["req-lost"].status, events["req-lost"].error_code) == ("error", LOST_CODE)
     assert (events["req-lost"].completion_tokens, events["req-lost"].cost_micros) == (7, 107)
+    assert events["req-lost"].prompt_tokens == 30  # billed too: the prompt was processed
     assert events["req-lost"].service_tier == "priority"  # priced in the tier it ran in
     assert events["req-quiet"].completion_tokens == 0
 

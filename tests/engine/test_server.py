@@ -13,6 +13,8 @@ import httpx
 import orjson
 import pytest
 
+from tokenmill.protocol.tenancy import PROMPT_TOKENS_HEADER
+
 from .conftest import NEVER_STOP, SERVED_NAME, SERVER_CONTEXT_TOKENS, SERVER_KV_CACHE_TOKENS
 
 pytestmark = pytest.mark.model
@@ -123,6 +125,14 @@ def test_streamed_chat_matches_the_non_streamed_one(client: httpx.Client) -> Non
     assert usage_chunk["choices"] == []
     assert usage_chunk["usage"]["completion_tokens"] == whole["usage"]["completion_tokens"]
     assert usage_chunk["usage"]["prompt_tokens"] == whole["usage"]["prompt_tokens"]
+
+
+def test_a_stream_says_its_prompt_tokens_before_generating(client: httpx.Client) -> None:
+    body = {**chat_body(), "stream": True}
+    with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        said = int(response.headers[PROMPT_TOKENS_HEADER])
+        *_, usage_chunk, _ = events_of(response)
+    assert said == usage_chunk["usage"]["prompt_tokens"] > 0
 
 
 def test_completion_streamed_and_not(client: httpx.Client) -> None:

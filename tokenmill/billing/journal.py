@@ -76,6 +76,11 @@ class Running(Protocol):
     content_events: int
 
     @property
+    def prompt_tokens(self) -> int:
+        """What the replica said the prompt is; 0 until it did."""
+        ...
+
+    @property
     def tenant_id(self) -> str: ...
 
     @property
@@ -138,7 +143,9 @@ def replay(directory: Path, cost_of: Callable[[UsageEvent], int]) -> list[UsageE
             elif kind == "b":
                 started[record["request_id"]] = record
             elif kind == "p" and record["request_id"] in started:
-                started[record["request_id"]]["completion_tokens"] = record["completion_tokens"]
+                begun = started[record["request_id"]]
+                begun["completion_tokens"] = record["completion_tokens"]
+                begun["prompt_tokens"] = record.get("prompt_tokens", 0)
     for request_id, begun in started.items():
         if request_id in ended:
             continue
@@ -149,7 +156,7 @@ def replay(directory: Path, cost_of: Callable[[UsageEvent], int]) -> list[UsageE
             model=begun["model"],
             endpoint=begun["endpoint"],
             stream=begun["stream"],
-            prompt_tokens=0,
+            prompt_tokens=begun.get("prompt_tokens", 0),
             cached_tokens=0,
             completion_tokens=begun.get("completion_tokens", 0),
             ttft_seconds=None,
@@ -193,7 +200,7 @@ class UsageJournal:
         self._progress_interval_seconds = progress_interval_seconds
         self._cond = threading.Condition()
         self._queue: list[_Queued] = []
-        self._running: dict[str, tuple[Running, int]] = {}
+        self._running: dict[str, tuple[Running, tuple[int, int]]] = {}
         self._segments: list[_Segment] = []
         self._where: dict[str, list[_Segment]] = {}
         self._closing = False
@@ -237,7 +244,7 @@ class UsageJournal:
         with self._cond:
             # No wake-up: the line goes out with the next write, at most one progress
             # interval away, which is soon enough for a request that is still running.
-            self._running[request.request_id] = (request, 0)
+            self._running[request.request_id] = (request, (0, 0))
             self._queue.append((request.request_id, line, None))
 
     def record(self, event: UsageEvent) -> Durable:
@@ -336,12 +343,11 @@ class UsageJournal:
     def _progress_lines(self) -> list[bytes]:
         lines = []
         for request_id, (request, written) in self._running.items():
-            made = request.content_events
-            if made != written:
-                self._running[request_id] = (request, made)
-                lines.append(
-                    orjson.dumps({"k": "p", "request_id": request_id, "completion_tokens": made})
-                )
+            made, prompt = request.content_events, request.prompt_tokens
+            if (made, prompt) != written:
+                self._running[request_id] = (request, (made, prompt))
+                progress = {"k": "p", "request_id": request_id, "completion_tokens": made}
+                lines.append(orjson.dumps({**progress, "prompt_tokens": prompt}))
         return lines
 
     def _write(self, batch: list[_Queued], progress: list[bytes]) -> None:

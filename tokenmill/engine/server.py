@@ -31,7 +31,7 @@ from tokenmill.errors import (
     TokenmillError,
 )
 from tokenmill.protocol.requests import parse_chat, parse_completion, parse_json_body
-from tokenmill.protocol.tenancy import Tenancy, parse_tenancy
+from tokenmill.protocol.tenancy import PROMPT_TOKENS_HEADER, Tenancy, parse_tenancy
 from tokenmill.protocol.tiers import ServiceTier
 
 logger = logging.getLogger(__name__)
@@ -190,7 +190,8 @@ class _Routes:
         merged = merge(streams)
         events = tool_events(merged, tool_names, len(choices)) if tool_names else merged
         if stream:
-            return _EventStream(sse(events, fmt, len(choices)), on_close=abort_all)
+            prompt = str(len(engine_request.prompt_tokens))
+            return _EventStream(sse(events, fmt, len(choices)), on_close=abort_all, prompt=prompt)
         return _json(await self._collect(request, collect(events, fmt, len(choices)), abort_all))
 
     @staticmethod
@@ -219,10 +220,13 @@ class _EventStream(StreamingResponse):
     started, so the abort lives here rather than in the iterator.
     """
 
-    def __init__(self, content: AsyncIterator[bytes], *, on_close: Callable[[], None]) -> None:
-        super().__init__(
-            content, media_type="text/event-stream", headers={"cache-control": "no-cache"}
-        )
+    def __init__(
+        self, content: AsyncIterator[bytes], *, on_close: Callable[[], None], prompt: str
+    ) -> None:
+        """``prompt``: its tokens, in ``PROMPT_TOKENS_HEADER``, so a gateway can bill them if
+        the replica dies before the stream's usage comes."""
+        headers = {"cache-control": "no-cache", PROMPT_TOKENS_HEADER: prompt}
+        super().__init__(content, media_type="text/event-stream", headers=headers)
         self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -105,6 +105,8 @@ async def dispatch(services: Services, call: Call, meter: Meter) -> tuple[Upstre
         except BaseException:
             lease.release()
             raise
+        if upstream.prompt_tokens is not None:  # until the usage says otherwise
+            meter.tokens.prompt_tokens = upstream.prompt_tokens
         return upstream, lease
     raise AssertionError("unreachable")
 

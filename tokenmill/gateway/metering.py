@@ -78,6 +78,18 @@ class Meter:
     def __post_init__(self) -> None:
         self.started_monotonic = self.clock.monotonic()
 
+    @property
+    def prompt_tokens(self) -> int:
+        return self.tokens.prompt_tokens
+
+    def cut_off(self, counts: TokenCounts | None) -> None:
+        """A stream that ended early: the replica's own count of what it did, or without one
+        (the replica is gone), the prompt it acknowledged and a token per content event."""
+        if counts is not None:
+            self.tokens = counts
+        else:
+            self.tokens.completion_tokens = max(self.tokens.completion_tokens, self.content_events)
+
     def first_token(self) -> None:
         if self.first_token_monotonic is None:
             self.first_token_monotonic = self.clock.monotonic()

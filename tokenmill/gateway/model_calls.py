@@ -159,9 +159,8 @@ class StreamedCall:
             self._upstream.release()
             return
         try:
-            counts = await self._services.upstream.abort(self._lease.url, self._meter.request_id)
-            if counts is not None:
-                self._meter.tokens = counts
+            url, request_id = self._lease.url, self._meter.request_id
+            self._meter.cut_off(await self._services.upstream.abort(url, request_id))
         finally:
             if self._relay.broken is None:
                 self._meter.finish("cancelled", 499, "client_disconnected")

@@ -199,9 +199,7 @@ async def _stream(
         else:
             cancelled = error_code == "client_disconnected"
             try:
-                counts = await services.upstream.abort(lease.url, meter.request_id)
-                if counts is not None:
-                    meter.tokens = counts
+                meter.cut_off(await services.upstream.abort(lease.url, meter.request_id))
             finally:  # also when the client leaves during the abort, having read the error
                 meter.finish(
                     "cancelled" if cancelled else "error", 499 if cancelled else 502, error_code

@@ -17,6 +17,9 @@ from urllib.parse import urlsplit
 import httptools
 
 from tokenmill.errors import UpstreamError
+from tokenmill.protocol.tenancy import PROMPT_TOKENS_HEADER
+
+PROMPT_TOKENS = PROMPT_TOKENS_HEADER.encode()
 
 Address = tuple[str, int]
 
@@ -52,8 +55,13 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._response is not None and name.lower() == b"content-type":
+        if self._response is None:
+            return
+        lowered = name.lower()
+        if lowered == b"content-type":
             self._response.content_type = value.decode("latin-1")
+        elif lowered == PROMPT_TOKENS and value.isdigit():
+            self._response.prompt_tokens = int(value)
 
     def on_headers_complete(self) -> None:
         if self._response is not None:
@@ -98,6 +106,7 @@ class UpstreamResponse:
         "_received",
         "_waiter",
         "content_type",
+        "prompt_tokens",
         "status",
     )
 
@@ -112,6 +121,7 @@ class UpstreamResponse:
         self._error: UpstreamError | None = None
         self.status = 0
         self.content_type = "application/json"
+        self.prompt_tokens: int | None = None  # what the replica said the prompt is, early
 
     async def _wait_headers(self, timeout_seconds: float) -> None:
         async with asyncio.timeout(timeout_seconds):

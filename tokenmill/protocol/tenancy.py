@@ -1,6 +1,7 @@
 """Whose work a request is and how urgent, as the gateway tells a replica: headers an engine
 may use to order its queue and share itself fairly between tenants. Engines that do not know
-them ignore them."""
+them ignore them. And one header our engine answers a stream with: its prompt's tokens, known
+before anything is generated."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tokenmill.errors import InvalidRequest
 TENANT_HEADER = "x-tokenmill-tenant"
 WEIGHT_HEADER = "x-tokenmill-weight"
 PRIORITY_HEADER = "x-tokenmill-priority"
+PROMPT_TOKENS_HEADER = "x-tokenmill-prompt-tokens"
 MAX_WEIGHT = 1000.0
 _VALID_TENANT = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
