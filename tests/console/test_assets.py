@@ -42,6 +42,14 @@ PAGES = (
     "audit",
 )
 
+STRICT_POLICY = (
+    "script-src 'self'",
+    "style-src 'self'",
+    "object-src 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+)
+
 
 @pytest.fixture
 async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
@@ -71,7 +79,10 @@ async def test_console_redirects_to_the_app_and_serves_its_index(http: httpx.Asy
         assert index.headers["content-type"] == "text/html; charset=utf-8"
         assert '<script type="module" src="/console/app.js">' in index.text
         assert index.headers["cache-control"] == "no-cache"
-        assert "script-src 'self'" in index.headers["content-security-policy"]
+        policy = [d.strip() for d in index.headers["content-security-policy"].split(";")]
+        assert set(STRICT_POLICY) <= set(policy), policy
+        assert "'unsafe-inline'" not in index.headers["content-security-policy"]
+        assert index.headers["x-frame-options"] == "DENY"
 
 
 @pytest.mark.parametrize(
