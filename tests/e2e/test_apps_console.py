@@ -8,12 +8,14 @@ another tenant told that the page stays on its own."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import httpx
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import Platform
+from tests.e2e.test_advice_console import BILLING_SYNC_SECONDS
 from tests.e2e.test_console import ARTIFACTS, CHAT_MODEL, WAIT_MS, _admin_get, _open, _visit
 from tests.e2e.test_console import browser as browser  # the fixture, shared
 
@@ -158,12 +160,36 @@ def test_the_console_builds_versions_publishes_and_tests_an_app(
     public = httpx.get(url, timeout=30)
     assert public.status_code == 200 and "<title>Console helper</title>" in public.text
     page.screenshot(path=str(ARTIFACTS / "app-embed.png"), full_page=True)
+    credit = {"amount_micros": 1_000_000, "idempotency_key": "app-visitors"}
+    with platform.http() as http:  # the page's own key is held to the tenant's credit
+        assert http.post(f"/admin/v1/tenants/{tenant_id}/credits", json=credit).is_success
+    time.sleep(BILLING_SYNC_SECONDS * 1.5)  # until the gateway has seen it
+    _visitor_asks(browser, url)
 
-    # The list: the App with its versions, requests (the turn, and the refusal) and spend.
+    # The list: the App, its versions, requests (the turn, the refusal, the visitor's), spend.
     _visit(page, "apps", f"tr[data-app-id='{app_id}']", shot="apps")
     cells = page.locator(f"tr[data-app-id='{app_id}'] td").all_inner_texts()
-    assert cells[:4] == ["Console helper", app_id, "v2", "v2"] and cells[5] == "2"
+    assert cells[:4] == ["Console helper", app_id, "v2", "v2"] and cells[5] == "3"
     assert page.console_errors == [], page.console_errors
+
+
+def _visitor_asks(browser: Any, url: str) -> None:
+    """A visitor with no key asks on the public page, under its own strict policy: the
+    page's script runs (by its nonce), the answer comes, and the browser reports nothing."""
+    visitor = browser.new_page()
+    errors: list[str] = []
+    visitor.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    visitor.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        visitor.goto(url)
+        visitor.fill("#message", "What can you help with?")
+        visitor.click("#ask button[type=submit]")
+        expect(visitor.locator(".turn.bot")).not_to_have_text("…", timeout=WAIT_MS)
+        assert visitor.locator(".turn.bot.error").count() == 0, visitor.inner_text(".turn.bot")
+        visitor.screenshot(path=str(ARTIFACTS / "app-public-page.png"), full_page=True)
+    finally:
+        visitor.close()
+    assert errors == [], errors
 
 
 def test_a_platform_admin_picking_another_tenant_is_told_the_page_stays_on_its_own(

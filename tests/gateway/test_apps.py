@@ -192,6 +192,13 @@ async def test_the_public_page_is_off_until_turned_on_and_acts_as_its_own_key(
     await world.call("POST", f"/v1/apps/{app['id']}", {"published_version": "1"}, key)
     page = await world.http.get(path)
     assert page.status_code == 200 and "<title>Helpdesk</title>" in page.text
+    # its inline style and script run by this answer's nonce alone; it may be framed anywhere
+    policy = page.headers["content-security-policy"]
+    nonce = policy.split("'nonce-", 1)[1].split("'", 1)[0]
+    assert f"script-src 'nonce-{nonce}'" in policy and "frame-ancestors *" in policy
+    assert page.text.count(f'nonce="{nonce}"') == 2 and "<script>" not in page.text
+    again = await world.http.get(path)
+    assert nonce not in again.headers["content-security-policy"]  # new with each answer
     world.scripted.replies.append(reply("Hello, visitor."))
     answered = await world.http.post(f"{path}/chat", json={"message": "Hi there"})
     assert answered.status_code == 200, answered.text

@@ -4,12 +4,17 @@ The page and its ``POST /apps/{id}/chat`` need no key: they act as the App's own
 made when the page is first turned on, so what visitors spend is billed to the tenant and held
 to that key's limits (set its ``rpm_limit`` to bound it; revoke it to close the page). Only a
 published version is served; an App that is not public is a 404, as if it did not exist.
+
+The page is made to be framed by other sites, so unlike the console it allows any frame
+ancestor; its one inline style and script run by a nonce new with each answer, and nothing
+else runs or loads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import secrets
 
 from tokenmill.control.keys import Principal
 from tokenmill.errors import NotFound
@@ -41,15 +46,34 @@ async def embed(services: Services, request: HttpRequest) -> Response:
         return await chat_turn(services, principal, services.responses, request, app_id)
     if rest or request.method != "GET":
         raise NotFound(f"No route {request.method} {request.path}.", code="not_found")
-    page = PAGE.replace("{{name}}", html.escape(name)).replace("{{app}}", html.escape(app_id))
-    return Response(page.encode(), 200, HTML, {"cache-control": "no-store"})
+    nonce = secrets.token_urlsafe(18)
+    page = (
+        PAGE.replace("{{nonce}}", nonce)
+        .replace("{{app}}", html.escape(app_id))
+        .replace("{{name}}", html.escape(name))
+    )
+    return Response(page.encode(), 200, HTML, {"cache-control": "no-store", **headers(nonce)})
+
+
+def headers(nonce: str) -> dict[str, str]:
+    policy = (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+        "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors *"
+    )
+    return {
+        "content-security-policy": policy,
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+    }
 
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{name}}</title>
-<style>
+<link rel="icon" href="data:,">
+<style nonce="{{nonce}}">
 body { font: 15px/1.5 system-ui, sans-serif; margin: 0; background: #f6f7f9; color: #1d2330; }
 main { max-width: 720px; margin: 0 auto; padding: 16px; }
 h1 { font-size: 18px; margin: 8px 0 16px; }
@@ -69,7 +93,7 @@ button { font: inherit; padding: 8px 16px; border-radius: 8px; border: 0; backgr
 <form id="ask"><textarea id="message" rows="2" placeholder="Ask a question" required></textarea>
 <button type="submit">Send</button></form>
 </main>
-<script>
+<script nonce="{{nonce}}">
 const app = "{{app}}";
 let conversation = null;
 const turns = document.getElementById("turns");
