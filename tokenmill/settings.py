@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     # The gateway's /metrics: a tenant label on every series (off: one series per tenant).
     metrics_tenant_labels: bool = False
 
+    # Model files a tenant admin may add (by path) are under <this>/<tenant id>; a platform
+    # admin may name any path on the server. Default: <data_dir>/tenant-models.
+    tenant_models_dir: Path | None = None
+
     # Failed authentications a minute, per client address and per key prefix, before that
     # address or prefix is refused (429) until the minute passes; keys known valid never are.
     auth_failures_per_minute: int = Field(default=30, ge=0)
@@ -139,6 +143,10 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
         return (init_settings, env_settings, toml)
+
+    @property
+    def resolved_tenant_models_dir(self) -> Path:
+        return self.tenant_models_dir or self.data_dir / "tenant-models"
 
     @property
     def resolved_database_url(self) -> str:

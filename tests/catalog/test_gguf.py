@@ -113,7 +113,7 @@ def test_a_tiny_valid_file_reads(tmp_path: Path) -> None:
     ("data", "message"),
     [
         (struct.pack("<Q", 20) + b'{"__metadata__":{}} ', "looks like a safetensors file"),
-        (b"Hello, I am a README, not a model.\n", "looks like text"),
+        (b"Hello, I am a README, not a model.\n", "looks like a text file"),
         (b"version https://git-lfs.github.com/spec/v1\n", "Git LFS pointer"),
         (b"GG", "not a GGUF file (only 2 bytes)"),
         (tiny_gguf(version=1), "unsupported GGUF version 1"),

@@ -16,8 +16,10 @@ CHAT = "smollm2-135m-instruct"
 
 
 @pytest.fixture
-def gguf(tmp_path: Path) -> Path:
-    target = tmp_path / "own.gguf"
+def gguf(world: World, tmp_path: Path) -> Path:  # noqa: F811
+    """A model file in tenant alpha's own directory (the data dir's ``tenant-models``)."""
+    target = tmp_path / "tenant-models" / world.alpha_id / "own.gguf"
+    target.parent.mkdir(parents=True)
     shutil.copyfile(bundled_model(CHAT).path(), target)
     return target
 
@@ -45,6 +47,28 @@ async def test_a_tenant_admin_adds_a_private_model_others_cannot_see(
     assert published.json()["published"] is True
     seen = await world.call(world.beta_admin, "GET", "/admin/v1/models/own")
     assert seen.status_code == 200
+
+
+async def test_a_tenant_admin_adds_models_only_from_its_own_directory(
+    world: World,  # noqa: F811
+    gguf: Path,
+    tmp_path: Path,
+) -> None:
+    relative = await world.call(world.alpha_admin, "POST", "/admin/v1/models", {"path": "own.gguf"})
+    assert relative.status_code == 200, relative.text  # a name within its directory
+    secret = tmp_path / "secret.key"
+    secret.write_text("a-sealing-key-nobody-may-read")
+    elsewhere = [str(secret), str(tmp_path / "missing.gguf"), "../../secret.key",
+                 str(gguf).replace(world.alpha_id, world.beta_id)]  # fmt: skip
+    answers = []
+    for path in elsewhere:
+        refused = await world.call(world.alpha_admin, "POST", "/admin/v1/models", {"path": path})
+        assert refused.status_code == 403, refused.text
+        answers.append(refused.json())
+        assert "a-sealing" not in refused.text
+    assert all(answer == answers[0] for answer in answers)  # nothing said of the files
+    platform = await world.call(world.platform, "POST", "/admin/v1/models", {"path": str(secret)})
+    assert platform.status_code == 400 and "a-sealing" not in platform.text  # what, not its bytes
 
 
 async def test_aliases_are_the_platforms_or_a_tenants_own(

@@ -382,5 +382,5 @@ def _describe_foreign(head: bytes) -> str:
     if head.startswith(b"version https://git-lfs"):
         return "a Git LFS pointer, not the file it points to"
     if head.isascii():
-        return f"looks like text: {head[:12]!r}"
-    return f"starts with {head[:4]!r}, not b'GGUF'"
+        return "looks like a text file"
+    return "does not start with b'GGUF'"

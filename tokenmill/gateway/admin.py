@@ -25,6 +25,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -93,6 +94,8 @@ class AdminApi:
     advisor: Advisor | None = None  # serverless or dedicated (admin_advice)
     audit: AuditLog | None = None  # every admin action, hash-chained (admin_audit)
     ttft_targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TTFT_TARGETS))
+    # A tenant admin adds models only from files under <this>/<its tenant id> (admin_library).
+    tenant_models_dir: Path | None = None
 
     @classmethod
     def build(

@@ -22,7 +22,7 @@ from tokenmill.catalog.card import ModelCard
 from tokenmill.catalog.repository import ModelInfo
 from tokenmill.control.access import require_platform_admin
 from tokenmill.control.keys import Principal, Role
-from tokenmill.errors import InvalidRequest, ModelNotFound, NotFound
+from tokenmill.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied
 from tokenmill.fleet.deployments import DeploymentInfo
 
 if TYPE_CHECKING:
@@ -102,13 +102,28 @@ def _owner(call: Call) -> str | None:
     return owner
 
 
-def _path(call: Call) -> Path:
-    path = call.body.get("path")
-    if not isinstance(path, str) or not path:
+def _path(api: AdminApi, call: Call) -> Path:
+    """A platform admin's path as it is; a tenant admin's only inside its own directory
+    (relative to it, or absolute into it), checked before the file is looked at, so the
+    answer says nothing of files elsewhere."""
+    raw = call.body.get("path")
+    if not isinstance(raw, str) or not raw:
         raise InvalidRequest(
             "path names a GGUF file or model directory on the server.", param="path"
         )
-    return Path(path)
+    if _platform(call.principal):
+        return Path(raw)
+    if api.tenant_models_dir is None:
+        raise PermissionDenied("Only a platform admin adds models on this gateway.")
+    own = (api.tenant_models_dir / call.principal.tenant_id).resolve()
+    path = (own / Path(raw).expanduser()).resolve()
+    if not path.is_relative_to(own):
+        raise PermissionDenied(
+            f"A tenant admin adds models from its own directory on the server, {own}; "
+            "ask the operator to put the file there.",
+            param="path",
+        )
+    return path
 
 
 def create_model(api: AdminApi, call: Call) -> Any:
@@ -117,7 +132,7 @@ def create_model(api: AdminApi, call: Call) -> Any:
         raise InvalidRequest("id is a string.", param="id")
     model = add_model(
         api.models,
-        _path(call),
+        _path(api, call),
         model_id=model_id,
         version=call.body.get("version"),
         owner_tenant_id=_owner(call),
@@ -129,7 +144,7 @@ def add_version(api: AdminApi, call: Call) -> Any:
     model = _owned_model(api, call, call.params[0])
     added = add_model(
         api.models,
-        _path(call),
+        _path(api, call),
         model_id=model.id,
         version=call.body.get("version"),
         owner_tenant_id=model.owner_tenant_id,

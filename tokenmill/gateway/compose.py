@@ -168,6 +168,7 @@ def build_gateway(
     mcp = McpService.build(settings, db, clock)
     admin = AdminApi.build(db, clock, key_cache.invalidate, targets)
     admin.mcp = mcp
+    admin.tenant_models_dir = settings.resolved_tenant_models_dir
     services = Services(
         keys=key_cache,
         recorder=recorder,
