@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from tokenmill.billing.budget import completion_tokens_bound
 from tokenmill.control.keys import Principal
 from tokenmill.errors import UpstreamError
 from tokenmill.fleet.balancer import prefix_blocks
@@ -27,6 +28,7 @@ from tokenmill.protocol.tenancy import Tenancy
 from tokenmill.protocol.tiers import ServiceTier
 
 SEND_ATTEMPTS = 2
+GENERATIVE = frozenset({"chat", "completion"})  # tasks whose usage is bounded by max_tokens
 
 
 def prompt_blocks(body: dict[str, Any]) -> tuple[int, ...]:
@@ -65,6 +67,12 @@ async def dispatch(services: Services, call: Call, meter: Meter) -> tuple[Upstre
             call.size,
             meter.request_id,
             tier=tier,
+        )
+    if entry.task in GENERATIVE and entry.context_tokens > 0:
+        context, choices = entry.context_tokens, call.sampling.n
+        meter.max_prompt_tokens = context
+        meter.max_completion_tokens = completion_tokens_bound(
+            call.sampling.max_tokens, choices, context
         )
     body = {**call.body, "model": entry.served_name}
     if call.stream:

@@ -36,14 +36,27 @@ class TokenCounts:
 
     @classmethod
     def from_openai(cls, usage: Any) -> TokenCounts | None:
+        """A replica's ``usage``; a count that is not a whole number of at least zero is 0."""
         if not isinstance(usage, dict):
             return None
-        details = usage.get("prompt_tokens_details") or {}
+        details = usage.get("prompt_tokens_details")
         return cls(
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int(details.get("cached_tokens") or 0),
+            prompt_tokens=_count(usage.get("prompt_tokens")),
+            completion_tokens=_count(usage.get("completion_tokens")),
+            cached_tokens=_count(details.get("cached_tokens") if isinstance(details, dict) else 0),
         )
+
+    def bounded(self, prompt: int | None, completion: int | None) -> TokenCounts:
+        """No more than the request could have used (its model's context for the prompt,
+        its ``max_tokens`` for each choice): a replica's count past that is not billed."""
+        made = self.completion_tokens
+        prompt_tokens = self.prompt_tokens if prompt is None else min(self.prompt_tokens, prompt)
+        completion_tokens = made if completion is None else min(made, completion)
+        return TokenCounts(prompt_tokens, completion_tokens, min(self.cached_tokens, prompt_tokens))
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 @dataclass(slots=True)
@@ -65,6 +78,10 @@ class Meter:
     ticket: Settlement | None = None
     service_tier: str = "default"
     app_id: str | None = None  # the App a response ran for
+    # The most tokens the request can use (None: no bound known): what a replica reports past
+    # them is not billed.
+    max_prompt_tokens: int | None = None
+    max_completion_tokens: int | None = None
     _durable: Awaitable[None] | None = None
 
     @property
@@ -103,6 +120,7 @@ class Meter:
         if self.finished:
             return
         self.finished = True
+        self.tokens = self.tokens.bounded(self.max_prompt_tokens, self.max_completion_tokens)
         now = self.clock.monotonic()
         created_at = self.clock.utcnow()
         cost = self._cost(status, created_at)
