@@ -143,7 +143,10 @@ async def start_response(
         history: list[dict[str, Any]] = []
         if parsed.previous_response_id is not None:
             history = await asyncio.to_thread(
-                repository.conversation, principal.tenant_id, parsed.previous_response_id
+                repository.conversation,
+                principal.tenant_id,
+                parsed.previous_response_id,
+                principal.app_id,
             )
         check_approvals(parsed.items, history, parsed.mcp)
         rewrite = rewriter(services, principal, app, tier)

@@ -121,15 +121,21 @@ class ResponseRepository:
                 raise no_such_response(response_id)
             session.delete(row)
 
-    def conversation(self, tenant_id: str, response_id: str) -> Bodies:
+    def conversation(self, tenant_id: str, response_id: str, app_id: str | None = None) -> Bodies:
         """Every item of the conversation up to and including ``response_id``'s output,
-        oldest first: the history a response that continues it starts from."""
+        oldest first: the history a response that continues it starts from. With ``app_id``
+        (an App's own key asks), only a conversation held with that App: another is not
+        there for it."""
         chain: builtins.list[StoredResponse] = []
         with self._db.session() as session:
             next_id: str | None = response_id
             while next_id is not None:
                 row = session.get(StoredResponse, next_id)
-                if row is None or row.tenant_id != tenant_id:
+                if (
+                    row is None
+                    or row.tenant_id != tenant_id
+                    or (app_id is not None and _app_of(row) != app_id)
+                ):
                     raise no_such_response(next_id, "previous_response_id")
                 chain.append(row)
                 if len(chain) > MAX_CHAIN:
@@ -166,3 +172,8 @@ class ResponseRepository:
                 raise InvalidRequest(f"No input item found with id '{after}'.", param="after")
             items = items[ids.index(after) + 1 :]
         return ItemPage(items[:limit], has_more=len(items) > limit)
+
+
+def _app_of(row: StoredResponse) -> str | None:
+    prompt = row.body.get("prompt")
+    return prompt.get("id") if isinstance(prompt, dict) else None
