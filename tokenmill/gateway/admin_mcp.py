@@ -70,11 +70,14 @@ def server_tools(admin: AdminApi, call: Call) -> Awaitable[Any]:
     mcp = _mcp(admin, call)
     server = mcp.servers.get(call.params[0], call.params[1])
     headers = mcp.servers.headers(call.params[0], server.id)
-    endpoint = Endpoint(server.label, server.url, server.command, headers)
 
     async def ask() -> Any:
+        addresses: tuple[str, ...] = ()
         if server.url is not None:
-            await asyncio.to_thread(mcp.guard.check, server.url, "url", trusted=server.trusted)
+            addresses = await asyncio.to_thread(
+                mcp.guard.check, server.url, "url", trusted=server.trusted
+            )
+        endpoint = Endpoint(server.label, server.url, server.command, headers, addresses)
         listed = await mcp.client.list_tools(endpoint)
         return {
             "object": "mcp_list_tools",

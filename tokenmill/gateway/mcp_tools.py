@@ -119,10 +119,12 @@ class TenantPlugins:
         try:
             if server is None:
                 assert tool.server_url is not None
-                await asyncio.to_thread(mcp.guard.check, tool.server_url, "server_url")
-                return Endpoint(tool.server_label, tool.server_url, headers=tool.headers), None
+                addresses = await asyncio.to_thread(mcp.guard.check, tool.server_url, "server_url")
+                endpoint = Endpoint(tool.server_label, tool.server_url, headers=tool.headers)
+                return dataclasses.replace(endpoint, addresses=addresses), None
+            addresses = ()
             if server.url is not None:
-                await asyncio.to_thread(
+                addresses = await asyncio.to_thread(
                     mcp.guard.check, server.url, "server_url", trusted=server.trusted
                 )
             headers = await asyncio.to_thread(
@@ -130,7 +132,8 @@ class TenantPlugins:
             )
         except TokenmillError as error:
             return None, f"The MCP server '{tool.server_label}' may not be called: {error.message}"
-        return Endpoint(tool.server_label, server.url, server.command, headers), None
+        label = tool.server_label
+        return Endpoint(label, server.url, server.command, headers, addresses), None
 
     def _meter(self, tool: McpTool) -> Meter:
         services = self._services

@@ -11,15 +11,19 @@ a message for the item the client sees, never as an exception; an output past
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import anyio
+import httpcore2
 import httpx2
 import mcp_types
 import orjson
+from httpcore2 import AsyncNetworkStream
+from httpcore2._backends.auto import AutoBackend
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -41,6 +45,8 @@ class Endpoint:
     url: str | None = None
     command: tuple[str, ...] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Where the URL's host is reached: the addresses the guard checked (none: by its name).
+    addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +147,7 @@ class McpClient:
             headers=endpoint.headers,
             timeout=httpx2.Timeout(self.timeout_seconds),
             follow_redirects=False,
+            transport=pinned_transport(endpoint.url, endpoint.addresses),
         )
         async with http:
             transport = streamable_http_client(endpoint.url, http_client=http)
@@ -156,6 +163,46 @@ class McpClient:
     @staticmethod
     def failed(endpoint: Endpoint, error: BaseException) -> McpFailure:
         return McpFailure(f"The MCP server '{endpoint.label}' failed: {_reason(error)}")
+
+
+class PinnedBackend(AutoBackend):
+    """Connects ``host`` only at ``addresses``, and no other host at all."""
+
+    def __init__(self, host: str, addresses: tuple[str, ...]) -> None:
+        self._host = host
+        self._addresses = addresses
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> AsyncNetworkStream:
+        if host.lower().rstrip(".") != self._host:
+            raise httpcore2.ConnectError(f"{host} is not the MCP server's host")
+        failure: Exception = httpcore2.ConnectError(f"{host} has no address to connect to")
+        for address in self._addresses:
+            try:
+                return await super().connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore2.ConnectError, httpcore2.ConnectTimeout) as error:
+                failure = error
+        raise failure
+
+
+def pinned_transport(url: str, addresses: tuple[str, ...]) -> httpx2.AsyncHTTPTransport | None:
+    """A transport that reaches ``url``'s host at ``addresses`` only (TLS still checks the
+    certificate against the name); None, to connect by name, when there are none."""
+    host = urlsplit(url).hostname
+    if not addresses or host is None:
+        return None
+    transport = httpx2.AsyncHTTPTransport()
+    # httpx2 takes no network backend; its pool reads this one for each new connection
+    transport._pool._network_backend = PinnedBackend(host.lower().rstrip("."), addresses)
+    return transport
 
 
 def _tool(tool: mcp_types.Tool) -> dict[str, Any]:

@@ -5,7 +5,9 @@ URL the platform will call from inside its network, so it must not reach the pla
 services (the database, the replicas, a cloud's metadata endpoint): its host must resolve only
 to global addresses, unless the operator lists the host in ``mcp_allowed_hosts`` (host names,
 addresses or networks such as ``10.0.0.0/8``). The check runs when a server is registered and
-again before each connection, since a name may resolve differently later.
+again before each connection, since a name may resolve differently later; and the connection
+goes to the addresses the check saw, not to a fresh lookup of the name (which a DNS server
+could answer with a private address the second time).
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ class UrlGuard:
                 self._names.add(entry.lower().rstrip("."))
         self._resolve = resolver
 
-    def check(self, url: str, param: str, *, trusted: bool = False) -> None:
-        """Raises ``InvalidRequest`` (naming ``param``) unless the platform may call ``url``."""
+    def check(self, url: str, param: str, *, trusted: bool = False) -> tuple[str, ...]:
+        """Raises ``InvalidRequest`` (naming ``param``) unless the platform may call ``url``;
+        returns the addresses it may call it at (none: by its name, a host the operator
+        trusts)."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidRequest(
@@ -53,7 +57,7 @@ class UrlGuard:
             )
         host = parts.hostname.lower().rstrip(".")
         if trusted or host in self._names:
-            return
+            return ()
         addresses = self._addresses(host)
         if not addresses:
             raise InvalidRequest(f"'{param}': the host {host!r} does not resolve.", param=param)
@@ -68,6 +72,7 @@ class UrlGuard:
                     param=param,
                     code="mcp_server_not_allowed",
                 )
+        return tuple(str(address) for address in addresses)
 
     def _addresses(self, host: str) -> list[Address]:
         try:

@@ -78,7 +78,7 @@ class ServerInfo:
 
 class ServerRepository:
     def __init__(
-        self, db: Database, clock: Clock, sealer: Sealer, check_url: Callable[..., None]
+        self, db: Database, clock: Clock, sealer: Sealer, check_url: Callable[..., object]
     ) -> None:
         self._db = db
         self._clock = clock
