@@ -5,12 +5,24 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from tokenmill.clock import ManualClock
 from tokenmill.control.key_changes import KeyChangeWatcher
 from tokenmill.control.keycache import KeyCache
 from tokenmill.control.keys import KeyRepository
 from tokenmill.control.tenants import TenantRepository
 from tokenmill.store.db import Database
+
+
+@pytest.fixture
+def keys(database: Database, clock: ManualClock) -> KeyRepository:
+    return KeyRepository(database, clock)
+
+
+@pytest.fixture
+def acme(database: Database, clock: ManualClock) -> str:
+    return TenantRepository(database, clock).create("acme").id
 
 
 class Invalidated:
@@ -22,12 +34,10 @@ class Invalidated:
 
 
 def test_a_key_revoked_by_another_process_is_invalidated(
-    database: Database, clock: ManualClock
+    keys: KeyRepository, acme: str, clock: ManualClock
 ) -> None:
-    keys = KeyRepository(database, clock)
-    tenant = TenantRepository(database, clock).create("acme")
-    info, _ = keys.create(tenant.id, "k")
-    keys.create(tenant.id, "other")
+    info, _ = keys.create(acme, "k")
+    keys.create(acme, "other")
     cache = Invalidated()
     watcher = KeyChangeWatcher(keys, cache, clock)
     assert watcher.poll_once() == []
@@ -38,12 +48,10 @@ def test_a_key_revoked_by_another_process_is_invalidated(
 
 
 async def test_a_key_whose_limits_another_gateway_changed_is_read_again(
-    database: Database, clock: ManualClock
+    keys: KeyRepository, acme: str, clock: ManualClock
 ) -> None:
-    keys = KeyRepository(database, clock)
-    tenant = TenantRepository(database, clock).create("acme")
-    info, secret = keys.create(tenant.id, "k")
-    _, untouched = keys.create(tenant.id, "other")
+    info, secret = keys.create(acme, "k")
+    _, untouched = keys.create(acme, "other")
     here = KeyCache(keys, clock, ttl_seconds=30.0)
     watcher = KeyChangeWatcher(keys, here, clock)
     assert (await here.authenticate(f"Bearer {secret}")).rpm_limit is None
@@ -56,11 +64,11 @@ async def test_a_key_whose_limits_another_gateway_changed_is_read_again(
     assert here.known_valid(untouched)  # only the changed key was dropped
 
 
-def test_old_changes_fall_out_of_the_window(database: Database, clock: ManualClock) -> None:
-    keys = KeyRepository(database, clock)
-    tenant = TenantRepository(database, clock).create("acme")
-    info, _ = keys.create(tenant.id, "k")
-    other, _ = keys.create(tenant.id, "other")
+def test_old_changes_fall_out_of_the_window(
+    keys: KeyRepository, acme: str, clock: ManualClock
+) -> None:
+    info, _ = keys.create(acme, "k")
+    other, _ = keys.create(acme, "other")
     keys.revoke(info.id)
     keys.update_terms(other.id, {"tpm_limit": 1000})
     clock.advance(60)
@@ -69,14 +77,12 @@ def test_old_changes_fall_out_of_the_window(database: Database, clock: ManualClo
 
 
 def test_changed_since_lists_only_recent_revocations_and_changes(
-    database: Database, clock: ManualClock
+    keys: KeyRepository, acme: str, clock: ManualClock
 ) -> None:
-    keys = KeyRepository(database, clock)
-    tenant = TenantRepository(database, clock).create("acme")
-    early, _ = keys.create(tenant.id, "early")
-    late, _ = keys.create(tenant.id, "late")
-    changed, _ = keys.create(tenant.id, "changed")
-    keys.create(tenant.id, "never")
+    early, _ = keys.create(acme, "early")
+    late, _ = keys.create(acme, "late")
+    changed, _ = keys.create(acme, "changed")
+    keys.create(acme, "never")
     keys.revoke(early.id)
     clock.advance(10)
     keys.revoke(late.id)

@@ -67,11 +67,11 @@ class TestReplica:
         path = scope["path"]
         if scope["method"] == "DELETE":
             made = self.generated.get(path.rsplit("/", 1)[-1], 0)
-            await _send(send, 200, _usage(made))
+            await send_json(send, 200, _usage(made))
         elif path == "/health":
-            await _send(send, 200, {"status": "ok"})
+            await send_json(send, 200, {"status": "ok"})
         elif path == "/stats":
-            await _send(send, 200, {"completions": self.completions, "tenants": self.tenants})
+            await send_json(send, 200, {"completions": self.completions, "tenants": self.tenants})
         else:
             self.completions += 1
             tenant = headers.get(b"x-tokenmill-tenant", b"").decode()
@@ -82,7 +82,7 @@ class TestReplica:
                 await self._stream(send, request_id, tokens)
             else:
                 reply = {"choices": [{"index": 0, "message": {"content": "x" * tokens}}]}
-                await _send(send, 200, {**reply, **_usage(tokens)})
+                await send_json(send, 200, {**reply, **_usage(tokens)})
 
     async def _stream(self, send: Any, request_id: str, tokens: int) -> None:
         headers = [(b"content-type", b"text/event-stream")]
@@ -92,8 +92,8 @@ class TestReplica:
                 await asyncio.sleep(self.token_delay_seconds)
             self.generated[request_id] = i + 1
             chunk = {"choices": [{"index": 0, "delta": {"content": "x"}}]}
-            await send({"type": "http.response.body", "body": _event(chunk), "more_body": True})
-        tail = _event({"choices": [], **_usage(tokens)}) + b"data: [DONE]\n\n"
+            await send({"type": "http.response.body", "body": sse_event(chunk), "more_body": True})
+        tail = sse_event({"choices": [], **_usage(tokens)}) + b"data: [DONE]\n\n"
         await send({"type": "http.response.body", "body": tail})
 
 
@@ -107,11 +107,13 @@ def _usage(completion_tokens: int) -> dict[str, Any]:
     }
 
 
-def _event(obj: Any) -> bytes:
+def sse_event(obj: Any) -> bytes:
+    """One server-sent event carrying ``obj`` as JSON."""
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
-async def _send(send: Any, status: int, obj: Any) -> None:
+async def send_json(send: Any, status: int, obj: Any) -> None:
+    """An ASGI response of ``obj`` as JSON."""
     headers = [(b"content-type", b"application/json")]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": orjson.dumps(obj)})

@@ -11,7 +11,7 @@ import httpx
 import orjson
 
 from tests.gateway.conftest import two_tenants
-from tests.gateway.live import MODEL, read_body, served_name
+from tests.gateway.live import MODEL, read_body, served_name, sse_event
 from tests.gateway.test_responses import serving
 from tokenmill.billing.ledger import LedgerRepository
 from tokenmill.billing.pricebook import PriceBookRepository
@@ -47,8 +47,7 @@ async def dying_replica(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     for word in WORDS:
         chunk = {"choices": [{"index": 0, "delta": {"content": word}}]}
-        event = b"data: " + orjson.dumps(chunk) + b"\n\n"
-        await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": sse_event(chunk), "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 
 

@@ -23,7 +23,7 @@ import orjson
 import pytest
 
 from tests.gateway.conftest import AdminKeys, admin_keys, error_of
-from tests.gateway.live import MODEL, read_body, served_name
+from tests.gateway.live import MODEL, read_body, send_json, served_name, sse_event
 from tests.gateway.test_responses import serving
 from tokenmill.catalog.repository import ModelRepository
 from tokenmill.clock import SystemClock
@@ -65,28 +65,28 @@ class Replica:
             return
         body = await read_body(receive)
         if scope["method"] == "DELETE":  # the gateway cancelling a request
-            await _send(send, 200, {"usage": _usage(0)})
+            await send_json(send, 200, {"usage": _usage(0)})
             return
         request = orjson.loads(body)
         self.completions += 1
         if self.failing:
             echo = orjson.dumps(request["messages"]).decode()
             error = {"message": f"the engine choked on {echo}", "type": "server_error"}
-            await _send(send, 500, {"error": {**error, "param": None, "code": "engine_error"}})
+            await send_json(send, 500, {"error": {**error, "param": None, "code": "engine_error"}})
         elif request.get("stream"):
             headers = [(b"content-type", b"text/event-stream")]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             for n, word in enumerate(COMPLETION_WORDS):
                 delta = {"role": "assistant", "content": (" " if n else "") + word}
-                chunk = _event({"choices": [{"index": 0, "delta": delta}]})
+                chunk = sse_event({"choices": [{"index": 0, "delta": delta}]})
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            tail = {"choices": [], "usage": _usage(COMPLETION_TOKENS)}
-            await send({"type": "http.response.body", "body": _event(tail) + b"data: [DONE]\n\n"})
+            tail = sse_event({"choices": [], "usage": _usage(COMPLETION_TOKENS)})
+            await send({"type": "http.response.body", "body": tail + b"data: [DONE]\n\n"})
         else:
             message = {"role": "assistant", "content": COMPLETION}
             choice = {"index": 0, "message": message, "finish_reason": "stop"}
             answer = {"object": "chat.completion", "model": MODEL, "choices": [choice]}
-            await _send(send, 200, {**answer, "usage": _usage(COMPLETION_TOKENS)})
+            await send_json(send, 200, {**answer, "usage": _usage(COMPLETION_TOKENS)})
 
 
 def _usage(completion_tokens: int) -> Json:
@@ -95,16 +95,6 @@ def _usage(completion_tokens: int) -> Json:
         "completion_tokens": completion_tokens,
         "total_tokens": PROMPT_TOKENS + completion_tokens,
     }
-
-
-def _event(obj: Any) -> bytes:
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
-
-
-async def _send(send: Any, status: int, obj: Any) -> None:
-    headers = [(b"content-type", b"application/json")]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": orjson.dumps(obj)})
 
 
 def streamed_content(body: str) -> str:
