@@ -58,6 +58,11 @@ LLAMA = "llama3.1-8b"
 COST_MODEL = f"{LLAMA}@H100-80GB"
 START = datetime(2026, 10, 1, tzinfo=UTC)
 DURATION = 0.25  # seconds each synthetic request took (a record is written when it ends)
+VOLUMES = (1_000, 10_000, 100_000)  # requests/day of the synthetic tenants, by default
+# Each tenant's seed, as the full run numbers them (so a run of some of them sees the same
+# traffic): 3, 4, 5, 6 for the first volume's four, then 4 more for each volume after.
+SEEDS = {("poisson", "azure"): 3, ("poisson", "mooncake"): 4,
+         ("gamma", "azure"): 5, ("gamma", "mooncake"): 6}  # fmt: skip
 DAY = 86400.0
 # the bundled chat model's default prices (tokenmill/catalog/families/smollm2.toml)
 DEFAULT_PRICE = Price(20_000, 5_000, 40_000, 0, 100_000)
@@ -197,13 +202,16 @@ def _cost(price: Price, row: TraceRow) -> int:
     return cost_micros(TokenUsage(row.prompt_tokens, 0, row.output_tokens), price)
 
 
-def agreement(directory: Path, volumes: list[int]) -> list[dict[str, Any]]:
+def agreement(
+    directory: Path, volumes: list[int], arrivals_kinds: tuple[str, ...] = ("poisson", "gamma")
+) -> list[dict[str, Any]]:
     hour_micros = ACCELERATOR_HOUR_MICROS["H100-80GB"]
     results: list[dict[str, Any]] = []
     for per_day in volumes:
-        for arrivals in ("poisson", "gamma"):
+        for arrivals in arrivals_kinds:
             for lengths in ("azure", "mooncake"):
-                seed = len(results) + 3
+                order = VOLUMES.index(per_day) if per_day in VOLUMES else volumes.index(per_day)
+                seed = SEEDS[arrivals, lengths] + 4 * order
                 name = f"{arrivals}-{per_day}-{lengths}"
                 started = time.perf_counter()
                 db = open_db(directory / name)
@@ -333,6 +341,9 @@ def main() -> None:
         "--volumes", type=int, nargs="*", help="requests/day of the synthetic tenants"
     )
     parser.add_argument("--no-azure", action="store_true", help="skip the Azure trace's shape")
+    parser.add_argument(
+        "--arrivals", nargs="*", default=["poisson", "gamma"], help="arrival processes to run"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/advisor.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
@@ -343,8 +354,8 @@ def main() -> None:
         print(f"{'tenant':<24} {'req':>7} {'adv':>4} {'sim':>4} {'adv b-e/day':>11} "
               f"{'sim b-e/day':>11} {'error':>6} {'users b-e':>11} {'advice':<10} "
               f"{'time':>7}")  # fmt: skip
-        volumes = args.volumes or ([1_000, 10_000] if args.quick else [1_000, 10_000, 100_000])
-        agreed = agreement(directory, volumes)
+        volumes = args.volumes or list(VOLUMES[:2] if args.quick else VOLUMES)
+        agreed = agreement(directory, volumes, tuple(args.arrivals))
         azure = None if args.no_azure else azure_shape(args.quick)
     if azure is not None:
         print_azure(azure)
