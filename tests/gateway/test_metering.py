@@ -38,3 +38,30 @@ def test_token_counts_from_openai_usage() -> None:
     )
     assert counts == TokenCounts(5, 2, 4)
     assert TokenCounts.from_openai(None) is None
+
+
+def test_a_count_that_is_not_one_is_zero() -> None:
+    usage = {"prompt_tokens": -50, "completion_tokens": "7", "prompt_tokens_details": [3]}
+    assert TokenCounts.from_openai(usage) == TokenCounts(0, 0, 0)
+    assert TokenCounts.from_openai({"prompt_tokens": True, "completion_tokens": 2.5}) == (
+        TokenCounts(0, 0, 0)
+    )
+
+
+def test_a_meter_bills_no_more_than_the_request_could_use() -> None:
+    sink = ListSink()
+    meter = Meter(ManualClock(), sink, principal(), "req_3", "chat.completions")
+    meter.max_prompt_tokens, meter.max_completion_tokens = 100, 8
+    meter.tokens = TokenCounts(5_000, 1_000_000, 4_000)
+    meter.finish("ok", 200)
+    [event] = sink.events
+    assert (event.prompt_tokens, event.completion_tokens, event.cached_tokens) == (100, 8, 100)
+
+
+def test_a_stream_cut_off_without_the_replica_bills_what_was_seen() -> None:
+    meter = Meter(ManualClock(), ListSink(), principal(), "req_4", "chat.completions")
+    meter.tokens.prompt_tokens, meter.content_events = 41, 3  # said at the start; seen after
+    meter.cut_off(None)
+    assert meter.tokens == TokenCounts(41, 3, 0)
+    meter.cut_off(TokenCounts(41, 5, 0))  # the replica's own count wins when it has one
+    assert meter.tokens == TokenCounts(41, 5, 0)
