@@ -124,13 +124,15 @@ def test_an_alias_moves_without_a_restart(platform: Platform) -> None:
         _until(moved)
 
 
-def test_a_private_model_is_invisible_to_another_tenant(platform: Platform, tmp_path: Path) -> None:
+def test_a_private_model_is_invisible_to_another_tenant(platform: Platform) -> None:
     owner_id, owner_key = _tenant_with_admin_key(platform, "library-owner")
     _, other_key = _tenant_with_admin_key(platform, "library-other")
-    copy = tmp_path / "owned.gguf"
+    # the operator puts the file in the tenant's own directory; the tenant names it there
+    copy = platform.data_dir / "tenant-models" / owner_id / "owned.gguf"
+    copy.parent.mkdir(parents=True)
     shutil.copyfile(bundled_model(CHAT).path(), copy)
     with platform.http(owner_key) as http:
-        added = http.post("/admin/v1/models", json={"path": str(copy), "id": "owned-chat"})
+        added = http.post("/admin/v1/models", json={"path": "owned.gguf", "id": "owned-chat"})
         assert added.status_code == 200, added.text
         assert added.json()["owner"] == owner_id
     _until(lambda: "owned-chat" in {m.id for m in platform.client(owner_key).models.list().data})
