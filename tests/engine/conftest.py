@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.engine.lora import write_random_lora
 from tests.processes import serving
 from tokenmill.engine.__main__ import bundled_model_path
 from tokenmill.engine.runner import LlamaRunner
@@ -24,6 +25,7 @@ SERVED_NAME = "smollm2"
 EOG_TOKENS = (0, 2, 4)
 NEVER_STOP = {str(token): -100 for token in EOG_TOKENS}
 STARTUP_SECONDS = 120
+ADAPTERS = ("a0", "a1")
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +36,16 @@ def model_path() -> Path:
 @pytest.fixture(scope="session")
 def weights_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("weights")
+
+
+@pytest.fixture(scope="session")
+def adapters_dir(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two random LoRA adapters of the bundled model, and one llama.cpp refuses."""
+    directory = tmp_path_factory.mktemp("adapters")
+    for seed, name in enumerate(ADAPTERS):
+        write_random_lora(directory / f"{name}.gguf", model_path, seed=seed)
+    write_random_lora(directory / "other-arch.gguf", model_path, seed=9, architecture="gemma3")
+    return directory
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +65,10 @@ def runner(model_path: Path, weights_cache: Path) -> Iterator[LlamaRunner]:
 
 @pytest.fixture(scope="session")
 def server_url(
-    model_path: Path, weights_cache: Path, tmp_path_factory: pytest.TempPathFactory
+    model_path: Path,
+    weights_cache: Path,
+    adapters_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     port = free_port()
     log_path = tmp_path_factory.mktemp("engine") / "server.log"
@@ -67,6 +82,7 @@ def server_url(
         "--context-tokens", str(SERVER_CONTEXT_TOKENS),
         "--kv-cache-tokens", str(SERVER_KV_CACHE_TOKENS),
         "--weights-cache", str(weights_cache),
+        "--adapters-dir", str(adapters_dir),
         "--log-level", "warning",
     ]  # fmt: skip
     with serving(command, port, log_path, STARTUP_SECONDS) as url:

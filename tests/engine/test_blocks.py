@@ -17,6 +17,7 @@ class Seq:
     slot: int | None = None
     block_table: list[int] = field(default_factory=list)
     num_computed: int = 0
+    adapter: str | None = None
 
 
 def run(manager: BlockManager, seq: Seq) -> list[object]:
@@ -47,6 +48,22 @@ def test_a_shared_prefix_is_copied_not_recomputed() -> None:
     assert ops == [CellCopy(first.slot, second.slot, 0, 8)]  # type: ignore[arg-type]
     assert second.block_table[:2] == first.block_table[:2]
     assert manager.used_blocks == 4  # two shared, one each of their own
+
+
+def test_a_prefix_is_shared_only_under_the_adapter_it_was_computed_with() -> None:
+    manager = BlockManager(total_blocks=20, slots=8, block_tokens=B)
+    base, tuned = Seq(list(range(10))), Seq(list(range(10)), adapter="a")
+    run(manager, base)
+    run(manager, tuned)
+    assert base.block_table[:2] != tuned.block_table[:2]  # computed twice, kept apart
+    for adapter, source in ((None, base), ("a", tuned)):
+        seq = Seq([*range(8), 99], adapter=adapter)
+        assert manager.admit(seq) == [CellCopy(source.slot, seq.slot, 0, 8)]  # type: ignore[arg-type]
+        assert seq.block_table[:2] == source.block_table[:2]
+    other = Seq([*range(8), 99], adapter="b")
+    manager.admit(other)
+    assert other.num_computed == 0
+    assert manager.match(list(range(10)), "c") == []
 
 
 def test_at_least_one_prompt_token_is_left_to_compute() -> None:

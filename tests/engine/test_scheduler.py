@@ -6,7 +6,7 @@ import dataclasses
 
 from tokenmill.engine.blocks import BlockManager
 from tokenmill.engine.request import EngineRequest
-from tokenmill.engine.scheduler import Scheduler, StepPlan
+from tokenmill.engine.scheduler import Scheduler, StepPlan, adapter_groups
 from tokenmill.engine.sequence import Sequence, SequenceStatus
 from tokenmill.protocol.requests import SamplingParams
 from tokenmill.protocol.tenancy import Priority
@@ -14,8 +14,10 @@ from tokenmill.protocol.tenancy import Priority
 B = 4
 
 
-def seq(prompt: list[int], max_tokens: int = 8, rid: str = "r") -> Sequence:
-    request = EngineRequest(rid, tuple(prompt), max_tokens, SamplingParams())
+def seq(
+    prompt: list[int], max_tokens: int = 8, rid: str = "r", adapter: str | None = None
+) -> Sequence:
+    request = EngineRequest(rid, tuple(prompt), max_tokens, SamplingParams(), adapter=adapter)
     return Sequence(request, arrival_seconds=0.0)
 
 
@@ -166,3 +168,34 @@ def test_removing_a_waiting_sequence_forgets_it() -> None:
     s.add(a)
     assert s.remove(a) == []
     assert not s.has_work()
+
+
+def test_a_step_is_decoded_once_per_adapter_the_current_one_first() -> None:
+    s = scheduler()
+    for rid, adapter in (("a", "x"), ("b", None), ("c", "y"), ("d", "x"), ("e", None)):
+        s.add(seq([1, 2, 3], rid=rid, adapter=adapter))
+    chunks = s.schedule().chunks
+    assert len(chunks) == 4  # max_running
+    groups = adapter_groups(chunks, current="y")
+    assert [(adapter, [c.seq.request_id for c in group]) for adapter, group in groups] == [
+        ("y", ["c"]),
+        ("x", ["a", "d"]),
+        (None, ["b"]),
+    ]
+    assert [adapter for adapter, _ in adapter_groups(chunks, current=None)] == [None, "x", "y"]
+
+
+def test_a_cached_prefix_serves_only_its_own_adapter() -> None:
+    s = scheduler()
+    first = seq(list(range(9)), rid="first")
+    s.add(first)
+    execute(s, s.schedule())
+    s.remove(first)
+    tuned = seq(list(range(9)), rid="tuned", adapter="x")
+    s.add(tuned)
+    s.schedule()
+    assert tuned.cached_tokens == 0
+    base = seq(list(range(9)), rid="base")
+    s.add(base)
+    s.schedule()
+    assert base.cached_tokens == 8

@@ -76,7 +76,12 @@ def metric(client: httpx.Client, name: str) -> float:
 
 
 def test_health_and_models(client: httpx.Client) -> None:
-    assert client.get("/health").json() == {"status": "ok", "model": SERVED_NAME}
+    health = client.get("/health").json()
+    assert {key: health[key] for key in ("status", "model")} == {
+        "status": "ok",
+        "model": SERVED_NAME,
+    }
+    assert isinstance(health["adapters"], list)  # this replica serves adapters
     models = client.get("/v1/models").json()
     assert models["object"] == "list"
     assert [m["id"] for m in models["data"]] == [SERVED_NAME]

@@ -96,6 +96,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="order between tenants: fair share by tokens served (weighted by the tenant's "
         "share, passed by the gateway) or first come, first served",
     )
+    parser.add_argument(
+        "--adapters-dir",
+        type=Path,
+        default=None,
+        help="LoRA adapters of the model, served per request: the header x-tokenmill-adapter "
+        "names <dir>/<id>.gguf, loaded on first use (default: none)",
+    )
+    parser.add_argument(
+        "--max-loaded-adapters",
+        type=int,
+        default=8,
+        help="adapters kept loaded (least recently used evicted; in use never)",
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     if args.kv_cache_tokens is None:
@@ -108,6 +121,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--kv-cache-tokens must be at least --context-tokens")
     if args.max_running < 1 or args.max_step_tokens < 1:
         parser.error("--max-running and --max-step-tokens must be at least 1")
+    if args.max_loaded_adapters < 1:
+        parser.error("--max-loaded-adapters must be at least 1")
     return args
 
 
@@ -150,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             slots=min(MAX_SLOTS, 4 * args.max_running),
             speculative_tokens=args.speculative_tokens,
             scheduling=args.scheduling,
+            adapters_dir=args.adapters_dir,
+            max_loaded_adapters=args.max_loaded_adapters,
         )
         app = build_app(Engine(runner, settings), args.served_name or model.stem)
         serve_replica(app, args.host, args.port, args.log_level)

@@ -5,10 +5,12 @@ slots, and ``seq_cp`` adds a slot to cells without copying them. These blocks ar
 of that pool: every cell llama.cpp holds lies in a block counted here, so the cells in use
 never exceed ``total_blocks * block_tokens``.
 
-A full block is immutable and keyed by a hash chained over all tokens before it. When its
-sequence ends, the block stays cached: its cells stay alive under the sequence's slot (the
-block's *holder*), and a later prompt with the same prefix gets them by ``seq_cp`` instead of
-recomputing them. Cached blocks nobody uses are evicted least recently used first.
+A full block is immutable and keyed by a hash chained over all tokens before it, seeded
+with the LoRA adapter its cells were computed under (``None``: the base model), so that cells
+computed under one adapter are never reused for another. When its sequence ends, the block
+stays cached: its cells stay alive under the sequence's slot (the block's *holder*), and a
+later prompt with the same prefix (and adapter) gets them by ``seq_cp`` instead of recomputing
+them. Cached blocks nobody uses are evicted least recently used first.
 
 Nothing here touches llama.cpp: methods return the cell operations to carry out, in order.
 """
@@ -53,6 +55,7 @@ class Block:
     hash: int | None = None
     tokens: tuple[int, ...] = ()
     holder: int | None = None
+    adapter: str | None = None
 
 
 class KvSequence(Protocol):
@@ -62,6 +65,14 @@ class KvSequence(Protocol):
     slot: int | None
     block_table: list[int]
     num_computed: int
+
+    @property
+    def adapter(self) -> str | None: ...
+
+
+def chain_root(adapter: str | None) -> int | None:
+    """Where a chain starts: nothing for the base model, the adapter's id for an adapter."""
+    return None if adapter is None else hash(("adapter", adapter))
 
 
 def chain_hash(previous: int | None, tokens: Seq[int]) -> int:
@@ -104,17 +115,20 @@ class BlockManager:
     def blocks_for(self, tokens: int) -> int:
         return -(-tokens // self.block_tokens)
 
-    def match(self, tokens: Seq[int]) -> list[int]:
-        """The cached full blocks that start ``tokens``, leaving at least one token to compute
-        (a prompt needs the logits of its last token)."""
+    def match(self, tokens: Seq[int], adapter: str | None = None) -> list[int]:
+        """The cached full blocks that start ``tokens`` under ``adapter``, leaving at least one
+        token to compute (a prompt needs the logits of its last token)."""
         found: list[int] = []
-        previous: int | None = None
+        previous = chain_root(adapter)
         size = self.block_tokens
         for start in range(0, len(tokens) - 1 - size + 1, size):
             chunk = tuple(tokens[start : start + size])
             previous = chain_hash(previous, chunk)
             block_id = self._by_hash.get(previous)
-            if block_id is None or self._blocks[block_id].tokens != chunk:
+            if block_id is None:
+                break
+            block = self._blocks[block_id]
+            if block.tokens != chunk or block.adapter != adapter:
                 break
             found.append(block_id)
         return found
@@ -122,7 +136,7 @@ class BlockManager:
     def can_admit(self, seq: KvSequence) -> bool:
         if not self._free_slots and self._evictable_holder() is None:
             return False
-        match = self.match(seq.tokens)
+        match = self.match(seq.tokens, seq.adapter)
         revived = sum(1 for b in match if self._blocks[b].ref_count == 0)
         needed = self.blocks_for(len(seq.tokens)) - len(match)
         return needed <= len(self._free) + len(self._cached) - revived
@@ -135,7 +149,7 @@ class BlockManager:
             if holder is None:
                 raise RuntimeError("admit() without can_admit()")
             ops.extend(self._evict(block_id) for block_id in list(self._held[holder]))
-        match = self.match(seq.tokens)
+        match = self.match(seq.tokens, seq.adapter)
         slot = self._free_slots.pop()
         seq.slot = slot
         for block_id in match:
@@ -162,7 +176,7 @@ class BlockManager:
         """Register the blocks ``seq`` has filled, so later prompts can share them."""
         assert seq.slot is not None
         size = self.block_tokens
-        previous: int | None = None
+        previous = chain_root(seq.adapter)
         for index in range(seq.num_computed // size):
             block = self._blocks[seq.block_table[index]]
             if block.hash is not None:
@@ -173,6 +187,7 @@ class BlockManager:
             if previous in self._by_hash:
                 continue  # the same prefix, computed twice at once: one copy is enough
             block.hash, block.tokens, block.index, block.holder = previous, chunk, index, seq.slot
+            block.adapter = seq.adapter
             self._by_hash[previous] = block.id
             self._held.setdefault(seq.slot, set()).add(block.id)
 
@@ -257,6 +272,7 @@ class BlockManager:
         if block.holder is not None:
             self._held.get(block.holder, set()).discard(block.id)
         block.hash, block.tokens, block.holder, block.ref_count = None, (), None, 0
+        block.adapter = None
         self._free.append(block.id)
 
     def _range_removal(self, slot: int, index: int) -> CellRemoval:

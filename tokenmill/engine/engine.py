@@ -1,8 +1,9 @@
 """The async face of the engine and its step loop: requests in, events out.
 
 One worker thread runs the loop: take new requests and cancellations, let the scheduler plan
-a step, apply its cell operations, run one ``llama_decode`` over every scheduled sequence,
-sample, and hand text to the submitters' event loop (``call_soon_threadsafe``).
+a step, apply its cell operations, run one ``llama_decode`` over every scheduled sequence of
+each LoRA adapter (the base model's too), sample, and hand text to the submitters' event loop
+(``call_soon_threadsafe``). A request's adapter stays pinned from submission until it ends.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
+from typing import Any
 
 from tokenmill.clock import Clock, SystemClock
+from tokenmill.engine.adapters import AdapterCache
 from tokenmill.engine.blocks import BLOCK_TOKENS, BlockManager, CellRemoval
 from tokenmill.engine.chat_template import ChatTemplate
 from tokenmill.engine.logprobs import token_logprob
@@ -28,7 +31,7 @@ from tokenmill.engine.request import (
     TokenLogprob,
 )
 from tokenmill.engine.runner import SCRATCH_CELLS, DecodeEntry, DecodeError
-from tokenmill.engine.scheduler import Scheduler, StepPlan
+from tokenmill.engine.scheduler import Chunk, Scheduler, StepPlan, adapter_groups
 from tokenmill.engine.seams import EngineSettings, Handle, Runner
 from tokenmill.engine.sequence import Sequence, SequenceStatus
 from tokenmill.engine.speculation import propose
@@ -81,11 +84,20 @@ class Engine:
         self._recent: OrderedDict[str, RequestOutcome] = OrderedDict()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._adapter: str | None = None  # the adapter of the last decode, and its handle
+        self._adapter_handle: Any = None
+        self.adapters = AdapterCache(
+            settings.adapters_dir,
+            runner.load_adapter,
+            capacity=settings.max_loaded_adapters,
+            on_load=lambda: self.metrics.adapter_loads.inc(),
+        )
         self.metrics = EngineMetrics(
             running=lambda: len(self._scheduler.running),
             waiting=lambda: len(self._scheduler.waiting) + len(self._incoming),
             kv_used_cells=lambda: blocks.used_blocks * blocks.block_tokens,
             kv_total_cells=lambda: runner.kv_cache_tokens,
+            adapters_loaded=lambda: len(self.adapters),
         )
 
     @property
@@ -121,7 +133,8 @@ class Engine:
         """Queue a request; its iterator yields text deltas and, last, a ``Finished``.
 
         Call from a coroutine. Closing the iterator early (a client that went away) cancels
-        the request.
+        the request. A request's adapter is loaded here if it is not yet (pin it beforehand,
+        off the event loop, to keep this quick).
         """
         loop = asyncio.get_running_loop()
         handle = Handle(
@@ -137,18 +150,29 @@ class Engine:
                 f"engine's cache holds {self._scheduler.blocks.total_blocks * BLOCK_TOKENS}.",
                 param="max_tokens",
             )
+        if request.adapter is not None:
+            self.adapters.pin(request.adapter)
+        try:
+            self._enqueue(handle)
+        except BaseException:
+            if request.adapter is not None:
+                self.adapters.unpin(request.adapter)
+            raise
+        return self._events(handle)
+
+    def _enqueue(self, handle: Handle) -> None:
+        request_id = handle.sequence.request_id
         with self._lock:
             if self._stopping or self._thread is None:
                 raise ServiceUnavailable("The engine is not running.")
-            if request.request_id in self._active:
+            if request_id in self._active:
                 raise InvalidRequest(
-                    f"A request with id {request.request_id!r} is already in progress.",
+                    f"A request with id {request_id!r} is already in progress.",
                     code="duplicate_request_id",
                 )
-            self._active[request.request_id] = handle
+            self._active[request_id] = handle
             self._incoming.append(handle)
             self._lock.notify_all()
-        return self._events(handle)
 
     def abort(self, request_id: str) -> None:
         """Ask for a request to end at the next step; a no-op for an unknown or ended one."""
@@ -184,6 +208,12 @@ class Engine:
     # The worker thread.
 
     def _work(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._free_adapters(self.adapters.clear())
+
+    def _loop(self) -> None:
         scheduler = self._scheduler
         while True:
             with self._lock:
@@ -201,6 +231,7 @@ class Engine:
                 scheduler.add(handle.sequence)
             for handle in cancelled:
                 self._end(handle, "cancelled")
+            self._free_adapters(self.adapters.drain())
             if scheduler.has_work():
                 started = self._clock.monotonic()
                 self._draft()
@@ -240,10 +271,15 @@ class Engine:
         runner.apply(plan.ops)
         if plan.preempted:
             self.metrics.preemptions.inc(len(plan.preempted))
-        if not plan.chunks:
-            return
+        for adapter, chunks in adapter_groups(plan.chunks, self._adapter):
+            if not self._run(chunks, adapter):
+                return  # the other groups are planned again next step
+
+    def _run(self, chunks: list[Chunk], adapter: str | None) -> bool:
+        """Decode one adapter's chunks and sample; False when the decode failed."""
+        runner = self._runner
         entries = []
-        for c in plan.chunks:
+        for c in chunks:
             drafts = c.seq.drafts if c.sample else []
             real = c.count - len(drafts)
             entries.append(
@@ -254,13 +290,17 @@ class Engine:
                     tuple(range(real - 1, c.count)) if c.sample else (),
                 )
             )
+        handle = None if adapter is None else self.adapters.handle(adapter)
+        if handle is not self._adapter_handle:
+            self.metrics.adapter_switches.inc()
         try:
-            rows = runner.decode(entries)
+            rows = runner.decode(entries, handle)
         except DecodeError as error:
-            self._decode_failed(plan, error)
-            return
+            self._decode_failed(chunks, error)
+            return False
+        self._adapter, self._adapter_handle = adapter, handle
         now = self._clock.monotonic()
-        for chunk, chunk_rows in zip(plan.chunks, rows, strict=True):
+        for chunk, chunk_rows in zip(chunks, rows, strict=True):
             seq = chunk.seq
             if not chunk.sample:
                 seq.num_computed = chunk.start + chunk.count
@@ -277,6 +317,13 @@ class Engine:
                 runner.apply([CellRemoval(seq.slot, seq.num_computed, -1)])
             if seq.status is SequenceStatus.RUNNING:
                 self._scheduler.blocks.computed(seq)
+        return True
+
+    def _free_adapters(self, handles: list[Any]) -> None:
+        for handle in handles:
+            self._runner.free_adapter(handle)  # taken off the context first if it is on
+            if handle is self._adapter_handle:
+                self._adapter, self._adapter_handle = None, None
 
     def _verify(self, seq: Sequence, drafts: list[int], rows: list[int], now: float) -> int:
         """Sample at each position in turn; keep going while the samples equal the drafts.
@@ -319,7 +366,7 @@ class Engine:
         if seq.finish_reason is not None:
             self._end(handle, seq.finish_reason)
 
-    def _decode_failed(self, plan: StepPlan, error: DecodeError) -> None:
+    def _decode_failed(self, chunks: list[Chunk], error: DecodeError) -> None:
         """No room in llama.cpp's cache (fragmentation): preempt the newest and go on; any
         other failure ends the step's sequences with an error."""
         if error.no_space and len(self._scheduler.running) > 1:
@@ -328,7 +375,7 @@ class Engine:
             self.metrics.preemptions.inc()
             return
         logger.error("decode failed: %s", error)
-        for chunk in plan.chunks:
+        for chunk in chunks:
             handle = self._active.get(chunk.seq.request_id)
             if handle is not None:
                 self._end(handle, "error", f"The engine failed while generating: {error}")
@@ -343,6 +390,8 @@ class Engine:
             self._runner.free_sampler(seq.sampler)
             seq.sampler = None
         seq.finish(reason)
+        if seq.adapter is not None:
+            self.adapters.unpin(seq.adapter)
         outcome = RequestOutcome(
             request_id=seq.request_id,
             status="cancelled" if reason == "cancelled" else "finished",

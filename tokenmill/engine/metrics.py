@@ -42,6 +42,7 @@ class EngineMetrics:
         waiting: Callable[[], int],
         kv_used_cells: Callable[[], int],
         kv_total_cells: Callable[[], int],
+        adapters_loaded: Callable[[], int] = lambda: 0,
     ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
@@ -49,6 +50,16 @@ class EngineMetrics:
         _gauge("tokenmill:num_requests_waiting", "Requests queued for the runner.", r, waiting)
         _gauge("tokenmill:kv_cache_used_cells", "KV cache cells in use.", r, kv_used_cells)
         _gauge("tokenmill:kv_cache_total_cells", "KV cache cells in all.", r, kv_total_cells)
+        _gauge("tokenmill:lora_adapters_loaded", "LoRA adapters loaded.", r, adapters_loaded)
+        self.adapter_loads = Counter(
+            "tokenmill:lora_adapter_loads", "LoRA adapters loaded from files.", registry=r
+        )
+        self.adapter_switches = Counter(
+            "tokenmill:lora_adapter_switches",
+            "Decodes run with other adapters than the decode before (each costs llama.cpp a "
+            "new compute graph).",
+            registry=r,
+        )
         self.prefix_cache_queries = Counter(
             "tokenmill:prefix_cache_queries",
             "Prompt tokens looked up in the prefix cache.",

@@ -29,6 +29,7 @@ class EngineRequest:
     tenant: str = ""  # whose work this is, for fair share between tenants
     weight: float = 1.0  # that tenant's share relative to others (> 0)
     priority: Priority = Priority.DEFAULT  # its queue class
+    adapter: str | None = None  # the LoRA adapter to compute with (``adapters``); None: the base
 
 
 @dataclass(frozen=True, slots=True)

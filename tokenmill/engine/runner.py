@@ -1,13 +1,15 @@
 """The only module that touches llama.cpp: one model, one context, many sequences per decode.
 
-One worker thread owns decoding, cell operations and sampling. Tokenizing reads only the
-vocabulary and may run on any thread.
+One worker thread owns decoding, cell operations, sampling and freeing LoRA adapters.
+Tokenizing reads only the vocabulary, and loading an adapter only the model: both may run on
+any thread.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,11 +39,11 @@ class DecodeEntry:
 
 
 class DecodeError(RuntimeError):
-    """llama_decode failed; ``no_space`` when the KV cache had no room for the batch."""
+    """llama_decode (or ``call``) failed; ``no_space`` when the KV cache had no room."""
 
-    def __init__(self, code: int) -> None:
-        super().__init__(f"llama_decode returned {code}")
-        self.no_space = code == 1
+    def __init__(self, code: int, call: str = "llama_decode") -> None:
+        super().__init__(f"{call} returned {code}")
+        self.no_space = call == "llama_decode" and code == 1
 
 
 class LlamaRunner:
@@ -103,6 +105,8 @@ class LlamaRunner:
         self._bos = int(llama_cpp.llama_vocab_bos(self._vocab))
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
         self._pieces: dict[int, bytes] = {}
+        self._adapter: Any = None  # the LoRA adapter set on the context; None: the base model
+        self._adapters_lock = threading.Lock()  # loading and freeing: the model tracks adapters
 
     # the model's vocabulary and metadata
 
@@ -182,8 +186,25 @@ class LlamaRunner:
             else:
                 llama_cpp.llama_memory_seq_rm(self._memory, op.slot, op.start, op.end)
 
-    def decode(self, entries: Sequence[DecodeEntry]) -> list[list[int]]:
-        """One llama_decode over every entry; returns, per entry, the batch rows of its logits.
+    def load_adapter(self, path: str | os.PathLike[str]) -> Any:
+        """A LoRA adapter of this model from a GGUF file; ValueError when llama.cpp refuses it
+        (not an adapter, another architecture, tensors the model does not have)."""
+        with self._adapters_lock:
+            adapter = llama_cpp.llama_adapter_lora_init(self._model, os.fspath(path).encode())
+        if not adapter:
+            raise ValueError("llama.cpp could not load it as a LoRA adapter of this model")
+        return adapter
+
+    def free_adapter(self, adapter: Any) -> None:
+        """Free an adapter no sequence uses any more (taking it off the context first)."""
+        if adapter is self._adapter:
+            self._use_adapter(None)
+        with self._adapters_lock:
+            llama_cpp.llama_adapter_lora_free(adapter)
+
+    def decode(self, entries: Sequence[DecodeEntry], adapter: Any = None) -> list[list[int]]:
+        """One llama_decode over every entry, computed with ``adapter`` (None: the base model);
+        returns, per entry, the batch rows of its logits.
 
         llama.cpp computes a batch of one token with other kernels than a larger batch, and
         the logits differ enough to flip a greedy choice or a seeded sample. A lone token is
@@ -224,6 +245,7 @@ class LlamaRunner:
             )
             i = 2
         batch.n_tokens = i
+        self._use_adapter(adapter)
         code = llama_cpp.llama_decode(self._ctx, batch)
         if scratch:
             llama_cpp.llama_memory_seq_rm(self._memory, self._scratch_slot, -1, -1)
@@ -269,6 +291,20 @@ class LlamaRunner:
         if self._model:
             llama_cpp.llama_model_free(self._model)
             self._model = None
+
+    def _use_adapter(self, adapter: Any) -> None:
+        """Set the context's adapters: llama.cpp applies them to every token of a decode."""
+        if adapter is self._adapter:
+            return
+        if adapter is None:
+            code = llama_cpp.llama_set_adapters_lora(self._ctx, None, 0, None)
+        else:
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
+            scales = (ctypes.c_float * 1)(1.0)
+            code = llama_cpp.llama_set_adapters_lora(self._ctx, adapters, 1, scales)
+        if code != 0:
+            raise DecodeError(code, "llama_set_adapters_lora")
+        self._adapter = adapter
 
     def _token_text(self, token: int) -> str:
         if token < 0:

@@ -18,6 +18,8 @@ arriving does not stall running streams: a step then costs about twice a decode-
 Priority work, and work more urgent than some that runs, is not limited (fair scheduling
 only): its prompt may take the step's whole token budget, so its first token does not wait
 behind less urgent work.
+A step's chunks are computed in one ``llama_decode`` per LoRA adapter among them
+(``adapter_groups``): llama.cpp applies a context's adapters to every token of a decode.
 Pure bookkeeping: no kernels, no threads, no clock.
 """
 
@@ -53,6 +55,18 @@ class StepPlan:
     @property
     def tokens(self) -> int:
         return sum(c.count for c in self.chunks)
+
+
+def adapter_groups(
+    chunks: list[Chunk], current: str | None
+) -> list[tuple[str | None, list[Chunk]]]:
+    """The chunks by adapter, one group per decode: the adapter set on the context now first
+    (switching adapters costs llama.cpp a new compute graph), then in the plan's order."""
+    groups: dict[str | None, list[Chunk]] = {}
+    for chunk in chunks:
+        groups.setdefault(chunk.seq.adapter, []).append(chunk)
+    order = sorted(groups, key=lambda adapter: adapter != current)  # stable
+    return [(adapter, groups[adapter]) for adapter in order]
 
 
 class Scheduler:

@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Callable
 from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -43,7 +44,9 @@ class Runner(Protocol):
     def check_grammar(self, grammar: str) -> str: ...
     def clear(self) -> None: ...
     def apply(self, ops: list[CellOp]) -> None: ...
-    def decode(self, entries: list[DecodeEntry]) -> list[list[int]]: ...
+    def decode(self, entries: list[DecodeEntry], adapter: Any = None) -> list[list[int]]: ...
+    def load_adapter(self, path: Path) -> Any: ...
+    def free_adapter(self, adapter: Any) -> None: ...
     def sampler(
         self,
         sampling: SamplingParams,
@@ -68,6 +71,8 @@ class EngineSettings:
     kv_cache_blocks: int | None = None  # the ledger's size; default: all the runner's cells
     prefix_cache_share: float = 0.25  # at most this share of the cache holds idle prefixes
     scheduling: Literal["fair", "fcfs"] = "fair"  # between tenants: fair share, or arrival order
+    adapters_dir: Path | None = None  # LoRA adapters served per request, <dir>/<id>.gguf
+    max_loaded_adapters: int = 8  # adapters kept loaded, beyond those in use
 
 
 @dataclass(slots=True)

@@ -53,6 +53,10 @@ class Sequence:
         return self.request.request_id
 
     @property
+    def adapter(self) -> str | None:
+        return self.request.adapter
+
+    @property
     def prompt_len(self) -> int:
         return len(self.request.prompt_tokens)
 

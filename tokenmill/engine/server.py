@@ -16,6 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from tokenmill.engine.adapters import parse_adapter
 from tokenmill.engine.assembly import collect, sse
 from tokenmill.engine.choices import ChoiceGroups, choice_requests, merge
 from tokenmill.engine.engine import Engine
@@ -70,14 +71,14 @@ class _Routes:
 
     async def chat(self, request: Request) -> Response:
         parsed = parse_chat(parse_json_body(await request.body()))
-        self._check_model(parsed.model)
+        name = self._answering_name(request, parsed.model)
         request_id: str = request.state.request_id
         engine_request = self._engine.prompts.chat(parsed, request_id)
         tenancy = parse_tenancy(request.headers)
         fmt = ChatFormat(
             request_id,
             self._now(),
-            self._served_name,
+            name,
             logprobs=parsed.sampling.logprobs,
             service_tier=ServiceTier.of(tenancy.priority),
         )
@@ -88,7 +89,7 @@ class _Routes:
 
     async def completion(self, request: Request) -> Response:
         parsed = parse_completion(parse_json_body(await request.body()))
-        self._check_model(parsed.model)
+        name = self._answering_name(request, parsed.model)
         request_id: str = request.state.request_id
         engine_request = self._engine.prompts.completion(parsed, request_id)
         echo = self._engine.prompts.prompt_text(parsed) if parsed.echo else None
@@ -96,7 +97,7 @@ class _Routes:
         fmt = CompletionFormat(
             request_id,
             self._now(),
-            self._served_name,
+            name,
             echo=echo,
             logprobs=parsed.sampling.logprobs,
             service_tier=ServiceTier.of(tenancy.priority),
@@ -135,13 +136,25 @@ class _Routes:
         return _json({"object": "list", "data": [model]})
 
     async def health(self, request: Request) -> Response:
-        return _json({"status": "ok", "model": self._served_name})
+        """The adapters loaded now, on a replica that serves adapters."""
+        body: dict[str, Any] = {"status": "ok", "model": self._served_name}
+        if self._engine.adapters.enabled:
+            body["adapters"] = self._engine.adapters.loaded()
+        return _json(body)
 
     async def metrics(self, request: Request) -> Response:
         return Response(
             self._engine.metrics.render(),
             headers={"content-type": self._engine.metrics.content_type},
         )
+
+    def _answering_name(self, request: Request, model: str) -> str:
+        """The model a response names: this replica's, or for a request with an adapter the
+        name the gateway gave it (the fine-tune's, which this replica knows only as a file)."""
+        if parse_adapter(request.headers) is not None:
+            return model
+        self._check_model(model)
+        return self._served_name
 
     def _check_model(self, model: str) -> None:
         if model != self._served_name:
@@ -165,12 +178,14 @@ class _Routes:
         tool_names: Sequence[str] = (),
     ) -> Response:
         """``tool_names``: the functions the model may call, parsed out of its output."""
+        adapter = parse_adapter(request.headers)
         choices = choice_requests(
             replace(
                 engine_request,
                 tenant=tenancy.tenant,
                 weight=tenancy.weight,
                 priority=tenancy.priority,
+                adapter=adapter,
             )
         )
         streams: list[AsyncIterator[EngineEvent]] = []
@@ -180,12 +195,18 @@ class _Routes:
             for member in ids:
                 self._engine.abort(member)
 
+        adapters = self._engine.adapters
+        if adapter is not None:  # loaded off the event loop; each choice pins it again
+            await asyncio.to_thread(adapters.pin, adapter)
         try:
             for choice in choices:
                 streams.append(self._engine.submit(choice))
         except TokenmillError:
             abort_all()  # the choices already queued
             raise
+        finally:
+            if adapter is not None:
+                adapters.unpin(adapter)
         self._groups.record(engine_request.request_id, ids)
         merged = merge(streams)
         events = tool_events(merged, tool_names, len(choices)) if tool_names else merged

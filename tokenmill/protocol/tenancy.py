@@ -17,6 +17,7 @@ TENANT_HEADER = "x-tokenmill-tenant"
 WEIGHT_HEADER = "x-tokenmill-weight"
 PRIORITY_HEADER = "x-tokenmill-priority"
 PROMPT_TOKENS_HEADER = "x-tokenmill-prompt-tokens"
+ADAPTER_HEADER = "x-tokenmill-adapter"  # a LoRA adapter of the base model to serve the request
 MAX_WEIGHT = 1000.0
 _VALID_TENANT = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -34,13 +35,17 @@ class Tenancy:
     tenant: str = ""
     weight: float = 1.0
     priority: Priority = Priority.DEFAULT
+    adapter: str | None = None  # sent by the gateway; the engine reads it with its own check
 
     def headers(self) -> dict[str, str]:
-        return {
+        headers = {
             TENANT_HEADER: self.tenant,
             WEIGHT_HEADER: f"{self.weight:g}",
             PRIORITY_HEADER: self.priority.name.lower(),
         }
+        if self.adapter is not None:
+            headers[ADAPTER_HEADER] = self.adapter
+        return headers
 
 
 def parse_tenancy(headers: Mapping[str, str]) -> Tenancy:
