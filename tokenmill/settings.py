@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     batch_price_factor: float = Field(default=0.5, ge=0.0, le=1.0)
     batch_workers: int = Field(default=1, ge=1, le=16)
     batch_concurrency: int = Field(default=2, ge=1, le=64)
+    # Fine-tuning: jobs trained at once per gateway (0: this gateway trains none), and the
+    # trainer's CPU threads (it runs at a lower priority than serving, in its own process).
+    tuning_workers: int = Field(default=1, ge=0, le=8)
+    tuning_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1)
 
     # Service tiers: the time to first token each tier is held to. A priority request predicted
     # to miss it is served as default; a default or flex one is refused (429, Retry-After).
@@ -147,6 +151,11 @@ class Settings(BaseSettings):
     @property
     def resolved_tenant_models_dir(self) -> Path:
         return self.tenant_models_dir or self.data_dir / "tenant-models"
+
+    @property
+    def adapters_dir(self) -> Path:
+        """Fine-tunes' adapters, by job id: written by trainers, read by replicas."""
+        return self.data_dir / "adapters"
 
     @property
     def resolved_database_url(self) -> str:

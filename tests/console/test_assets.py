@@ -27,6 +27,8 @@ PAGES = (
     "knowledge_chunks",
     "batches",
     "batches_results",
+    "fine_tuning",
+    "fine_tuning_job",
     "usage",
     "levels",
     "playground",

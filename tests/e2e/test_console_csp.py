@@ -31,6 +31,7 @@ READY = {
     "files": "tr[data-file-id]",
     "knowledge": "tr[data-store-id]",
     "batches": "tr[data-batch-id][data-status=completed]",
+    "fine-tuning": "#ft-total:not(:empty)",
     "usage": ".stats",
     "levels": "#levels section.panel",
     "playground": "#prompt",

@@ -30,6 +30,7 @@ class EntryKind(StrEnum):
     ADJUSTMENT = "adjustment"
     ACCELERATOR = "accelerator"
     STORAGE = "storage"
+    TRAINING = "training"
 
 
 def usage_idempotency_key(request_id: str) -> str:
@@ -157,6 +158,14 @@ class LedgerRepository:
         if amount_micros < 0:
             raise InvalidRequest("A charge is not negative.", param="amount_micros")
         return self._append(tenant_id, EntryKind.STORAGE, -amount_micros, idempotency_key, note)
+
+    def charge_training(
+        self, tenant_id: str, amount_micros: int, *, idempotency_key: str, note: str
+    ) -> LedgerRecord:
+        """A fine-tuning job's trained tokens, debited once per job (the key says which)."""
+        if amount_micros < 0:
+            raise InvalidRequest("A charge is not negative.", param="amount_micros")
+        return self._append(tenant_id, EntryKind.TRAINING, -amount_micros, idempotency_key, note)
 
     def _append(
         self,

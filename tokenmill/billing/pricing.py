@@ -41,6 +41,7 @@ PRICE_PARTS = (
     "request_micros",
     "accelerator_hour_micros",
     "storage_gib_day_micros",
+    "training_micros_per_mtok",
 )
 
 
@@ -54,6 +55,7 @@ class Price:
     request_micros: int = 0
     accelerator_hour_micros: int = 0
     storage_gib_day_micros: int = 0  # files stored (only the price book's ``files`` entry)
+    training_micros_per_mtok: int = 0  # fine-tuning: per million trained tokens
 
     def __post_init__(self) -> None:
         for name in PRICE_PARTS:

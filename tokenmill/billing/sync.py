@@ -32,7 +32,13 @@ log = logging.getLogger(__name__)
 
 CLOCK_SKEW = timedelta(seconds=5)
 EXPIRE_INTERVAL_SECONDS = 60.0  # how often reservations past their lease are looked for
-CREDIT_KINDS = (EntryKind.TOPUP, EntryKind.ADJUSTMENT, EntryKind.ACCELERATOR, EntryKind.STORAGE)
+CREDIT_KINDS = (
+    EntryKind.TOPUP,
+    EntryKind.ADJUSTMENT,
+    EntryKind.ACCELERATOR,
+    EntryKind.STORAGE,
+    EntryKind.TRAINING,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from tokenmill.errors import InvalidRequest
 
 CAPABILITIES = frozenset({"chat", "completion", "embeddings"})
 TASKS = frozenset({"chat", "completion", "embeddings"})
+ADAPTER_ENGINE = "adapter"  # a fine-tune: an adapter its base model's replicas apply
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class ModelCard:
     homepage: str | None = None
     prices: dict[str, int] | None = None
     measured: dict[str, float] | None = None
+    fine_tuning: dict[str, Any] | None = None  # a fine-tune's base, data, settings, losses, cost
 
     def merged(self, facts: dict[str, Any]) -> ModelCard:
         """This card with the empty fields filled from ``facts`` (unknown keys ignored)."""

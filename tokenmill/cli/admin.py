@@ -180,6 +180,7 @@ def prices() -> None:
 @click.option("--per-request", default="0", help="Per request.")
 @click.option("--accelerator-hour", default="0", help="Per accelerator-hour (dedicated).")
 @click.option("--storage-gib-day", default="0", help="Per GiB of files held a day (model 'files').")
+@click.option("--training", default="0", help="Per million trained tokens (fine-tuning).")
 @click.option("--effective-at", help="ISO 8601 time with zone (default: now).")
 @click.option(
     "--tier",
@@ -196,6 +197,7 @@ def prices_set(
     per_request: str,
     accelerator_hour: str,
     storage_gib_day: str,
+    training: str,
     effective_at: str | None,
 ) -> None:
     """Add a price version; usage made before it keeps its old price."""
@@ -211,6 +213,7 @@ def prices_set(
             request_micros=parse_micros(per_request),
             accelerator_hour_micros=parse_micros(accelerator_hour),
             storage_gib_day_micros=parse_micros(storage_gib_day),
+            training_micros_per_mtok=parse_micros(training),
         )
     except ValueError as error:
         raise click.BadParameter(str(error)) from None

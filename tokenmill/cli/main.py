@@ -14,6 +14,7 @@ from tokenmill.cli.apps import apps
 from tokenmill.cli.audit import audit
 from tokenmill.cli.batches import batches
 from tokenmill.cli.files import files
+from tokenmill.cli.fine_tuning import fine_tuning
 from tokenmill.cli.library import deployments, models
 from tokenmill.cli.mcp import mcp
 from tokenmill.cli.responses import responses
@@ -194,7 +195,7 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-for _command in (*COMMANDS, models, deployments, files, batches, responses, mcp, apps):
+for _command in (*COMMANDS, models, deployments, files, batches, fine_tuning, responses, mcp, apps):
     main.add_command(_command)
 main.add_command(sim)
 main.add_command(advise)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from tokenmill.catalog.card import ADAPTER_ENGINE
 from tokenmill.catalog.repository import ModelInfo, ModelRepository
 from tokenmill.clock import Clock
 from tokenmill.fleet.backend import Backend, LocalBackend
@@ -62,6 +63,7 @@ def build_fleet(
             autoscaler=settings.fleet_autoscaler,
             extra_buffers=settings.engine_extra_buffers,
             scheduling=settings.engine_scheduling,
+            adapters_dir=settings.adapters_dir,
             retries=RetryPolicy(
                 backoff_seconds=tuple(settings.fleet_backoff_seconds),
                 failing_after_failures=settings.fleet_failing_after_failures,
@@ -78,7 +80,7 @@ def ensure_default_deployments(
     """One shared deployment per bundled model, unless an operator made one already."""
     existing = {d.model_id for d in deployments.list()}
     for model in models:
-        if model.id in existing or model.default_version is None:
+        if model.id in existing or model.default_version is None or model.engine == ADAPTER_ENGINE:
             continue
         settings_for = {}
         if model.task != "embeddings":

@@ -256,6 +256,7 @@ class FleetController:
             accelerators=gpus,
             extra_buffers=self.options.extra_buffers,
             scheduling=self.options.scheduling,
+            adapters_dir=self.options.adapters_dir,
         )
 
     async def _watch(self, managed: Managed) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from tokenmill.fleet.retries import RetryPolicy
@@ -40,3 +41,4 @@ class FleetOptions:
     scale_in_delay_seconds: float = 30.0
     extra_buffers: str | None = None  # passed to engines that take it (ours)
     scheduling: str | None = None  # ours: fair (tenants' shares, tier classes) or fcfs
+    adapters_dir: Path | None = None  # ours: fine-tunes' adapters, applied per request

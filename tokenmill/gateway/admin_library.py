@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tokenmill.catalog.add import add_model
-from tokenmill.catalog.card import ModelCard
+from tokenmill.catalog.card import ADAPTER_ENGINE, ModelCard
 from tokenmill.catalog.repository import ModelInfo
 from tokenmill.control.access import require_platform_admin
 from tokenmill.control.keys import Principal, Role
@@ -248,6 +248,10 @@ def create_deployment(api: AdminApi, call: Call) -> Any:
     if not isinstance(model_id, str):
         raise InvalidRequest("model names a model in the library.", param="model")
     model = _visible_model(api, call, model_id)
+    if model.engine == ADAPTER_ENGINE:
+        raise InvalidRequest(
+            f"{model.id} is a fine-tune: its base model's deployments serve it.", param="model"
+        )
     version = body.get("version") or model.default_version
     if model.version(version) is None:
         raise InvalidRequest(f"{model.id} has no version '{version}'.", param="version")

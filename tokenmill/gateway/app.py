@@ -7,7 +7,16 @@ from collections.abc import Awaitable, Callable
 
 from tokenmill.console.assets import ConsoleAssets
 from tokenmill.errors import MethodNotAllowed, NotFound, TokenmillError, Unauthorized
-from tokenmill.gateway import apps, batches, embed, files, responses, routes, vector_stores
+from tokenmill.gateway import (
+    apps,
+    batches,
+    embed,
+    files,
+    fine_tuning,
+    responses,
+    routes,
+    vector_stores,
+)
 from tokenmill.gateway.http import (
     AUTHORIZATION,
     ClientDisconnected,
@@ -33,6 +42,7 @@ EXACT: dict[str, dict[str, Handler]] = {
     "/v1/files": {"GET": files.list_files, "POST": files.create_file},
     "/v1/vector_stores": {"GET": vector_stores.list_stores, "POST": vector_stores.create_store},
     "/v1/batches": {"GET": batches.list_batches, "POST": batches.create_batch},
+    "/v1/fine_tuning/jobs": {"GET": fine_tuning.list_jobs, "POST": fine_tuning.create_job},
     "/v1/responses": {"GET": responses.list_responses, "POST": responses.create_response},
     "/v1/apps": {"GET": apps.apps_root, "POST": apps.apps_root},
     "/health": {"GET": routes.health},
@@ -56,6 +66,11 @@ PREFIXED: list[tuple[str, str, dict[str, Handler]]] = [
         "/v1/batches/",
         batches.PATH_PARAM,
         {"GET": batches.batch_get, "POST": batches.batch_post},
+    ),
+    (
+        "/v1/fine_tuning/jobs/",
+        fine_tuning.PATH_PARAM,
+        {"GET": fine_tuning.job_get, "POST": fine_tuning.job_post},
     ),
     (
         "/v1/responses/",

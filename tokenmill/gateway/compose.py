@@ -61,6 +61,7 @@ from tokenmill.plugins.service import McpService
 from tokenmill.responses.repository import ResponseRepository
 from tokenmill.settings import Settings
 from tokenmill.store.db import Database
+from tokenmill.tuning.compose import add_fine_tuning
 from tokenmill.work.background import ThreadedWorker
 from tokenmill.work.queue import WorkQueue
 from tokenmill.work.runner import WorkRunner
@@ -203,6 +204,9 @@ def build_gateway(
     )
     add_batches(
         services, settings, db, clock, files, workers=settings.batch_workers if worker else 0
+    )
+    add_fine_tuning(
+        services, settings, db, clock, files, workers=settings.tuning_workers if worker else 0
     )
     return Gateway(services, recorder, durable)
 

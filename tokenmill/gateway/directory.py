@@ -26,10 +26,23 @@ class ModelEntry:
     version: str = "1"
     published: bool = False
     card: ModelCard | None = None
+    base: str | None = None  # a fine-tune: the served name of the base whose replicas run it
+    adapter: str | None = None  # ... and the adapter they apply
 
     @property
     def served_name(self) -> str:
         return f"{self.id}@{self.version}"
+
+    @property
+    def runs_on(self) -> str:
+        """The served name whose replicas answer this model's requests."""
+        return self.base or self.served_name
+
+    @property
+    def upstream_model(self) -> str:
+        """The ``model`` a replica is sent, and answers with: its served name, or a fine-tune's
+        own name (OpenAI's ``ft:…``, which the base's replica echoes)."""
+        return self.id if self.adapter else self.served_name
 
     def visible_to(self, principal: Principal) -> bool:
         if not principal.may_use_model(self.id):

@@ -74,14 +74,14 @@ async def dispatch(services: Services, call: Call, meter: Meter) -> tuple[Upstre
         meter.max_completion_tokens = completion_tokens_bound(
             call.sampling.max_tokens, choices, context
         )
-    body = {**call.body, "model": entry.served_name}
+    body = {**call.body, "model": entry.upstream_model}
     if call.stream:
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     tokens = call.size // 4 + (call.sampling.max_tokens or 0) * call.sampling.n
     payload = orjson.dumps(body)
     for attempt in range(1, SEND_ATTEMPTS + 1):
         lease = await services.router.acquire(
-            entry.served_name,
+            entry.runs_on,
             tenant_id=principal.tenant_id,
             tokens=tokens,
             prefix=lambda: prompt_blocks(body),
@@ -101,7 +101,7 @@ async def dispatch(services: Services, call: Call, meter: Meter) -> tuple[Upstre
                 lease.url + call.path,
                 payload,
                 meter.request_id,
-                Tenancy(principal.tenant_id, principal.share_weight, tier.priority),
+                Tenancy(principal.tenant_id, principal.share_weight, tier.priority, entry.adapter),
             )
         except UpstreamError:
             # Nothing was sent to the client yet: another replica may answer instead.

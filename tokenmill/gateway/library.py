@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from tokenmill.catalog.card import ADAPTER_ENGINE
 from tokenmill.catalog.repository import ModelRepository
 from tokenmill.gateway.directory import Alias, ModelDirectory, ModelEntry
 
@@ -26,6 +27,7 @@ def load_directory(
         if model.default_version:
             defaults[model.id] = model.default_version
         for version in model.versions:
+            adapted = model.engine == ADAPTER_ENGINE
             entries.append(
                 ModelEntry(
                     id=model.id,
@@ -36,6 +38,8 @@ def load_directory(
                     version=version.version,
                     published=model.published,
                     card=model.card_of(version),
+                    base=version.settings.get("base") if adapted else None,
+                    adapter=version.settings.get("adapter") if adapted else None,
                 )
             )
     aliases = [Alias(a.name, a.model_id, a.version, a.owner_tenant_id) for a in models.aliases()]

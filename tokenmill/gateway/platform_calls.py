@@ -118,13 +118,16 @@ class PlatformCaller:
         """One call, on the event loop: lease, post, read, release, meter (a 200 reply)."""
         request_id = self._ids.new()
         started = self._clock.monotonic()
-        payload = orjson.dumps({**body, "model": entry.served_name})
+        payload = orjson.dumps({**body, "model": entry.upstream_model})
         lease = await self._router.acquire(
-            entry.served_name, tenant_id=tenant_id, tokens=len(payload) // 4
+            entry.runs_on, tenant_id=tenant_id, tokens=len(payload) // 4
         )
         try:
             response = await self._upstream.post(
-                lease.url + path, payload, request_id, Tenancy(tenant_id, priority=priority)
+                lease.url + path,
+                payload,
+                request_id,
+                Tenancy(tenant_id, priority=priority, adapter=entry.adapter),
             )
             try:
                 data = await response.read(self._upstream.timeout_seconds)

@@ -28,6 +28,7 @@ from tokenmill.knowledge.service import VectorStoreService
 from tokenmill.plugins.service import McpService
 from tokenmill.protocol.tiers import DEFAULT_TTFT_TARGETS
 from tokenmill.responses.repository import ResponseRepository
+from tokenmill.tuning.service import FineTuningService
 
 
 class Authenticator(Protocol):
@@ -73,6 +74,7 @@ class Services:
     files: FileService | None = None  # the /v1/files API
     vector_stores: VectorStoreService | None = None  # the /v1/vector_stores API
     batches: BatchService | None = None  # the /v1/batches API
+    fine_tuning: FineTuningService | None = None  # the /v1/fine_tuning API
     responses: ResponseRepository | None = None  # the /v1/responses API
     mcp: McpService | None = None  # tenants' MCP servers (registry, guard, client)
     apps: AppRepository | None = None  # tenants' Apps (/v1/apps, prompt on /v1/responses)

@@ -248,6 +248,7 @@ class PriceBookEntry(Base):
     accelerator_hour_micros: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
     storage_gib_day_micros: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    training_micros_per_mtok: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     service_tier: Mapped[str] = mapped_column(
         String(20), default="default", server_default="default"
     )

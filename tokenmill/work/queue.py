@@ -195,8 +195,9 @@ class WorkQueue:
             self._end(row, WorkStatus.CANCELLED, now)
             return True
 
-    def cancel(self, item_id: str) -> WorkItem:
-        """Cancels a queued item at once and asks a running one to stop; a finished one stays."""
+    def cancel(self, item_id: str, *, running_too: bool = True) -> WorkItem:
+        """Cancels a queued item at once and asks a running one to stop (unless not
+        ``running_too``); a finished one stays."""
         now = self._clock.utcnow()
         with self._db.session() as session:
             row = session.get(ItemRow, item_id, with_for_update=self._pg)
@@ -204,7 +205,7 @@ class WorkQueue:
                 raise NotFound(f"No work item '{item_id}'.", code="work_not_found")
             if row.status == WorkStatus.QUEUED.value:
                 self._end(row, WorkStatus.CANCELLED, now)
-            elif row.status == WorkStatus.RUNNING.value:
+            elif row.status == WorkStatus.RUNNING.value and running_too:
                 row.cancel_requested = True
             return _item(row)
 
@@ -234,9 +235,28 @@ class WorkQueue:
             )
             return [WorkEvent(r.id, r.item_id, r.at, r.level, r.message, r.data) for r in rows]
 
+    def latest_events(
+        self, item_ids: Sequence[str], *, before: int | None = None, limit: int = 100
+    ) -> list[WorkEvent]:
+        """The newest events of ``item_ids`` first, older than event ``before`` when given."""
+        query = select(EventRow).where(EventRow.item_id.in_(item_ids))
+        if before is not None:
+            query = query.where(EventRow.id < before)
+        with self._db.session() as session:
+            rows = session.scalars(query.order_by(EventRow.id.desc()).limit(limit))
+            return [WorkEvent(r.id, r.item_id, r.at, r.level, r.message, r.data) for r in rows]
+
     def get(self, item_id: str) -> WorkItem | None:
         with self._db.session() as session:
             row = session.get(ItemRow, item_id)
+            return _item(row) if row is not None else None
+
+    def find(self, idempotency_key: str) -> WorkItem | None:
+        """The item enqueued with ``idempotency_key``, if any."""
+        with self._db.session() as session:
+            row = session.scalars(
+                select(ItemRow).where(ItemRow.idempotency_key == idempotency_key)
+            ).one_or_none()
             return _item(row) if row is not None else None
 
     def list(

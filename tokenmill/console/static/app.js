@@ -8,6 +8,7 @@ import * as keys from "./pages/keys.js";
 import * as files from "./pages/files.js";
 import * as knowledge from "./pages/knowledge.js";
 import * as batches from "./pages/batches.js";
+import * as fineTuning from "./pages/fine_tuning.js";
 import * as usage from "./pages/usage.js";
 import * as levels from "./pages/levels.js";
 import * as playground from "./pages/playground.js";
@@ -18,8 +19,8 @@ import * as advice from "./pages/advice.js";
 import * as audit from "./pages/audit.js";
 
 const PAGES = {
-  overview, models, deployments, keys, files, knowledge, batches, usage, levels, playground,
-  responses, mcp, apps, advice, audit,
+  overview, models, deployments, keys, files, knowledge, batches, "fine-tuning": fineTuning, usage,
+  levels, playground, responses, mcp, apps, advice, audit,
 };
 const TENANT = "tokenmill.tenant";
 const main = document.getElementById("main");

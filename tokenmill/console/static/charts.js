@@ -199,3 +199,38 @@ export function logLineChart({ title, xs, series, markers = [], format = compact
   });
   return wrap(title, chart, series);
 }
+
+const STEP_DOTS = 120; // a series with more points is drawn as a line alone
+
+/** Lines over numbered steps on a linear x axis from 0, each series its own [step, value]
+ *  points (one may have a point at every step, another at a few); y from zero. */
+export function stepChart({ title, series, format = compact, width = 560, height = 220 }) {
+  const all = series.flatMap((s) => s.points);
+  const max = Math.max(0, ...all.map(([, v]) => v));
+  const { x: column, y, axes } = frame(width, height, ticks(max), format, []); // no labels
+  const left = column(0);
+  const inner = width - M.right - left;
+  const steps = ticks(Math.max(1, ...all.map(([s]) => s)), Math.max(2, Math.floor(inner / 64)),
+    true);
+  const x = (step) => left + (inner * step) / steps.at(-1);
+  for (const t of steps) {
+    const text = svg("text", { x: x(t), y: height - M.bottom + 16, "text-anchor": "middle" });
+    text.textContent = String(t);
+    axes.append(text);
+  }
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "lines", role: "img" }, axes);
+  series.forEach((s, k) => {
+    const color = s.color || PALETTE[k % PALETTE.length];
+    const points = [...s.points].sort((a, b) => a[0] - b[0]);
+    chart.append(svg("polyline", { points: points.map(([st, v]) => `${x(st)},${y(v)}`).join(" "),
+      fill: "none", stroke: color, "stroke-width": 2, "data-series": s.name }));
+    if (points.length > STEP_DOTS) return;
+    for (const [step, value] of points) {
+      const dot = svg("circle", { cx: x(step), cy: y(value), r: 2.5, fill: color,
+        "data-step": step, "data-series": s.name, "data-value": value });
+      tooltip(dot, [`step ${step}`, `${s.name}: ${format(value)}`]);
+      chart.append(dot);
+    }
+  });
+  return wrap(title, chart, series);
+}

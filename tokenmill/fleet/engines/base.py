@@ -39,6 +39,7 @@ class LaunchSettings:
     gpu_memory_fraction: float | None = None  # share of each GPU's memory the engine may take
     extra_buffers: str | None = None  # llama.cpp's extra weight buffers: auto, on, off
     scheduling: str | None = None  # our engine's queue order: fair or fcfs
+    adapters_dir: Path | None = None  # our engine: where fine-tunes' LoRA adapters are found
     extra_args: tuple[str, ...] = ()  # appended verbatim: engine flags we do not model
 
     def __post_init__(self) -> None:

@@ -96,6 +96,8 @@ class TokenmillAdapter(EngineAdapter):
             args += ["--extra-buffers", settings.extra_buffers]
         if settings.scheduling is not None:
             args += ["--scheduling", settings.scheduling]
+        if settings.adapters_dir is not None:
+            args += ["--adapters-dir", str(settings.adapters_dir)]
         return args
 
     def env(self, settings: LaunchSettings) -> dict[str, str]:
