@@ -62,6 +62,9 @@ def _wait(client: openai.OpenAI, job_id: str) -> object:
     return job
 
 
+# Training is the slow part (a minute on 2 cores) and touches the database only through the
+# repositories the job tests run on both databases: one live run, on SQLite.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_fine_tune_is_trained_and_served_through_the_openai_client(platform: Platform) -> None:
     key = _tenant(platform, "tuning-tenant", 10_000_000)
     other = platform.client(_tenant(platform, "tuning-other", 0))
