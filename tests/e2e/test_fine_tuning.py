@@ -42,10 +42,12 @@ def _dataset() -> bytes:
     return "".join(json.dumps(line) + "\n" for line in lines).encode()
 
 
-def _tenant(platform: Platform, name: str, credit: int) -> str:
+def _tenant(platform: Platform, name: str, credit: int, role: str = "inference") -> str:
     with platform.http() as http:
         tenant = http.post("/admin/v1/tenants", json={"name": name}).json()
-        made = http.post(f"/admin/v1/tenants/{tenant['id']}/keys", json={"name": f"{name}-app"})
+        made = http.post(
+            f"/admin/v1/tenants/{tenant['id']}/keys", json={"name": f"{name}-app", "role": role}
+        )
         if credit:
             top_up = {"amount_micros": credit, "idempotency_key": f"{name}-credit"}
             assert http.post(f"/admin/v1/tenants/{tenant['id']}/credits", json=top_up).is_success
@@ -66,7 +68,7 @@ def _wait(client: openai.OpenAI, job_id: str) -> object:
 # repositories the job tests run on both databases: one live run, on SQLite.
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_fine_tune_is_trained_and_served_through_the_openai_client(platform: Platform) -> None:
-    key = _tenant(platform, "tuning-tenant", 10_000_000)
+    key = _tenant(platform, "tuning-tenant", 10_000_000, role="tenant_admin")
     other = platform.client(_tenant(platform, "tuning-other", 0))
     time.sleep(BILLING_SYNC_SECONDS * 1.5)
     client = platform.client(key)
@@ -126,6 +128,15 @@ def test_a_fine_tune_is_trained_and_served_through_the_openai_client(platform: P
         other.chat.completions.create(
             model=name, messages=[{"role": "user", "content": "Hi"}], max_tokens=4
         )
+    with pytest.raises(openai.NotFoundError):
+        other.models.delete(name)
+
+    assert client.models.delete(name).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(
+            model=name, messages=[{"role": "user", "content": "Hi"}], max_tokens=4
+        )
+    assert not (platform.data_dir / "adapters" / f"{created.id}.gguf").exists()
 
 
 def test_a_file_with_bad_lines_fails_the_job_naming_them(platform: Platform) -> None:

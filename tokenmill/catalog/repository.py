@@ -292,6 +292,20 @@ class ModelRepository:
             session.flush()
             return _alias(row)
 
+    def delete(self, model_id: str) -> None:
+        """Removes a model with its versions and the aliases that name it (deployments of it
+        are the caller's to end first)."""
+        with self._db.session() as session:
+            for alias in session.scalars(select(ModelAlias).where(ModelAlias.model_id == model_id)):
+                session.delete(alias)
+            query = select(ModelVersion).where(ModelVersion.model_id == model_id)
+            for version in session.scalars(query):
+                session.delete(version)
+            session.flush()
+            model = session.get(Model, model_id)
+            if model is not None:
+                session.delete(model)
+
     def delete_alias(self, name: str) -> None:
         with self._db.session() as session:
             row = session.get(ModelAlias, name)

@@ -51,7 +51,7 @@ EXACT: dict[str, dict[str, Handler]] = {
     "/console/": {"GET": console},
 }
 PREFIXED: list[tuple[str, str, dict[str, Handler]]] = [
-    ("/v1/models/", "model", {"GET": routes.get_model}),
+    ("/v1/models/", "model", {"GET": routes.get_model, "DELETE": fine_tuning.delete_model}),
     ("/v1/files/", "file_path", {"GET": files.file_resource, "DELETE": files.delete_file}),
     (
         "/v1/vector_stores/",

@@ -154,3 +154,10 @@ async def job_post(services: Services, request: HttpRequest) -> Response:
     act = {"cancel": service.cancel, "pause": service.pause, "resume": service.resume}[action]
     job = await asyncio.to_thread(act, principal.tenant_id, job_id)
     return json_response(job.as_openai())
+
+
+async def delete_model(services: Services, request: HttpRequest) -> Response:
+    """``DELETE /v1/models/{model}``: a tenant's fine-tune, as OpenAI deletes them."""
+    principal, service = await _caller(services, request)
+    name = request.path_params["model"]
+    return json_response(await asyncio.to_thread(service.delete_model, principal, name))

@@ -11,6 +11,7 @@ from tokenmill.billing.pricebook import PriceBookRepository
 from tokenmill.catalog.repository import ModelRepository
 from tokenmill.clock import Clock
 from tokenmill.files.service import FileService
+from tokenmill.gateway.library import load_directory
 from tokenmill.settings import Settings
 from tokenmill.store.db import Database
 from tokenmill.tuning.billing import TrainingBilling
@@ -21,6 +22,7 @@ from tokenmill.tuning.execution import (
     fine_tune_handler,
 )
 from tokenmill.tuning.hyperparameters import resolve_hyperparameters
+from tokenmill.tuning.publish import withdraw_adapter
 from tokenmill.tuning.repository import JobRepository
 from tokenmill.tuning.service import KIND, FineTuningService
 from tokenmill.tuning.validation import ValidationReport, validate
@@ -65,6 +67,13 @@ def add_fine_tuning(
     billing = TrainingBilling(prices, LedgerRepository(db, clock), jobs)
     queue = WorkQueue(db, clock)
     service = FineTuningService(jobs, files, queue, services.directory, billing, clock)
+    models = ModelRepository(db, clock)
+
+    def withdraw(model_id: str) -> None:
+        withdraw_adapter(models, model_id, settings.adapters_dir)
+        load_directory(models, services.directory)  # this gateway refuses it at once
+
+    service.withdraw = withdraw
     services.fine_tuning = service
     if workers == 0:
         return
@@ -72,7 +81,7 @@ def add_fine_tuning(
     parts = TuningParts(
         jobs=jobs,
         files=files,
-        models=ModelRepository(db, clock),
+        models=models,
         billing=billing,
         prices=prices,
         validate=validate_for,

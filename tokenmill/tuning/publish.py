@@ -14,7 +14,7 @@ from tokenmill.billing.pricebook import PriceBookRepository
 from tokenmill.billing.pricing import FREE
 from tokenmill.catalog.card import ADAPTER_ENGINE, ModelCard
 from tokenmill.catalog.repository import ModelInfo, ModelRepository
-from tokenmill.errors import Conflict
+from tokenmill.errors import Conflict, InvalidRequest
 from tokenmill.tuning.billing import base_model_id
 from tokenmill.tuning.objects import FineTuningJobInfo
 
@@ -77,3 +77,16 @@ def publish_adapter(
         with contextlib.suppress(Conflict):  # another worker priced it first
             prices.add(name, price)
     return info
+
+
+def withdraw_adapter(models: ModelRepository, model_id: str, adapters_dir: Path) -> None:
+    """Removes a fine-tune from the library and its adapter from disk: its requests are
+    refused at every gateway within a library reload, and no replica can load it again."""
+    model = models.require(model_id)
+    if model.engine != ADAPTER_ENGINE:
+        raise InvalidRequest(f"{model_id} is not a fine-tune.", param="model")
+    models.delete(model_id)
+    for version in model.versions:
+        adapter = Path(version.artifact)
+        if adapter.parent == adapters_dir:
+            adapter.unlink(missing_ok=True)

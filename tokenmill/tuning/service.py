@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import builtins
 import re
+from collections.abc import Callable
 from typing import Any
 
 from tokenmill.clock import Clock
-from tokenmill.control.keys import Principal
-from tokenmill.errors import Conflict, InvalidRequest, NotFound
+from tokenmill.control.keys import Principal, Role
+from tokenmill.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from tokenmill.files.objects import FileInfo
 from tokenmill.files.service import FileService
 from tokenmill.gateway.directory import ModelDirectory
@@ -50,6 +51,7 @@ class FineTuningService:
         self.queue = queue
         self.directory = directory
         self._clock = clock
+        self.withdraw: Callable[[str], None] | None = None  # removes a fine-tune (compose sets)
 
     def create(
         self,
@@ -188,6 +190,19 @@ class FineTuningService:
             return True
         item = self.queue.cancel(job.work_item_id, running_too=running_too)
         return item.status != WorkStatus.RUNNING
+
+    def delete_model(self, principal: Principal, name: str) -> dict[str, Any]:
+        """``DELETE /v1/models/{name}`` for a fine-tune: its tenant's admins (or a platform
+        admin) only; anything else a key cannot see is a 404, a model it can see a 403."""
+        entry = self.directory.resolve(name, principal)
+        if entry.adapter is None or self.withdraw is None:
+            raise PermissionDenied(
+                f"'{name}' is not a fine-tune; only fine-tunes are deleted here."
+            )
+        if principal.role == Role.INFERENCE:
+            raise PermissionDenied("Deleting a fine-tuned model takes a tenant admin's key.")
+        self.withdraw(entry.id)
+        return {"id": name, "object": "model", "deleted": True}
 
     def reconcile(self) -> int:
         """Fails the unfinished jobs whose work item ended without them (its worker was lost
