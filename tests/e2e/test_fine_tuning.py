@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 
 import openai
 import pytest
 
-from tests.e2e.conftest import Platform
+from tests.e2e.conftest import Platform, launch_platform
 from tokenmill.billing.ledger import EntryKind, LedgerRepository
 from tokenmill.clock import SystemClock
 
@@ -64,10 +65,19 @@ def _wait(client: openai.OpenAI, job_id: str) -> object:
     return job
 
 
-# Training is the slow part (a minute on 2 cores) and touches the database only through the
-# repositories the job tests run on both databases: one live run, on SQLite.
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_fine_tune_is_trained_and_served_through_the_openai_client(platform: Platform) -> None:
+@pytest.fixture(scope="module")
+def training_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """A platform of its own, on SQLite: training is the slow part (a minute on 2 cores), and
+    its replica's slowed measurements must not reach the other tests' shared platform (the job
+    tests run the repositories on both databases)."""
+    with launch_platform(tmp_path_factory.mktemp("tuning-data")) as live:
+        yield live
+
+
+def test_a_fine_tune_is_trained_and_served_through_the_openai_client(
+    training_platform: Platform,
+) -> None:
+    platform = training_platform
     key = _tenant(platform, "tuning-tenant", 10_000_000, role="tenant_admin")
     other = platform.client(_tenant(platform, "tuning-other", 0))
     time.sleep(BILLING_SYNC_SECONDS * 1.5)

@@ -69,9 +69,12 @@ def add_fine_tuning(
     service = FineTuningService(jobs, files, queue, services.directory, billing, clock)
     models = ModelRepository(db, clock)
 
+    def reload() -> None:
+        load_directory(models, services.directory)
+
     def withdraw(model_id: str) -> None:
         withdraw_adapter(models, model_id, settings.adapters_dir)
-        load_directory(models, services.directory)  # this gateway refuses it at once
+        reload()  # this gateway refuses it at once
 
     service.withdraw = withdraw
     services.fine_tuning = service
@@ -92,6 +95,7 @@ def add_fine_tuning(
             threads=settings.tuning_threads,
         ),
         clock=clock,
+        published=reload,
     )
     handler = fine_tune_handler(parts)
     for _ in range(workers):

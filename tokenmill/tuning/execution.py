@@ -75,6 +75,7 @@ class TuningParts:
     resolve: Callable[[dict[str, Any], int], dict[str, Any]]  # asked, examples -> trained with
     options: TuningOptions
     clock: Clock
+    published: Callable[[], None] = lambda: None  # this gateway sees the new model at once
 
 
 def fine_tune_handler(parts: TuningParts) -> Handler:
@@ -316,6 +317,7 @@ def _finish(
     publish_adapter(
         parts.models, parts.prices, finished, name, installed, done.get("metrics") or {}
     )
+    parts.published()  # callable here before the job says it succeeded
     context.event("info", f"New fine-tuned model created: {name}")
     context.event("info", "The job has successfully completed")
     return parts.jobs.update(job.id, JobStatus.SUCCEEDED, fine_tuned_model=name, control=None)
