@@ -1,7 +1,7 @@
 """Fine-tuning through the public API: does a fine-tune learn, keep its sense, come soon, serve?
 
     .venv/bin/python bench/finetune.py [--train 500] [--held-out 100] [--epochs 1] [--adapters 8]
-        [--skip-serving] [--out bench/results/finetune.json]
+        [--serve-seconds 60] [--skip-serving] [--out bench/results/finetune.json]
 
 Starts ``tokenmill serve`` with the bundled SmolLM2-135M chat model (one replica) and a tenant
 with credit; then, with the official openai client (chat, temperature 0):
@@ -371,6 +371,7 @@ def main() -> None:
         "epochs": args.epochs,
         "adapters": args.adapters,
         "data_dir": str(data_dir),
+        "load_average_at_start": os.getloadavg(),  # the machine may be shared
     }
     try:
         run(args, base, admin_key, report)
@@ -380,6 +381,7 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(30)
+    report["load_average_at_end"] = os.getloadavg()
     report["goals"] = table(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
