@@ -48,17 +48,30 @@ def adapters_dir(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return directory
 
 
-@pytest.fixture(scope="session")
-def runner(model_path: Path, weights_cache: Path) -> Iterator[LlamaRunner]:
-    """The runner as a replica builds it, with the weights it computes with."""
-    loaded = LlamaRunner(
+def _runner(model_path: Path, weights_cache: Path, *, mix_adapters: bool) -> LlamaRunner:
+    return LlamaRunner(
         compute_weights(model_path, "auto", weights_cache),
         context_tokens=RUNNER_CONTEXT_TOKENS,
         kv_cache_tokens=4 * RUNNER_CONTEXT_TOKENS,
         max_step_tokens=256,
         slots=16,
         threads=2,
+        mix_adapters=mix_adapters,
     )
+
+
+@pytest.fixture(scope="session")
+def runner(model_path: Path, weights_cache: Path) -> Iterator[LlamaRunner]:
+    """The runner as a replica builds it, with the weights it computes with."""
+    loaded = _runner(model_path, weights_cache, mix_adapters=False)
+    yield loaded
+    loaded.close()
+
+
+@pytest.fixture(scope="session")
+def mixing_runner(model_path: Path, weights_cache: Path) -> Iterator[LlamaRunner]:
+    """The runner as a replica serving adapters builds it: adapters mixed in one decode."""
+    loaded = _runner(model_path, weights_cache, mix_adapters=True)
     yield loaded
     loaded.close()
 

@@ -18,6 +18,7 @@ class Seq:
     block_table: list[int] = field(default_factory=list)
     num_computed: int = 0
     adapter: str | None = None
+    reuses_prefix: bool = True
 
 
 def run(manager: BlockManager, seq: Seq) -> list[object]:

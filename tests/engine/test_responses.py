@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tokenmill.engine.request import TokenLogprob, TopLogprob, Usage
+from tokenmill.engine.request import PromptLogprobs, TokenLogprob, TopLogprob, Usage
 from tokenmill.engine.responses import ChatFormat, Choice, CompletionFormat, usage_json
 
 USAGE = Usage(prompt_tokens=10, completion_tokens=4, cached_tokens=6)
@@ -76,3 +76,24 @@ def test_completion_logprobs_hold_the_sampled_token_and_offsets() -> None:
     }
     response = fmt.response([Choice("Hello", "length", (HELLO, LO))], USAGE)
     assert response["choices"][0]["logprobs"]["text_offset"] == [0, 3]
+
+
+def test_an_echoed_prompt_comes_with_its_logprobs_before_the_generated_ones() -> None:
+    # "<bos>" was added by the tokenizer: it is not in the text, so it sits at offset 0.
+    echoed = PromptLogprobs(b"<bos>", (HELLO, LO))
+    fmt = CompletionFormat("r1", 1700000000, "m", echo="Hello", logprobs=True)
+    assert fmt.opening(0) == []  # the prompt waits for its logprobs
+    chunk = fmt.prompt(0, echoed)["choices"][0]
+    assert chunk["text"] == "Hello"
+    assert chunk["logprobs"]["tokens"] == ["<bos>", "Hel", "lo"]
+    assert chunk["logprobs"]["token_logprobs"] == [None, -0.5, -0.25]
+    assert chunk["logprobs"]["top_logprobs"][0] is None
+    assert chunk["logprobs"]["text_offset"] == [0, 0, 3]
+    generated = TokenLogprob(b"!", -1.0, ())
+    response = fmt.response([Choice("!", "length", (generated,), prompt=echoed)], USAGE)
+    logprobs = response["choices"][0]["logprobs"]
+    assert response["choices"][0]["text"] == "Hello!"
+    assert logprobs["tokens"] == ["<bos>", "Hel", "lo", "!"]
+    assert logprobs["token_logprobs"] == [None, -0.5, -0.25, -1.0]
+    assert logprobs["text_offset"] == [0, 0, 3, 5]
+    assert fmt.delta(0, "!", (generated,), 0)["choices"][0]["logprobs"]["text_offset"] == [5]

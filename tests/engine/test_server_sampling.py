@@ -156,12 +156,6 @@ def test_completion_logprobs(client: httpx.Client) -> None:
     assert streamed == logprobs
 
 
-def test_completion_logprobs_with_echo_are_refused(client: httpx.Client) -> None:
-    response = client.post("/v1/completions", json=completion_body(logprobs=1, echo=True))
-    assert response.status_code == 400
-    assert error_of(response)["param"] == "echo"
-
-
 def test_n_choices_count_the_prompt_once(client: httpx.Client) -> None:
     one = client.post("/v1/chat/completions", json=chat_body(temperature=0, max_tokens=5)).json()
     body = chat_body(temperature=0, max_tokens=5, n=3)

@@ -173,3 +173,17 @@ def test_any_body_is_either_parsed_or_refused_with_a_param(fields: dict[str, Any
     assert request.sampling.n >= 1
     assert request.sampling.max_tokens is None or request.sampling.max_tokens >= 1
     assert 0.0 <= request.sampling.temperature <= 2.0
+
+
+def test_max_tokens_may_be_zero_only_to_echo_a_completions_prompt() -> None:
+    echoed = parse_completion({"model": "m", "prompt": "hi", "echo": True, "max_tokens": 0})
+    assert echoed.echo and echoed.sampling.max_tokens == 0
+    for body in (
+        {"model": "m", "prompt": "hi", "max_tokens": 0},
+        {"model": "m", "prompt": "hi", "echo": False, "max_tokens": 0},
+    ):
+        with pytest.raises(InvalidRequest) as refused:
+            parse_completion(body)
+        assert refused.value.param == "max_tokens"
+    with pytest.raises(InvalidRequest):
+        parse_chat({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0})

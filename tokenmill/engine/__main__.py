@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
+if __name__ == "__main__":
+    # Before numpy loads OpenBLAS: the LoRA deltas of mixed decodes are many small products
+    # between llama.cpp's, which a second OpenBLAS thread only slows (it spins for work).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import faulthandler
 import importlib.resources
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -109,6 +115,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=8,
         help="adapters kept loaded (least recently used evicted; in use never)",
     )
+    parser.add_argument(
+        "--mix-adapters",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="decode sequences of different adapters together, each token's LoRA delta added "
+        "by tokenmill (default); --no-mix-adapters: one decode per adapter",
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     if args.kv_cache_tokens is None:
@@ -153,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             slots=min(MAX_SLOTS, 4 * args.max_running),
             threads=args.threads,
             extra_buffers=extra_buffers,
+            mix_adapters=args.adapters_dir is not None and args.mix_adapters,
         )
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -167,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             scheduling=args.scheduling,
             adapters_dir=args.adapters_dir,
             max_loaded_adapters=args.max_loaded_adapters,
+            mix_adapters=args.mix_adapters,
         )
         app = build_app(Engine(runner, settings), args.served_name or model.stem)
         serve_replica(app, args.host, args.port, args.log_level)

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from tokenmill.engine.request import Finished, TokenLogprob, choices_usage
+from tokenmill.engine.request import Finished, PromptLogprobs, TokenLogprob, choices_usage
 from tokenmill.engine.responses import Choice, ResponseFormat, ToolCall
 from tokenmill.engine.tool_calls import ChatEvent, ToolCallDelta
 from tokenmill.errors import TokenmillError
@@ -24,6 +24,7 @@ class _Progress:
     chars: int = 0
     logprobs: list[TokenLogprob] = field(default_factory=list)
     calls: list[list[str]] = field(default_factory=list)  # id, name, arguments so far
+    prompt: PromptLogprobs | None = None
     finished: Finished | None = None
 
 
@@ -39,6 +40,9 @@ async def sse(
         choice = progress[index]
         if isinstance(event, ToolCallDelta):
             yield sse_event(fmt.tool_call(index, event))
+            continue
+        if isinstance(event, PromptLogprobs):
+            yield sse_event(fmt.prompt(index, event))
             continue
         if not isinstance(event, Finished):
             yield sse_event(fmt.delta(index, event.text, event.logprobs, choice.chars))
@@ -64,6 +68,8 @@ async def collect(
         choice = progress[index]
         if isinstance(event, Finished):
             choice.finished = event
+        elif isinstance(event, PromptLogprobs):
+            choice.prompt = event
         elif isinstance(event, ToolCallDelta):
             if event.id is not None:
                 choice.calls.append([event.id, event.name or "", ""])
@@ -84,6 +90,7 @@ async def collect(
             f.finish_reason,
             tuple(choice.logprobs),
             tuple(ToolCall(*call) for call in choice.calls),
+            choice.prompt,
         )
         for choice, f in zip(progress, ended, strict=True)
     ]

@@ -69,6 +69,9 @@ class KvSequence(Protocol):
     @property
     def adapter(self) -> str | None: ...
 
+    @property
+    def reuses_prefix(self) -> bool: ...
+
 
 def chain_root(adapter: str | None) -> int | None:
     """Where a chain starts: nothing for the base model, the adapter's id for an adapter."""
@@ -133,10 +136,13 @@ class BlockManager:
             found.append(block_id)
         return found
 
+    def _reusable(self, seq: KvSequence) -> list[int]:
+        return self.match(seq.tokens, seq.adapter) if seq.reuses_prefix else []
+
     def can_admit(self, seq: KvSequence) -> bool:
         if not self._free_slots and self._evictable_holder() is None:
             return False
-        match = self.match(seq.tokens, seq.adapter)
+        match = self._reusable(seq)
         revived = sum(1 for b in match if self._blocks[b].ref_count == 0)
         needed = self.blocks_for(len(seq.tokens)) - len(match)
         return needed <= len(self._free) + len(self._cached) - revived
@@ -149,7 +155,7 @@ class BlockManager:
             if holder is None:
                 raise RuntimeError("admit() without can_admit()")
             ops.extend(self._evict(block_id) for block_id in list(self._held[holder]))
-        match = self.match(seq.tokens, seq.adapter)
+        match = self._reusable(seq)
         slot = self._free_slots.pop()
         seq.slot = slot
         for block_id in match:

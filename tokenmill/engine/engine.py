@@ -1,9 +1,10 @@
-"""The async face of the engine and its step loop: requests in, events out.
+"""The engine and its step loop (its async face, ``submit`` and ``cancel``, is ``face.py``).
 
 One worker thread runs the loop: take new requests and cancellations, let the scheduler plan
 a step, apply its cell operations, run one ``llama_decode`` over every scheduled sequence of
-each LoRA adapter (the base model's too), sample, and hand text to the submitters' event loop
-(``call_soon_threadsafe``). A request's adapter stays pinned from submission until it ends.
+each LoRA adapter (the base model's too), or one for all when the runner can mix their
+adapters, sample, and hand text to the submitters' event loop (``call_soon_threadsafe``). A
+request's adapter stays pinned from submission until it ends.
 """
 
 from __future__ import annotations
@@ -12,19 +13,18 @@ import asyncio
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncGenerator
 from typing import Any
 
 from tokenmill.clock import Clock, SystemClock
 from tokenmill.engine.adapters import AdapterCache
 from tokenmill.engine.blocks import BLOCK_TOKENS, BlockManager, CellRemoval
 from tokenmill.engine.chat_template import ChatTemplate
+from tokenmill.engine.echo import echo_event, echo_offsets, record_echo
+from tokenmill.engine.face import EngineFace
 from tokenmill.engine.logprobs import token_logprob
 from tokenmill.engine.metrics import EngineMetrics
 from tokenmill.engine.prompt import PromptBuilder
 from tokenmill.engine.request import (
-    EngineEvent,
-    EngineRequest,
     Finished,
     FinishReason,
     RequestOutcome,
@@ -35,14 +35,13 @@ from tokenmill.engine.scheduler import Chunk, Scheduler, StepPlan, adapter_group
 from tokenmill.engine.seams import EngineSettings, Handle, Runner
 from tokenmill.engine.sequence import Sequence, SequenceStatus
 from tokenmill.engine.speculation import propose
-from tokenmill.errors import ContextLengthExceeded, InvalidRequest, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
 RECENT_OUTCOMES = 1000
 
 
-class Engine:
+class Engine(EngineFace):
     def __init__(
         self,
         runner: Runner,
@@ -129,82 +128,6 @@ class Engine:
         if thread is not None:
             await asyncio.to_thread(thread.join)
 
-    def submit(self, request: EngineRequest) -> AsyncGenerator[EngineEvent, None]:
-        """Queue a request; its iterator yields text deltas and, last, a ``Finished``.
-
-        Call from a coroutine. Closing the iterator early (a client that went away) cancels
-        the request. A request's adapter is loaded here if it is not yet (pin it beforehand,
-        off the event loop, to keep this quick).
-        """
-        loop = asyncio.get_running_loop()
-        handle = Handle(
-            sequence=Sequence(request, arrival_seconds=self._clock.monotonic()),
-            loop=loop,
-            events=asyncio.Queue(),
-            outcome=loop.create_future(),
-        )
-        needed = len(request.prompt_tokens) + request.max_tokens
-        if not self._scheduler.can_ever_fit(needed):
-            raise ContextLengthExceeded(
-                f"The request needs {needed} KV cache cells (prompt plus max_tokens); this "
-                f"engine's cache holds {self._scheduler.blocks.total_blocks * BLOCK_TOKENS}.",
-                param="max_tokens",
-            )
-        if request.adapter is not None:
-            self.adapters.pin(request.adapter)
-        try:
-            self._enqueue(handle)
-        except BaseException:
-            if request.adapter is not None:
-                self.adapters.unpin(request.adapter)
-            raise
-        return self._events(handle)
-
-    def _enqueue(self, handle: Handle) -> None:
-        request_id = handle.sequence.request_id
-        with self._lock:
-            if self._stopping or self._thread is None:
-                raise ServiceUnavailable("The engine is not running.")
-            if request_id in self._active:
-                raise InvalidRequest(
-                    f"A request with id {request_id!r} is already in progress.",
-                    code="duplicate_request_id",
-                )
-            self._active[request_id] = handle
-            self._incoming.append(handle)
-            self._lock.notify_all()
-
-    def abort(self, request_id: str) -> None:
-        """Ask for a request to end at the next step; a no-op for an unknown or ended one."""
-        with self._lock:
-            if request_id in self._active:
-                self._aborts.add(request_id)
-                self._lock.notify_all()
-
-    async def cancel(self, request_id: str) -> RequestOutcome | None:
-        """Cancel a request and wait until it has stopped; report its usage.
-
-        A request that already ended reports how it ended; an unknown one gives None.
-        """
-        with self._lock:
-            if request_id in self._recent:
-                return self._recent[request_id]
-            handle = self._active.get(request_id)
-            if handle is None:
-                return None
-        self.abort(request_id)
-        return await asyncio.shield(handle.outcome)
-
-    async def _events(self, handle: Handle) -> AsyncGenerator[EngineEvent, None]:
-        try:
-            while True:
-                event = await handle.events.get()
-                yield event
-                if isinstance(event, Finished):
-                    return
-        finally:
-            self.abort(handle.sequence.request_id)
-
     # The worker thread.
 
     def _work(self) -> None:
@@ -271,37 +194,58 @@ class Engine:
         runner.apply(plan.ops)
         if plan.preempted:
             self.metrics.preemptions.inc(len(plan.preempted))
-        for adapter, chunks in adapter_groups(plan.chunks, self._adapter):
+        for adapter, chunks in self._groups(plan.chunks):
             if not self._run(chunks, adapter):
                 return  # the other groups are planned again next step
 
+    def _groups(self, chunks: list[Chunk]) -> list[tuple[str | None, list[Chunk]]]:
+        """The step's decodes: one for every chunk when the runner can mix their adapters (no
+        adapter is set on its context then), else one per adapter."""
+        adapters = {c.seq.adapter for c in chunks}
+        if self._settings.mix_adapters and len(adapters) > 1:
+            handles = [self.adapters.handle(a) for a in adapters if a is not None]
+            if self._runner.can_mix(handles):
+                return [(None, chunks)]
+        return adapter_groups(chunks, self._adapter)
+
     def _run(self, chunks: list[Chunk], adapter: str | None) -> bool:
-        """Decode one adapter's chunks and sample; False when the decode failed."""
+        """Decode chunks (each with its adapter) and sample; False when the decode failed.
+        ``adapter``: the one set on the runner's context for them."""
         runner = self._runner
-        entries = []
+        entries: list[DecodeEntry] = []
+        echoes: list[tuple[int, ...]] = []
         for c in chunks:
             drafts = c.seq.drafts if c.sample else []
             real = c.count - len(drafts)
+            echo = echo_offsets(c.seq, c.start, real)  # before the sampled rows: lower offsets
+            sampled = c.sample and c.seq.request.max_tokens > 0
             entries.append(
                 DecodeEntry(
                     c.seq.slot if c.seq.slot is not None else -1,
                     [*c.seq.tokens[c.start : c.start + real], *drafts],
                     c.start,
-                    tuple(range(real - 1, c.count)) if c.sample else (),
+                    (*echo, *range(real - 1, c.count)) if sampled else echo,
+                    None if c.seq.adapter is None else self.adapters.handle(c.seq.adapter),
                 )
             )
+            echoes.append(echo)
         handle = None if adapter is None else self.adapters.handle(adapter)
         if handle is not self._adapter_handle:
             self.metrics.adapter_switches.inc()
         try:
-            rows = runner.decode(entries, handle)
+            rows = runner.decode(entries)
         except DecodeError as error:
             self._decode_failed(chunks, error)
             return False
         self._adapter, self._adapter_handle = adapter, handle
         now = self._clock.monotonic()
-        for chunk, chunk_rows in zip(chunks, rows, strict=True):
+        for chunk, echo, chunk_rows in zip(chunks, echoes, rows, strict=True):
             seq = chunk.seq
+            if echo:
+                rows_read, chunk_rows = chunk_rows[: len(echo)], chunk_rows[len(echo) :]
+                record_echo(seq, chunk.start, echo, rows_read, runner.logits, runner.prompt_piece)
+            if chunk.sample and self._prompt_done(chunk):
+                continue
             if not chunk.sample:
                 seq.num_computed = chunk.start + chunk.count
                 self._scheduler.blocks.computed(seq)
@@ -317,6 +261,22 @@ class Engine:
                 runner.apply([CellRemoval(seq.slot, seq.num_computed, -1)])
             if seq.status is SequenceStatus.RUNNING:
                 self._scheduler.blocks.computed(seq)
+        return True
+
+    def _prompt_done(self, chunk: Chunk) -> bool:
+        """The prompt is computed: its logprobs go out (once, when asked); a request for no
+        tokens (``echo`` with ``max_tokens`` 0) ends here. True when it ended."""
+        seq = chunk.seq
+        handle = self._active.get(seq.request_id)
+        if seq.request.prompt_logprobs and not seq.echoed:
+            seq.echoed = True
+            if handle is not None:
+                handle.emit(echo_event(seq, self._runner.prompt_piece))
+        if seq.request.max_tokens > 0:
+            return False
+        seq.num_computed = chunk.start + chunk.count
+        if handle is not None:
+            self._end(handle, "length")
         return True
 
     def _free_adapters(self, handles: list[Any]) -> None:

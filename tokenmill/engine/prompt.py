@@ -7,6 +7,7 @@ Everything here runs before a request is queued, so that no input llama.cpp woul
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from tokenmill.engine.chat_template import ChatTemplate
@@ -57,11 +58,6 @@ class PromptBuilder:
         )
 
     def completion(self, request: CompletionRequest, request_id: str) -> EngineRequest:
-        if request.echo and request.sampling.logprobs:
-            raise InvalidRequest(
-                "'echo' together with 'logprobs' (the prompt's logprobs) is not supported.",
-                param="echo",
-            )
         if isinstance(request.prompt, str):
             tokens = self._tokenizer.tokenize(request.prompt)
         else:
@@ -74,7 +70,10 @@ class PromptBuilder:
                 )
         if not tokens:
             raise InvalidRequest("'prompt' must not be empty.", param="prompt")
-        return self._build(request_id, tokens, request.sampling, prompt_param="prompt")
+        built = self._build(request_id, tokens, request.sampling, prompt_param="prompt")
+        if request.echo and request.sampling.logprobs:
+            return replace(built, prompt_logprobs=True)  # the prompt's logprobs too
+        return built
 
     def prompt_text(self, request: CompletionRequest) -> str:
         """The prompt as text (for ``echo``), whether it came as text or as token ids."""

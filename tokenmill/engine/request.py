@@ -30,6 +30,9 @@ class EngineRequest:
     weight: float = 1.0  # that tenant's share relative to others (> 0)
     priority: Priority = Priority.DEFAULT  # its queue class
     adapter: str | None = None  # the LoRA adapter to compute with (``adapters``); None: the base
+    # The log-probability of each prompt token after the first (``echo`` with ``logprobs``):
+    # logits for every prompt position, and no prefix reused from the cache.
+    prompt_logprobs: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,15 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class PromptLogprobs:
+    """The prompt's tokens with their log-probabilities (``first`` has none: nothing comes
+    before it), sent once the prompt is computed, before any generated text."""
+
+    first: bytes
+    logprobs: tuple[TokenLogprob, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     """The last event of every request."""
 
@@ -92,7 +104,7 @@ class Finished:
     error: str | None = None
 
 
-EngineEvent = TextDelta | Finished
+EngineEvent = TextDelta | Finished | PromptLogprobs
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tokenmill.engine.request import TokenLogprob, Usage
+from tokenmill.engine.request import PromptLogprobs, TokenLogprob, Usage
 from tokenmill.engine.tool_calls import ToolCallDelta
 
 Json = dict[str, Any]
@@ -27,6 +27,7 @@ class Choice:
     finish_reason: str
     logprobs: tuple[TokenLogprob, ...] = ()
     tool_calls: tuple[ToolCall, ...] = ()
+    prompt: PromptLogprobs | None = None  # the prompt's logprobs, when asked (``echo``)
 
 
 class ResponseFormat(Protocol):
@@ -40,6 +41,10 @@ class ResponseFormat(Protocol):
 
     def tool_call(self, index: int, delta: ToolCallDelta) -> Json:
         """A chunk of a choice's tool call: its head, or a piece of its arguments."""
+        ...
+
+    def prompt(self, index: int, echoed: PromptLogprobs) -> Json:
+        """A chunk of the echoed prompt with its logprobs (text completions)."""
         ...
 
     def finish(self, index: int, finish_reason: str) -> Json: ...
@@ -81,6 +86,9 @@ class ChatFormat:
         else:
             call["function"] = {"arguments": delta.arguments}
         return self._chunk(index, {"tool_calls": [call]}, None)
+
+    def prompt(self, index: int, echoed: PromptLogprobs) -> Json:
+        raise TypeError("chat completions do not echo the prompt")
 
     def finish(self, index: int, finish_reason: str) -> Json:
         return self._chunk(index, {}, finish_reason)
@@ -142,14 +150,25 @@ class CompletionFormat:
     logprobs: bool = False
     service_tier: str = "default"
 
+    @property
+    def echo_logprobs(self) -> bool:
+        """The echoed prompt comes with its logprobs, once the engine has them."""
+        return self.echo is not None and self.logprobs
+
     def opening(self, index: int) -> list[Json]:
+        if self.echo_logprobs:
+            return []  # the prompt goes out with its logprobs (``prompt``)
         return [self._chunk(index, self.echo, None)] if self.echo else []
 
     def delta(self, index: int, text: str, logprobs: Sequence[TokenLogprob], offset: int) -> Json:
+        offset += len(self.echo or "")
         return self._chunk(index, text, None, self._logprobs(logprobs, offset))
 
     def tool_call(self, index: int, delta: ToolCallDelta) -> Json:
         raise TypeError("text completions have no tool calls")
+
+    def prompt(self, index: int, echoed: PromptLogprobs) -> Json:
+        return self._chunk(index, self.echo or "", None, self._prompt_logprobs(echoed))
 
     def finish(self, index: int, finish_reason: str) -> Json:
         return self._chunk(index, "", finish_reason)
@@ -164,12 +183,34 @@ class CompletionFormat:
                 {
                     "index": index,
                     "text": (self.echo or "") + choice.text,
-                    "logprobs": self._logprobs(choice.logprobs, 0),
+                    "logprobs": self._choice_logprobs(choice),
                     "finish_reason": choice.finish_reason,
                 }
                 for index, choice in enumerate(choices)
             ],
             "usage": usage_json(usage),
+        }
+
+    def _choice_logprobs(self, choice: Choice) -> Json | None:
+        generated = self._logprobs(choice.logprobs, len(self.echo or ""))
+        if generated is None or choice.prompt is None:
+            return generated
+        echoed = self._prompt_logprobs(choice.prompt)
+        return {key: echoed[key] + generated[key] for key in echoed}
+
+    def _prompt_logprobs(self, echoed: PromptLogprobs) -> Json:
+        """The prompt's tokens as OpenAI echoed them: the first without a logprob (null).
+        Offsets are into the echoed text, counted back from its end: a token the tokenizer
+        added in front (a BOS) is not in the text and sits at 0."""
+        pieces = b"".join([echoed.first, *(lp.piece for lp in echoed.logprobs)])
+        added = len(pieces.decode(errors="ignore")) - len(self.echo or "")
+        first = len(echoed.first.decode(errors="ignore"))
+        rest = self._logprobs(echoed.logprobs, first - added) or {}
+        return {
+            "tokens": [_text(echoed.first), *rest.get("tokens", ())],
+            "token_logprobs": [None, *rest.get("token_logprobs", ())],
+            "top_logprobs": [None, *rest.get("top_logprobs", ())],
+            "text_offset": [max(o, 0) for o in (-added, *rest.get("text_offset", ()))],
         }
 
     def _logprobs(self, logprobs: Sequence[TokenLogprob], offset: int) -> Json | None:

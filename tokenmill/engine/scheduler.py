@@ -18,7 +18,8 @@ arriving does not stall running streams: a step then costs about twice a decode-
 Priority work, and work more urgent than some that runs, is not limited (fair scheduling
 only): its prompt may take the step's whole token budget, so its first token does not wait
 behind less urgent work.
-A step's chunks are computed in one ``llama_decode`` per LoRA adapter among them
+A step's chunks are computed in one ``llama_decode``, whatever their LoRA adapters, when the
+runner mixes adapters (``tokenmill.engine.lora``); otherwise in one per adapter among them
 (``adapter_groups``): llama.cpp applies a context's adapters to every token of a decode.
 Pure bookkeeping: no kernels, no threads, no clock.
 """

@@ -41,6 +41,8 @@ class Sequence:
     sampler: Any = None
     drafts: list[int] = field(default_factory=list)
     pending_logprobs: list[TokenLogprob] = field(default_factory=list)
+    prompt_logprobs: list[TokenLogprob] = field(default_factory=list)  # of tokens 1, 2, ...
+    echoed: bool = False  # the prompt's logprobs went out
     text: TextStream = field(init=False)
 
     def __post_init__(self) -> None:
@@ -55,6 +57,12 @@ class Sequence:
     @property
     def adapter(self) -> str | None:
         return self.request.adapter
+
+    @property
+    def reuses_prefix(self) -> bool:
+        """Whether a cached prefix may stand in for computing it (not when its logits are
+        wanted)."""
+        return not self.request.prompt_logprobs
 
     @property
     def prompt_len(self) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from tokenmill.engine.request import EngineEvent, Finished, TextDelta
+from tokenmill.engine.request import EngineEvent, Finished, PromptLogprobs, TextDelta
 from tokenmill.engine.tool_grammar import CALL_CLOSE, CALL_OPEN
 
 _HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"arguments"\s*:\s*')
@@ -169,6 +169,9 @@ async def tool_events(
                     yield index, _chat_event(fragment)
                 if parser.calls and event.finish_reason == "stop":
                     event = replace(event, finish_reason="tool_calls")
+                yield index, event
+                continue
+            if isinstance(event, PromptLogprobs):  # a chat request never asks for these
                 yield index, event
                 continue
             logprobs = event.logprobs

@@ -85,13 +85,16 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
 
 
 def parse_completion(body: dict[str, Any]) -> CompletionRequest:
+    """``echo`` with ``logprobs`` also asks for the prompt tokens' log-probabilities; with
+    ``echo``, ``max_tokens`` may be 0 (score the prompt, generate nothing)."""
+    echo = bool_field(body, "echo", False)
     return CompletionRequest(
         model=_model(body),
         prompt=_prompt(body.get("prompt")),
-        sampling=_sampling(body, chat=False),
+        sampling=_sampling(body, chat=False, fewest_tokens=0 if echo else 1),
         stream=bool_field(body, "stream", False),
         include_usage=_include_usage(body),
-        echo=bool_field(body, "echo", False),
+        echo=echo,
     )
 
 
@@ -163,9 +166,9 @@ def _prompt(prompt: Any) -> str | list[int]:
     )
 
 
-def _sampling(body: dict[str, Any], *, chat: bool) -> SamplingParams:
+def _sampling(body: dict[str, Any], *, chat: bool, fewest_tokens: int = 1) -> SamplingParams:
     max_tokens_key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
-    max_tokens = _int(body, max_tokens_key, None, low=1)
+    max_tokens = _int(body, max_tokens_key, None, low=fewest_tokens)
     logprobs, top_logprobs = _logprobs(body, chat=chat)
     return SamplingParams(
         max_tokens=max_tokens if max_tokens is not None else (None if chat else 16),
