@@ -214,3 +214,24 @@ def test_a_missing_file_and_a_tenant_without_a_key(
     assert missing.exit_code == 2 and "does not exist" in missing.output
     keyless = _ft(cli, "create", str(examples), "--model", MODEL)
     assert keyless.exit_code == 1 and "The tenant has no key." in keyless.output
+
+
+def test_merge_makes_a_fine_tune_a_model_of_the_tenant_and_refuses_another_tenants(
+    cli: CliRunner, acme: str, tmp_path: Path
+) -> None:
+    from tests.tuning.test_standalone import add_fine_tune
+
+    db = _db()
+    try:
+        name = add_fine_tune(db, acme, tmp_path / "adapters")
+    finally:
+        db.dispose()
+    refused = cli.invoke(main, ["fine-tuning", "merge", name, "--tenant", "other"])
+    assert refused.exit_code == 1 and f"No fine-tuned model named '{name}'" in refused.output
+
+    merged = _ft(cli, "merge", name)
+    assert merged.exit_code == 0, merged.output
+    assert merged.output.startswith(f"{name}:merged: 271 MB at {tmp_path / 'tenant-models' / acme}")
+    assert f"tokenmill deployments create '{name}:merged' --dedicated-to acme" in merged.output
+    listed = cli.invoke(main, ["models", "list"])
+    assert f"{name}:merged" in listed.output

@@ -32,6 +32,8 @@ READY = {
     "knowledge": "tr[data-store-id]",
     "batches": "tr[data-batch-id][data-status=completed]",
     "fine-tuning": "#ft-total:not(:empty)",
+    "evals": "#evals-total:not(:empty)",
+    "datasets": "#ds-total:not(:empty)",
     "usage": ".stats",
     "levels": "#levels section.panel",
     "playground": "#prompt",

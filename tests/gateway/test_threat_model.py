@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.billing.test_usage import usage_event
+from tests.datasets.test_repository import version
 from tests.gateway.conftest import AdminKeys, admin_keys, error_of
 from tests.gateway.live import served_name
 from tests.gateway.support import JsonReplica
@@ -37,6 +38,7 @@ from tokenmill.clock import SystemClock
 from tokenmill.control.keycache import REVOKED_MESSAGE
 from tokenmill.control.keys import KeyRepository, hash_secret
 from tokenmill.control.sealing import KEY_FILE, Sealer, new_key
+from tokenmill.datasets.repository import DatasetRepository
 from tokenmill.fleet.deployments import DeploymentRepository
 from tokenmill.gateway import admin
 from tokenmill.gateway.app import build_app
@@ -211,11 +213,28 @@ async def app_key(world: World) -> str:
     return secret
 
 
+async def beta_eval(world: World) -> str:
+    """An evaluation of beta's, started by beta's admin on a file of its own."""
+    row = {"messages": [{"role": "user", "content": "1"}, {"role": "assistant", "content": "2"}]}
+    upload = await world.http.post(
+        "/v1/files",
+        files={"file": ("e.jsonl", orjson.dumps(row))},
+        data={"purpose": "fine-tune"},
+        headers={"authorization": f"Bearer {world.k.beta_admin}"},
+    )
+    assert upload.status_code == 200, upload.text
+    body = {"file_id": upload.json()["id"], "models": [MODEL], "metrics": ["exact_match"]}
+    started = await world.call(world.k.beta_admin, "POST", "/admin/v1/evals", body)
+    assert started.status_code == 200, started.text
+    return str(started.json()["id"])
+
+
 async def test_inference_and_app_keys_get_403_on_every_admin_route(world: World) -> None:
     k = world.k
     ids = {
         "tenants": k.alpha_id, "keys": k.alpha_admin_id, "statements": "2026-01",
         "mcp_servers": "mcpsrv_x", "models": MODEL, "deployments": "dep_x", "requests": "req_x",
+        "datasets": "ds-x", "versions": "1", "evals": "eval_x",
     }  # fmt: skip
     paths = {"tenants", f"tenants/{k.alpha_id}/keys", "prices", "models", "deployments"}
 
@@ -255,15 +274,19 @@ async def test_a_tenant_admin_finds_another_tenants_things_as_if_they_did_not_ex
         k.beta_id, {"label": "wiki", "url": "https://mcp.example.com/mcp"},
         platform_admin=True, created_by="test",
     )  # fmt: skip
+    dataset = DatasetRepository(world.db, clock).add(k.beta_id, "beta-data", version("b"))
+    evaluation = await beta_eval(world)
     beta = {
         "tenants": k.beta_id, "keys": world.key_id(k.beta_admin), "statements": "2026-01",
         "mcp_servers": server.id, "models": "beta-private", "deployments": deployment.id,
-        "requests": "req_beta0001",
+        "requests": "req_beta0001", "datasets": dataset.dataset.id, "versions": "1",
+        "evals": evaluation,
     }  # fmt: skip
     nobody = {
         "tenants": "ten_" + "0" * 24, "keys": "key_" + "0" * 24, "statements": "2026-01",
         "mcp_servers": "mcpsrv_" + "0" * 24, "models": "zzzz-private",
         "deployments": "dep_" + "0" * 12, "requests": "req_zzzz0001",
+        "datasets": "ds-" + "0" * 24, "versions": "1", "evals": "eval_" + "0" * 24,
     }  # fmt: skip
     bodies: dict[str, Json] = {
         "keys": {"name": "in"}, "credits": {"amount_micros": 5}, "revoke": {},

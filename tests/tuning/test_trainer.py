@@ -154,3 +154,54 @@ def test_padding_is_told_apart_by_length_not_by_token() -> None:
 
     assert counted == short.supervised_tokens + long.supervised_tokens
     assert short.labels[-1] == tokenizer.pad_token_id == tokenizer.eos_token_id
+
+
+CONTEXT = 40
+
+
+def test_examples_over_the_context_are_cut_or_left_out_with_a_warning(tmp_path: Path) -> None:
+    """Trained with a context of 40 tokens (the short examples have 38): a long conversation
+    is cut to its last exchange, a reply longer than the context and an example whose tools
+    cannot be rendered are left out, each with a warning; the run trains on what is left and
+    ends with its adapter."""
+    long_story = [
+        {"role": "user", "content": "Tell me a long story. " * 10},
+        {"role": "assistant", "content": "Once upon a time " * 10},
+        {"role": "user", "content": "And then?"},
+        {"role": "assistant", "content": "The end."},
+    ]
+    examples = [
+        *EXAMPLES[:3],
+        {"messages": long_story},
+        {"messages": [{"role": "user", "content": "Go"},
+                      {"role": "assistant", "content": "x " * 80}]},
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}],
+         "tools": [{"type": "function", "function": {"name": "no spaces allowed"}}]},
+    ]  # fmt: skip
+    warnings: list[str] = []
+    recorder = Recorder()
+    result = train(
+        BASE,
+        examples,
+        [{"messages": long_story}],
+        HP,
+        tmp_path,
+        callbacks=recorder,
+        threads=1,
+        resume=False,
+        context_tokens=CONTEXT,
+        warn=warnings.append,
+    )
+
+    assert len(warnings) == 4, warnings
+    assert warnings[0].startswith("The training example 4 was cut from ")
+    assert f"to {CONTEXT} tokens" in warnings[0] and "4 of its 46 supervised" in warnings[0]
+    assert warnings[1].startswith("The training example 5 was left out: its ")
+    assert warnings[2].startswith("The training example 6 was left out: ")
+    assert warnings[3].startswith("The validation example 1 was cut from ")
+    # Four examples trained on (three and the cut one) in batches of four: one step.
+    assert [m.step for m in recorder.steps] == [1]
+    tokenizer = load_tokenizer(BASE)
+    assert result.trained_tokens == CONTEXT + sum(count_tokens(tokenizer, e) for e in EXAMPLES[:3])
+    assert result.adapter is not None and result.adapter.is_file()
+    assert recorder.checkpoints[0].valid_loss is not None

@@ -175,7 +175,7 @@ tenant_option = click.option(
 
 @click.group("fine-tuning")
 def fine_tuning() -> None:
-    """Create, follow, list, pause, resume and cancel a tenant's fine-tuning jobs."""
+    """Create, follow, list, pause, resume and cancel fine-tuning jobs; merge a fine-tune."""
 
 
 @fine_tuning.command("create")
@@ -366,3 +366,33 @@ def resume(job_id: str, tenant: str) -> None:
     """Queue a paused job again; it goes on from its last checkpoint."""
     scope = _scope(tenant)
     click.echo(_acted(scope.service.resume(scope.tenant_id, job_id), "resume"))
+
+
+@fine_tuning.command("merge")
+@click.argument("model")
+@tenant_option
+@clear_errors
+def merge(model: str, tenant: str) -> None:
+    """Merge the fine-tune MODEL (ft:...) into its base: a standalone F16 model of the tenant,
+    ``MODEL:merged``, to deploy like any model of the library."""
+    from tokenmill.billing.pricebook import PriceBookRepository
+    from tokenmill.catalog.repository import ModelRepository
+    from tokenmill.settings import Settings
+    from tokenmill.tuning.standalone import merge_fine_tune
+
+    scope = _scope(tenant)
+    started = time.monotonic()
+    merged = merge_fine_tune(
+        ModelRepository(scope.db, scope.clock),
+        PriceBookRepository(scope.db, scope.clock),
+        model,
+        tenant_id=scope.tenant_id,
+        models_dir=Settings().resolved_tenant_models_dir,
+        now=scope.clock.utcnow(),
+    )
+    version = merged.version()
+    size = f"{version.size_bytes / 1e6:,.0f} MB" if version and version.size_bytes else "?"
+    click.echo(
+        f"{merged.id}: {size} at {merged.artifact} ({time.monotonic() - started:.1f} s). "
+        f"Deploy it: tokenmill deployments create '{merged.id}' --dedicated-to {tenant}"
+    )

@@ -13,6 +13,8 @@ from tokenmill.cli.advise import advise
 from tokenmill.cli.apps import apps
 from tokenmill.cli.audit import audit
 from tokenmill.cli.batches import batches
+from tokenmill.cli.datasets import datasets
+from tokenmill.cli.evals import evals
 from tokenmill.cli.files import files
 from tokenmill.cli.fine_tuning import fine_tuning
 from tokenmill.cli.library import deployments, models
@@ -197,9 +199,11 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
 
 for _command in (*COMMANDS, models, deployments, files, batches, fine_tuning, responses, mcp, apps):
     main.add_command(_command)
+main.add_command(evals)
 main.add_command(sim)
 main.add_command(advise)
 main.add_command(audit)
+main.add_command(datasets)
 
 if __name__ == "__main__":
     main()

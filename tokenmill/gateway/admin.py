@@ -15,7 +15,8 @@ see; the work (database reads and writes) runs in a thread, off the event loop. 
     GET  /admin/v1/tenants/{id}/service_levels?since=&until=   GET /admin/v1/service_levels
     GET  /admin/v1/tenants/{id}/statements/{YYYY-MM}[.csv]
     ... and the routes of admin_library (models, fleet), admin_console, admin_mcp,
-    admin_advice and admin_audit (every POST, PATCH and DELETE is written to the audit log)
+    admin_advice, admin_datasets, admin_evals and admin_audit (every POST, PATCH and DELETE
+    is written to the audit log)
 """
 
 from __future__ import annotations
@@ -46,13 +47,17 @@ from tokenmill.control.access import (
 from tokenmill.control.audit import AuditLog
 from tokenmill.control.keys import KEY_TERMS, KeyInfo, KeyRepository, Principal, Role
 from tokenmill.control.tenants import TenantInfo, TenantRepository
+from tokenmill.datasets.service import DatasetService
 from tokenmill.errors import InvalidRequest, NotFound, TokenmillError
+from tokenmill.evals.service import EvalService
 from tokenmill.files.repository import FileRepository
 from tokenmill.fleet.deployments import DeploymentRepository
 from tokenmill.gateway import (
     admin_advice,
     admin_audit,
     admin_console,
+    admin_datasets,
+    admin_evals,
     admin_library,
     admin_mcp,
 )
@@ -93,6 +98,10 @@ class AdminApi:
     mcp: McpService | None = None  # tenants' MCP servers (admin_mcp)
     advisor: Advisor | None = None  # serverless or dedicated (admin_advice)
     audit: AuditLog | None = None  # every admin action, hash-chained (admin_audit)
+    datasets: DatasetService | None = None  # the dataset library (admin_datasets)
+    evals: EvalService | None = None  # evaluations (admin_evals)
+    # A model name as a key sees it (the gateway's directory): 404 for one it may not use.
+    resolve_model: Callable[[str, Principal], Any] | None = None
     ttft_targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TTFT_TARGETS))
     # A tenant admin adds models only from files under <this>/<its tenant id> (admin_library).
     tenant_models_dir: Path | None = None
@@ -315,6 +324,8 @@ ROUTES += admin_library.ROUTES
 ROUTES += admin_console.ROUTES
 ROUTES += admin_mcp.ROUTES
 ROUTES += admin_advice.ROUTES
+ROUTES += admin_datasets.ROUTES
+ROUTES += admin_evals.ROUTES
 ROUTES += admin_audit.ROUTES
 
 

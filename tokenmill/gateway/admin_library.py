@@ -3,6 +3,7 @@
     GET  /admin/v1/models                   POST /admin/v1/models            {path, id, owner}
     GET  /admin/v1/models/{id}              PATCH /admin/v1/models/{id}      {published, ...}
     POST /admin/v1/models/{id}/versions     {path, version}
+    POST /admin/v1/models/{ft id}/merge     a fine-tune merged into a standalone F16 model
     GET  /admin/v1/aliases                  POST /admin/v1/aliases           {name, model, version}
     GET  /admin/v1/deployments              POST /admin/v1/deployments
     GET  /admin/v1/deployments/{id}         PATCH /admin/v1/deployments/{id}
@@ -14,6 +15,7 @@ publish nothing, alias only its own models, and sees only its own dedicated depl
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,8 @@ from tokenmill.control.access import require_platform_admin
 from tokenmill.control.keys import Principal, Role
 from tokenmill.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied
 from tokenmill.fleet.deployments import DeploymentInfo
+from tokenmill.gateway.admin_evals import card_evaluations
+from tokenmill.tuning.standalone import merge_fine_tune
 
 if TYPE_CHECKING:
     from tokenmill.gateway.admin import AdminApi, Call
@@ -90,7 +94,12 @@ def list_models(api: AdminApi, call: Call) -> Any:
 
 
 def get_model(api: AdminApi, call: Call) -> Any:
-    return _model_json(api, _visible_model(api, call, call.params[0]), call.principal)
+    """The model with its card, and on the card the latest evaluations the caller may see."""
+    model = _visible_model(api, call, call.params[0])
+    body = _model_json(api, model, call.principal)
+    default = model.default_version
+    body["card"]["evaluations"] = card_evaluations(api, model.id, default, call.principal)
+    return body
 
 
 def _owner(call: Call) -> str | None:
@@ -167,6 +176,22 @@ def update_model(api: AdminApi, call: Call) -> Any:
         model.id, card=card, published=published, default_version=body.get("default_version")
     )
     return _model_json(api, updated, call.principal)
+
+
+def merge_model(api: AdminApi, call: Call) -> Any:
+    """The owning tenant's fine-tune (or any, for a platform admin) merged into its base:
+    a private model of its own, deployable like any other (``tuning.standalone``)."""
+    if api.tenant_models_dir is None:
+        raise PermissionDenied("This gateway has no directory for tenants' models.")
+    merged = merge_fine_tune(
+        api.models,
+        api.prices,
+        call.params[0],
+        tenant_id=None if _platform(call.principal) else call.principal.tenant_id,
+        models_dir=api.tenant_models_dir,
+        now=datetime.now(UTC),
+    )
+    return _model_json(api, merged, call.principal)
 
 
 def list_aliases(api: AdminApi, call: Call) -> Any:
@@ -293,6 +318,7 @@ ROUTES: list[tuple[str, tuple[str, ...], Any]] = [
     ("GET", ("models", "*"), get_model),
     ("PATCH", ("models", "*"), update_model),
     ("POST", ("models", "*", "versions"), add_version),
+    ("POST", ("models", "*", "merge"), merge_model),
     ("GET", ("aliases",), list_aliases),
     ("POST", ("aliases",), set_alias),
     ("GET", ("deployments",), list_deployments),

@@ -30,6 +30,8 @@ from tokenmill.control.auth_throttle import AuthThrottle
 from tokenmill.control.key_changes import KeyChangeWatcher
 from tokenmill.control.keycache import KeyCache
 from tokenmill.control.keys import KeyRepository, Principal
+from tokenmill.datasets.compose import build_datasets
+from tokenmill.evals.compose import add_evals
 from tokenmill.files.billing import (
     VECTOR_STORAGE_PRICE_MODEL,
     StorageBilling,
@@ -169,6 +171,7 @@ def build_gateway(
     mcp = McpService.build(settings, db, clock)
     admin = AdminApi.build(db, clock, key_cache.invalidate, targets)
     admin.mcp = mcp
+    admin.datasets = build_datasets(db, clock, files)
     admin.tenant_models_dir = settings.resolved_tenant_models_dir
     services = Services(
         keys=key_cache,
@@ -208,6 +211,7 @@ def build_gateway(
     add_fine_tuning(
         services, settings, db, clock, files, workers=settings.tuning_workers if worker else 0
     )
+    add_evals(services, db, clock, files, workers=settings.batch_workers if worker else 0)
     return Gateway(services, recorder, durable)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from tokenmill.errors import InvalidRequest, NotFound, TokenmillError
 from tokenmill.gateway import admin
+from tokenmill.gateway.admin_evals import card_evaluations
 from tokenmill.gateway.admission import Ticket
 from tokenmill.gateway.dispatch import Call, dispatch
 from tokenmill.gateway.http import (
@@ -63,7 +64,13 @@ async def get_model(services: Services, request: HttpRequest) -> Response:
     principal = await services.keys.authenticate(request.header(AUTHORIZATION))
     name = request.path_params["model"]
     entry = services.directory.resolve(name, principal)
-    return json_response(entry.as_openai(name, card=True))
+    body = entry.as_openai(name, card=True)
+    if services.admin is not None:  # the latest evaluations the caller may see
+        found = await asyncio.to_thread(
+            card_evaluations, services.admin, entry.id, entry.version, principal
+        )
+        body["card"]["evaluations"] = found
+    return json_response(body)
 
 
 async def admin_api(services: Services, request: HttpRequest) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,8 @@ from tokenmill.billing.ledger import LedgerRepository
 from tokenmill.billing.pricebook import PriceBookRepository
 from tokenmill.catalog.repository import ModelRepository
 from tokenmill.clock import Clock
+from tokenmill.datasets.compose import build_datasets
+from tokenmill.datasets.jobs import job_dataset_recorder
 from tokenmill.files.service import FileService
 from tokenmill.gateway.library import load_directory
 from tokenmill.settings import Settings
@@ -81,11 +84,28 @@ def add_fine_tuning(
     if workers == 0:
         return
     services.loops.append(Periodic("fine-tuning jobs ended", service.reconcile, RECONCILE_SECONDS))
-    parts = TuningParts(
+    handler = fine_tune_handler(training_parts(settings, db, clock, files, published=reload))
+    for _ in range(workers):
+        runner = WorkRunner(queue, {KIND: handler}, lease_seconds=TRAINING_LEASE_SECONDS)
+        services.loops.append(ThreadedWorker(runner))
+
+
+def training_parts(
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    files: FileService,
+    *,
+    published: Callable[[], None] = lambda: None,
+) -> TuningParts:
+    """What a worker runs jobs with; ``published``: the new model is seen (a library reload)."""
+    jobs = JobRepository(db, clock)
+    prices = PriceBookRepository(db, clock)
+    return TuningParts(
         jobs=jobs,
         files=files,
-        models=models,
-        billing=billing,
+        models=ModelRepository(db, clock),
+        billing=TrainingBilling(prices, LedgerRepository(db, clock), jobs),
         prices=prices,
         validate=validate_for,
         resolve=resolve_hyperparameters,
@@ -95,9 +115,6 @@ def add_fine_tuning(
             threads=settings.tuning_threads,
         ),
         clock=clock,
-        published=reload,
+        published=published,
+        record_dataset=job_dataset_recorder(build_datasets(db, clock, files)),
     )
-    handler = fine_tune_handler(parts)
-    for _ in range(workers):
-        runner = WorkRunner(queue, {KIND: handler}, lease_seconds=TRAINING_LEASE_SECONDS)
-        services.loops.append(ThreadedWorker(runner))

@@ -55,6 +55,8 @@ class Base:
 
 
 Validate = Callable[[Base, bytes, int | None], ValidationReport]  # base, file, epochs
+# job, base GGUF, reports by param -> the dataset version's reference (``datasets.jobs``)
+RecordDataset = Callable[[FineTuningJobInfo, Path, dict[str, ValidationReport]], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,7 @@ class TuningParts:
     options: TuningOptions
     clock: Clock
     published: Callable[[], None] = lambda: None  # this gateway sees the new model at once
+    record_dataset: RecordDataset | None = None  # the validated files kept as a dataset version
 
 
 def fine_tune_handler(parts: TuningParts) -> Handler:
@@ -113,7 +116,8 @@ def _run(parts: TuningParts, job: FineTuningJobInfo, context: WorkContext) -> Fi
         job = parts.jobs.update(
             job.id, JobStatus.RUNNING, started_at=job.started_at or parts.clock.utcnow()
         )
-    context.event("info", "Fine-tuning job started" if job.runs == 0 else "Job resumed")
+    first = job.runs == 0 and context.item.attempts <= 1  # else paused, or its worker was lost
+    context.event("info", "Fine-tuning job started" if first else "Job resumed")
     return _train(parts, job, base, context)
 
 
@@ -166,6 +170,10 @@ def _validate(
     for param, report in reports.items():
         lines = (json.dumps(example) for example in report.examples_data)
         (folder / f"{param}.jsonl").write_text("\n".join(lines) + "\n")
+    validation = {p: {**r.as_json(), "sha256": digests[p]} for p, r in reports.items()}
+    dataset = _record_dataset(parts, job, base, reports, context)
+    if dataset is not None:
+        validation["training_file"]["dataset"] = dataset
     context.event("info", "Files validated, moving job to queued state")
     return parts.jobs.update(
         job.id,
@@ -173,8 +181,30 @@ def _validate(
         resolved=resolved,
         estimated_tokens=estimated,
         reserved_micros=reserved,
-        validation={p: {**r.as_json(), "sha256": digests[p]} for p, r in reports.items()},
+        validation=validation,
     )
+
+
+def _record_dataset(
+    parts: TuningParts,
+    job: FineTuningJobInfo,
+    base: Base,
+    reports: dict[str, ValidationReport],
+    context: WorkContext,
+) -> dict[str, Any] | None:
+    """The training file kept in the dataset library; a failure there is a warning only."""
+    if parts.record_dataset is None:
+        return None
+    try:
+        dataset = parts.record_dataset(job, base.path, reports)
+    except Exception as error:
+        log.exception("%s: recording its training file as a dataset failed", job.id)
+        context.event("warn", f"The training file was not kept as a dataset: {error}")
+        return None
+    context.event(
+        "info", f"Training data is dataset {dataset['id']} version {dataset['version']}", dataset
+    )
+    return dataset
 
 
 def _epochs(asked: object) -> int | None:
@@ -229,6 +259,7 @@ def _train(
         out_dir=str(folder / "run"),
         hyperparameters={**(job.resolved or {}), "seed": job.seed},
         threads=parts.options.threads,
+        context_tokens=base.context_tokens,
     )
     run = TrainerRun(spec, folder / "trainer.log")
     relay = _Relay(parts, job, context)
@@ -270,6 +301,9 @@ class _Relay:
                 self._job.id, int(message["step"]), metrics, str(message["path"])
             )
             self._context.event("info", f"Checkpoint saved at step {message['step']}", metrics)
+            log.info("%s: checkpoint saved at step %s", self._job.id, message["step"])
+        elif kind == "warning":  # an example cut to the context, or left out
+            self._context.event("warn", str(message.get("message")))
         elif kind == "done":
             self.done = message
 
@@ -277,6 +311,10 @@ class _Relay:
         step, total = int(message["step"]), max(int(message["total_steps"]), 1)
         if self._first_step is None:
             self._first_step, self._started = step - 1, time.monotonic()
+            if step > 1:
+                self._context.event(
+                    "info", f"Training goes on from the checkpoint at step {step - 1}"
+                )
         per_step = (time.monotonic() - self._started) / max(step - self._first_step, 1)
         finish = self._parts.clock.utcnow() + timedelta(seconds=per_step * (total - step))
         self._parts.jobs.update(

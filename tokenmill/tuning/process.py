@@ -94,6 +94,8 @@ def main(argv: list[str]) -> int:
         out_dir,
         callbacks=_Reporter(out_dir),
         threads=spec.threads,
+        context_tokens=spec.context_tokens,
+        warn=lambda message: _emit({"type": "warning", "message": message}),
     )
     _emit(
         {

@@ -45,6 +45,8 @@ def publish_adapter(
         "datasets": {
             param: report.get("sha256") for param, report in (job.validation or {}).items()
         },
+        # the training data's version in the dataset library: id, version, sha256
+        "dataset": (job.validation or {}).get("training_file", {}).get("dataset"),
         "hyperparameters": {**(job.resolved or {}), "seed": job.seed},
         "trained_tokens": job.trained_tokens,
         "cost_micros": job.cost_micros,

@@ -33,6 +33,7 @@ class RunSpec:
     out_dir: str
     hyperparameters: dict[str, Any]
     threads: int
+    context_tokens: int | None = None  # the longest example trained on (None: no limit)
 
     def as_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

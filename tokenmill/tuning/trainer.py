@@ -21,7 +21,7 @@ import functools
 import math
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -31,7 +31,14 @@ from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dic
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from tokenmill.tuning.encoding import IGNORE, EncodedExample, encode_example, load_tokenizer
+from tokenmill.errors import TokenmillError
+from tokenmill.tuning.encoding import (
+    IGNORE,
+    EncodedExample,
+    encode_example,
+    fit_context,
+    load_tokenizer,
+)
 from tokenmill.tuning.export import peft_weights, write_lora_gguf
 
 # Re-exported: the job's process and service take them from here.
@@ -113,13 +120,17 @@ def train(
     callbacks: Callbacks,
     threads: int,
     resume: bool = True,
+    context_tokens: int | None = None,
+    warn: Callable[[str], None] = lambda message: None,
 ) -> TrainingResult:
+    """``context_tokens``: the longest example trained on (longer ones are cut to it or left
+    out, ``encoding.fit_context``); ``warn`` hears of each example cut or left out."""
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = load_tokenizer(base_gguf)
-    train_set = [encode_example(tokenizer, example) for example in train_examples]
-    valid_set = [encode_example(tokenizer, example) for example in validation_examples]
+    train_set = _encode_all(tokenizer, train_examples, context_tokens, warn, "training")
+    valid_set = _encode_all(tokenizer, validation_examples, context_tokens, warn, "validation")
     if not train_set:
         raise ValueError("no training examples")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -172,6 +183,44 @@ def train(
     adapter = out_dir / ADAPTER
     _export(run.model, hp, base_gguf, adapter)
     return progress.result(adapter, None)
+
+
+def _encode_all(
+    tokenizer: Any,
+    examples: Sequence[Mapping[str, Any]],
+    context_tokens: int | None,
+    warn: Callable[[str], None],
+    which: str,
+) -> list[EncodedExample]:
+    """The examples as tokens, each fitted to the context; one that cannot be encoded or fitted
+    is left out with a warning, never the end of the run."""
+    out: list[EncodedExample] = []
+    for number, example in enumerate(examples, start=1):
+        try:
+            encoded = encode_example(tokenizer, example)
+        except (ValueError, TokenmillError) as error:
+            warn(f"The {which} example {number} was left out: {error}")
+            continue
+        if context_tokens is None:
+            out.append(encoded)
+            continue
+        fitted = fit_context(encoded, context_tokens)
+        tokens = len(encoded.input_ids)
+        if fitted is None:
+            warn(
+                f"The {which} example {number} was left out: its {tokens} tokens exceed the "
+                f"context of {context_tokens}, and no whole reply fits in it."
+            )
+        elif fitted is not encoded:
+            kept = fitted.supervised_tokens
+            warn(
+                f"The {which} example {number} was cut from {tokens} to {context_tokens} "
+                f"tokens (the context); its earliest turns went, {kept} of its "
+                f"{encoded.supervised_tokens} supervised tokens stay."
+            )
+        if fitted is not None:
+            out.append(fitted)
+    return out
 
 
 @functools.lru_cache(maxsize=1)

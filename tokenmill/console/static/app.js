@@ -9,6 +9,8 @@ import * as files from "./pages/files.js";
 import * as knowledge from "./pages/knowledge.js";
 import * as batches from "./pages/batches.js";
 import * as fineTuning from "./pages/fine_tuning.js";
+import * as datasets from "./pages/datasets.js";
+import * as evals from "./pages/evals.js";
 import * as usage from "./pages/usage.js";
 import * as levels from "./pages/levels.js";
 import * as playground from "./pages/playground.js";
@@ -19,8 +21,8 @@ import * as advice from "./pages/advice.js";
 import * as audit from "./pages/audit.js";
 
 const PAGES = {
-  overview, models, deployments, keys, files, knowledge, batches, "fine-tuning": fineTuning, usage,
-  levels, playground, responses, mcp, apps, advice, audit,
+  overview, models, deployments, keys, files, knowledge, batches, "fine-tuning": fineTuning, evals,
+  datasets, usage, levels, playground, responses, mcp, apps, advice, audit,
 };
 const TENANT = "tokenmill.tenant";
 const main = document.getElementById("main");

@@ -1,6 +1,7 @@
 // One fine-tuning job (#/fine-tuning/<id>): its card, its progress while it runs, cancel, pause
-// and resume by its status, the validation report of a file it refused, its loss curve (train
-// loss a step from its metrics events, valid loss from its checkpoints), checkpoints and events.
+// and resume by its status, merging a succeeded job's fine-tune into a standalone model, the
+// validation report of a file it refused, its loss curve (train loss a step from its metrics
+// events, valid loss from its checkpoints), checkpoints and events.
 import { api } from "../api.js";
 import { stepChart } from "../charts.js";
 import { int, money, num, unix } from "../format.js";
@@ -104,6 +105,24 @@ function actionButtons(job, status, done) {
   });
 }
 
+/** A succeeded job's fine-tune merged into its base: a standalone model of the tenant (an
+ *  admin's key), to give a dedicated deployment. Merging again answers with the same model. */
+function mergeButton(job, status) {
+  if (job.status !== "succeeded" || !job.fine_tuned_model) return [];
+  const model = job.fine_tuned_model;
+  return [h("button.ghost#ft-merge", { type: "button",
+    title: "Write the adapter into a copy of the base model (F16 GGUF) for a dedicated deployment.",
+    onclick: guarded(status, async () => {
+      status.replaceChildren(notice(`Merging ${model} into its base…`, "info"));
+      const merged = await api(`/admin/v1/models/${encodeURIComponent(model)}/merge`,
+        { method: "POST" });
+      const size = merged.card?.file_size_bytes;
+      status.replaceChildren(h("div.notice.info#ft-merged", "Merged: ", h("code", merged.id),
+        size ? ` (${int(size)} bytes, ${merged.card.quantization ?? "F16"})` : "",
+        ". Deploy it from the Deployments page."));
+    }) }, "Merge into a standalone model")];
+}
+
 /** Why the job failed; a file it refused as a table of its problems, read from the error's
  *  message ("… is not valid: line 3: …; line 7: …; 9 valid examples, at least 10 needed."). */
 function failure(job) {
@@ -184,7 +203,7 @@ export async function renderJob(root, ctx, id) {
     const busy = !FINISHED.has(job.status) && job.status !== "paused";
     card.replaceChildren(jobCard(job));
     bar.replaceChildren(...(busy ? [progress(job, metrics)] : []));
-    actions.replaceChildren(...actionButtons(job, status, refresh));
+    actions.replaceChildren(...actionButtons(job, status, refresh), ...mergeButton(job, status));
     const why = failure(job);
     error.replaceChildren(...(why ? [why] : []));
     errorPanel.hidden = !why;
