@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/adapters.py [--quick] [--out bench/results/adapters.json]
 
-One replica of the bundled SmolLM2 with ``--adapters-dir`` holding 8 random rank-8 LoRA
-adapters of every attention and MLP weight (written once, with ``tests/engine/lora.py``).
+One replica of the bundled SmolLM2 with ``--adapters-dir`` holding 8 random LoRA adapters
+(``--rank``, default 16 as our trainer makes them) of every attention and MLP weight (written
+once, with ``tests/engine/lora.py``).
 16 streaming clients, each sending one request after another (prompts of about 70 tokens,
 128 output tokens, end-of-generation banned): first all on the base model, then spread over
 the 8 adapters, 2 clients each (header ``x-tokenmill-adapter``). The two phases alternate for
@@ -99,17 +100,25 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/adapters.json"))
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--rank", type=int, default=16, help="LoRA rank (16: what tokenmill's trainer makes)"
+    )
     parser.add_argument("--quick", action="store_true", help="shorter measuring windows")
     parser.add_argument("--engine-arg", action="append", default=[], help="passed to the replica")
     args = parser.parse_args()
     model = bundled_model("smollm2-135m-instruct").path()
     window = 12.0 if args.quick else 30.0
     logs = Path(os.environ.get("TMPDIR", "/tmp"))
-    report: dict = {"benchmark": "adapters", "threads": args.threads, "clients": CLIENTS}
+    report: dict = {
+        "benchmark": "adapters",
+        "threads": args.threads,
+        "clients": CLIENTS,
+        "rank": args.rank,
+    }
     report["load_average_before"] = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-adapters-") as directory:
         for i in range(ADAPTERS):
-            write_random_lora(Path(directory) / f"a{i}.gguf", model, seed=i)
+            write_random_lora(Path(directory) / f"a{i}.gguf", model, seed=i, rank=args.rank)
         command = [
             sys.executable, "-m", "tokenmill.engine", "--model", str(model), "--served-name",
             "bench", "--threads", str(args.threads), "--log-level", "warning",

@@ -2,9 +2,11 @@
 
 A JSON extraction example: the user gives a sentence about a person, built from a template with
 a name, a city and a job, and asks for the person as JSON; the assistant answers exactly
-``{"name": ..., "city": ..., "job": ...}``. The held-out set uses names, cities and templates the
-training set never shows (jobs and instructions are shared). Everything is deterministic from a
-seed.
+``{"name": ..., "city": ..., "job": ...}``. The held-out set uses names and cities the training
+set never shows (jobs, instructions and sentence templates are shared); a harder held-out set
+also uses templates it never shows; the training set has so many names
+and cities (about 110 and 130) that a fine-tune learns to copy them rather than to remember
+them. Everything is deterministic from a seed.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ NAMES = [
     "Karin", "Liam", "Maya", "Nikolai", "Olivia", "Pedro", "Quentin", "Rosa", "Samuel", "Tara",
     "Ulrich", "Vera", "William", "Ximena", "Yusuf", "Zoe", "Amir", "Beatrix", "Carlos", "Dalia",
     "Emil", "Fatima", "Gustav", "Hana", "Ivan", "Julia", "Kofi", "Lena", "Marco", "Nora",
+    "Aisha", "Bjorn", "Camille", "Dmitri", "Eleanor", "Farid", "Giulia", "Hiroshi", "Imogen",
+    "Jamal", "Kasia", "Leopold", "Mei", "Nadia", "Orla", "Pavel", "Rania", "Stellan", "Thandiwe",
+    "Umberto", "Valentina", "Wojciech", "Xavier", "Yasmin", "Zoltan", "Adaeze", "Benedikt",
+    "Chiara", "Darius", "Efua", "Fernando", "Gwen", "Hector", "Ilse", "Joaquin", "Kenji",
+    "Ludmila", "Mateo", "Nkechi", "Ottilie", "Piotr", "Rashid", "Sigrid", "Tobias", "Uma",
+    "Vikram", "Wilhelmina", "Yosef", "Zara", "Anselm", "Bongani", "Cordelia", "Dagny", "Eamon",
+    "Freya", "Gideon", "Halima", "Isidore", "Jovana", "Klaus", "Lucinda", "Mustafa", "Niamh",
+    "Octavia", "Percival", "Rosalind", "Seamus", "Tatiana", "Ugo", "Vesna", "Winston", "Yelena",
     # held out from here on
     "Oskar", "Priya", "Rafael", "Sofia", "Tomas", "Ursula", "Viktor", "Wanda", "Yara", "Zeno",
     "Anouk", "Bartholomew", "Cosima", "Desmond", "Esperanza", "Florian", "Greta", "Hamish",
@@ -53,7 +63,19 @@ CITIES = [
     "Paris", "Berlin", "Madrid", "Rome", "Vienna", "Prague", "Lisbon", "Dublin", "Oslo",
     "Helsinki", "Warsaw", "Athens", "Toronto", "Chicago", "Boston", "Seattle", "Denver", "Sydney",
     "Melbourne", "Tokyo", "Osaka", "Seoul", "Mumbai", "Cairo", "Nairobi", "Lima", "Santiago",
-    "Montreal",
+    "Montreal", "Porto", "Seville", "Bologna", "Turin", "Lyon", "Nantes", "Bordeaux", "Hamburg",
+    "Leipzig", "Dresden", "Gdansk", "Wroclaw", "Brno", "Graz", "Salzburg", "Ghent", "Bruges",
+    "Utrecht", "Aarhus", "Bergen", "Tampere", "Uppsala", "Gothenburg", "Riga", "Tallinn",
+    "Vilnius", "Ljubljana", "Zagreb", "Split", "Sofia", "Plovdiv", "Bucharest", "Cluj",
+    "Thessaloniki", "Izmir", "Ankara", "Tbilisi", "Yerevan", "Baku", "Almaty", "Tashkent",
+    "Karachi", "Lahore", "Dhaka", "Kathmandu", "Colombo", "Chennai", "Pune", "Jaipur", "Hanoi",
+    "Manila", "Jakarta", "Bandung", "Kyoto", "Sapporo", "Busan", "Taipei", "Shenzhen", "Chengdu",
+    "Perth", "Brisbane", "Hobart", "Wellington", "Quito", "Bogota", "Medellin", "Caracas",
+    "Havana", "Montevideo", "Asuncion", "La Paz", "Recife", "Salvador", "Curitiba", "Accra",
+    "Lagos", "Dakar", "Kampala", "Kigali", "Lusaka", "Harare", "Casablanca", "Tunis", "Amman",
+    "Beirut", "Muscat", "Doha", "Calgary", "Ottawa", "Halifax", "Portland", "Austin", "Nashville",
+    "San Diego", "New Orleans", "Kansas City", "Salt Lake City", "Rio de Janeiro", "Sao Paulo",
+    "Mexico City", "Hong Kong", "Tel Aviv", "Abu Dhabi", "Kuala Lumpur", "Ho Chi Minh City",
     # held out from here on
     "Buenos Aires", "Copenhagen", "Edinburgh", "Krakow", "Marseille", "Rotterdam", "Valencia",
     "Zurich", "Auckland", "Vancouver", "Singapore", "Cape Town",
@@ -106,11 +128,14 @@ def _split(values: list[str], held_out: int, held: bool) -> list[str]:
     return values[-held_out:] if held else values[:-held_out]
 
 
-def extraction_examples(count: int, seed: int, *, held_out: bool) -> list[dict[str, Any]]:
-    """``count`` chat examples ``{"messages": [user, assistant]}``, the held-out ones from
-    names, cities and templates the others never use."""
+def extraction_examples(
+    count: int, seed: int, *, held_out: bool, new_templates: bool = False
+) -> list[dict[str, Any]]:
+    """``count`` chat examples ``{"messages": [user, assistant]}``; the held-out ones from
+    names and cities the others never use, and with ``new_templates`` in sentences they never
+    use either."""
     rng = random.Random(seed)
-    templates = _split(TEMPLATES, HELD_OUT_TEMPLATES, held_out)
+    templates = _split(TEMPLATES, HELD_OUT_TEMPLATES, new_templates)
     names = _split(NAMES, HELD_OUT_NAMES, held_out)
     cities = _split(CITIES, HELD_OUT_CITIES, held_out)
     examples = []
