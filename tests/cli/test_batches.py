@@ -3,7 +3,6 @@ running the batches it creates, as ``tokenmill serve`` would."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from tests.work.threaded import running
 from tokenmill.batches.execution import KIND, batch_handler
 from tokenmill.batches.lines import BatchRequest
 from tokenmill.batches.objects import BatchInfo
@@ -37,12 +37,8 @@ def worker(cli: CliRunner) -> Iterator[None]:
     files = FileService.build(Settings(), db, clock)
     handler = batch_handler(BatchRepository(db, clock), files, answer, clock)
     runner = WorkRunner(WorkQueue(db, clock), {KIND: handler}, poll_seconds=0.05)
-    stop = threading.Event()
-    thread = threading.Thread(target=runner.run, args=(stop,))
-    thread.start()
-    yield
-    stop.set()
-    thread.join()
+    with running(runner):
+        yield
 
 
 def test_create_wait_list_get_cancel(cli: CliRunner, worker: None, tmp_path: Path) -> None:

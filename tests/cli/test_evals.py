@@ -3,7 +3,6 @@ platform's model calls running the evaluations it creates, as ``tokenmill serve`
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from tests.work.threaded import running
 from tokenmill.cli.main import main
 from tokenmill.clock import SystemClock
 from tokenmill.evals.execution import KIND, eval_handler
@@ -47,12 +47,8 @@ def worker(cli: CliRunner) -> Iterator[None]:
     files = FileService.build(Settings(), db, clock)
     handler = eval_handler(EvalRepository(db, clock), source_reader(files, None), Capitals())
     runner = WorkRunner(WorkQueue(db, clock), {KIND: handler}, poll_seconds=0.05)
-    stop = threading.Event()
-    thread = threading.Thread(target=runner.run, args=(stop,))
-    thread.start()
-    yield
-    stop.set()
-    thread.join()
+    with running(runner):
+        yield
     db.dispose()
 
 

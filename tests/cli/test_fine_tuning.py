@@ -4,7 +4,6 @@ the outcome a real run would) shows ``--wait`` following a job to its end."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.work.threaded import running
 from tokenmill.cli.main import main
 from tokenmill.clock import SystemClock
 from tokenmill.files.service import FileService
@@ -95,12 +95,8 @@ def worker(acme_key: str) -> Iterator[None]:
     """Runs jobs in a thread while the test runs, as a gateway's tuning worker does."""
     db, clock = _db(), SystemClock()
     runner = WorkRunner(WorkQueue(db, clock), {KIND: _stand_in(db)}, poll_seconds=0.05)
-    stop = threading.Event()
-    thread = threading.Thread(target=runner.run, args=(stop,))
-    thread.start()
-    yield
-    stop.set()
-    thread.join()
+    with running(runner):
+        yield
     db.dispose()
 
 
