@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For/-Proto headers are believed (addresses or networks, or
     # "*"): behind one, the client's own address is what audit and auth throttling see.
     trusted_proxies: list[str] = []
+    # Gateway processes ``serve`` runs on its one port (SO_REUSEPORT); more than one needs
+    # Redis (``redis_url``), so that limits and budgets hold across them.
+    gateways: int = Field(default=1, ge=1, le=64)
+    # ``tokenmill controller``'s own address, for /health and /metrics (0: a free port).
+    controller_host: str = "127.0.0.1"
+    controller_port: int = 0
+    # How long the leading controller's lease lasts unrenewed: a standby takes over after it.
+    leader_lease_seconds: float = Field(default=6.0, gt=0)
 
     # The bundled models ``serve`` puts in the library and deploys (empty: none).
     bundled_models: list[str] = ["smollm2-135m-instruct", "gemma-3-270m", "all-minilm-l6-v2"]

@@ -2,13 +2,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from prometheus_client import CollectorRegistry
+
 from tokenmill.catalog.repository import ModelRepository
 from tokenmill.clock import ManualClock
-from tokenmill.fleet.compose import ensure_default_deployments, with_cpu_slots
+from tokenmill.fleet.compose import build_fleet, ensure_default_deployments, with_cpu_slots
 from tokenmill.fleet.deployments import DeploymentRepository
 from tokenmill.fleet.inventory import GIB, Accelerator, Node
+from tokenmill.fleet.metrics import controller_metrics
+from tokenmill.gateway.routing import Router
 from tokenmill.settings import Settings
 from tokenmill.store.db import Database
+from tokenmill.work.queue import WorkQueue
 
 
 def test_the_cpu_is_split_into_slots_and_gpus_are_kept() -> None:
@@ -43,3 +49,27 @@ def test_each_model_gets_one_default_deployment_unless_one_exists(
     assert made["chat"].settings["context_tokens"] == 2048
     assert made["embed"].settings == {} and made["embed"].engine == "tokenmill-embed"
     assert made["chat"].min_replicas == 0
+
+
+async def test_every_fleet_of_a_process_reports_on_its_one_set_of_metrics(
+    database: Database, clock: ManualClock, tmp_path: Path
+) -> None:
+    registry = CollectorRegistry()
+    metrics = controller_metrics(registry, database, clock)
+    WorkQueue(database, clock).enqueue("index", {})
+    settings = Settings(data_dir=tmp_path)
+    for term in (1, 2):  # a new leadership term builds a new fleet on the same metrics
+        controller = build_fleet(settings, database, clock, Router(), metrics)
+        try:
+            await controller.step()
+        finally:
+            controller.shutdown()
+        assert controller.metrics is metrics
+        assert registry.get_sample_value("tokenmill_controller_step_seconds_count") == term
+    queued = {"kind": "index", "status": "queued"}
+    assert registry.get_sample_value("tokenmill_controller_work_items", queued) == 1
+    node = controller.inventory.nodes[0]
+    labels = {"node": node.id, "kind": node.accelerators[0].kind}
+    assert registry.get_sample_value("tokenmill_controller_accelerator_memory_bytes", labels)
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        controller_metrics(registry, database, clock)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -33,38 +34,76 @@ def main() -> None:
     """tokenmill: a self-hosted, metered Model-as-a-Service platform."""
 
 
+def _listen_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--host, --port and TLS: what ``serve`` and ``gateway`` listen with."""
+    for option in reversed(
+        [
+            click.option("--host", help="Address to listen on (TOKENMILL_HOST)."),
+            click.option("--port", type=int, help="Port to listen on (TOKENMILL_PORT)."),
+            click.option(
+                "--ssl-certfile",
+                type=click.Path(exists=True, dir_okay=False),
+                help="Serve HTTPS with this certificate chain (PEM; TOKENMILL_SSL_CERTFILE).",
+            ),
+            click.option(
+                "--ssl-keyfile",
+                type=click.Path(exists=True, dir_okay=False),
+                help="The certificate's private key (PEM; TOKENMILL_SSL_KEYFILE).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _settings(**given: object) -> Settings:
+    """Settings with what was given on the command line over the environment's."""
+    overrides = {k: v for k, v in given.items() if v is not None and v != ""}
+    models = overrides.pop("models", None)
+    if models is not None:
+        overrides["bundled_models"] = [m.strip() for m in str(models).split(",") if m.strip()]
+    elif given.get("models") == "":
+        overrides["bundled_models"] = []
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
 @main.command()
-@click.option("--host", help="Address to listen on (TOKENMILL_HOST).")
-@click.option("--port", type=int, help="Port to listen on (TOKENMILL_PORT).")
+@_listen_options
 @click.option(
     "--models",
     help="Comma-separated bundled models to install and deploy (TOKENMILL_BUNDLED_MODELS).",
 )
 @click.option(
-    "--ssl-certfile",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Serve HTTPS with this certificate chain (PEM; TOKENMILL_SSL_CERTFILE).",
+    "--gateways",
+    type=click.IntRange(1, 64),
+    help="Gateway processes on the one port (TOKENMILL_GATEWAYS; above 1 needs Redis).",
 )
-@click.option(
-    "--ssl-keyfile",
-    type=click.Path(exists=True, dir_okay=False),
-    help="The certificate's private key (PEM; TOKENMILL_SSL_KEYFILE).",
-)
-def serve(
-    host: str | None,
-    port: int | None,
-    models: str | None,
-    ssl_certfile: str | None,
-    ssl_keyfile: str | None,
-) -> None:
+def serve(**given: object) -> None:
     """Start the platform: the gateway, the fleet, and the bundled models' deployments."""
     from tokenmill.cli.serve import run_serve
 
-    given = {"host": host, "port": port, "ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile}
-    overrides: dict[str, object] = {k: v for k, v in given.items() if v}
-    if models is not None:
-        overrides["bundled_models"] = [m.strip() for m in models.split(",") if m.strip()]
-    run_serve(Settings(**overrides))  # type: ignore[arg-type]
+    run_serve(_settings(**given))
+
+
+@main.command()
+@_listen_options
+def gateway(**given: object) -> None:
+    """Serve the API only; the fleet and background work run in `tokenmill controller`.
+    Several gateways may share one port."""
+    from tokenmill.cli.serve import run_gateway
+
+    run_gateway(_settings(**given))
+
+
+@main.command()
+@click.option("--models", help="Comma-separated bundled models to install and deploy.")
+@click.option("--metrics-port", type=int, help="Port of /health and /metrics (0: any free).")
+def controller(models: str | None, metrics_port: int | None) -> None:
+    """Run background work and, while this controller leads, the fleet. Several may run:
+    one leads (a lease in the database), the others take over when it dies."""
+    from tokenmill.cli.serve import run_controller
+
+    run_controller(_settings(models=models, controller_port=metrics_port))
 
 
 @main.command(

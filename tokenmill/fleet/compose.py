@@ -1,4 +1,5 @@
-"""Builds the fleet for ``tokenmill serve``: inventory, backend, controller, default deployments."""
+"""Builds the fleet for ``tokenmill serve``: inventory, backend, controller, metrics, default
+deployments."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tokenmill.fleet.backend import Backend, LocalBackend
 from tokenmill.fleet.controller import FleetController
 from tokenmill.fleet.deployments import DeploymentRepository, bindings
 from tokenmill.fleet.inventory import CPU_KIND, Accelerator, Inventory, Node, detect_local_node
+from tokenmill.fleet.metrics import FleetMetrics
 from tokenmill.fleet.replicas import ReplicaRuns
 from tokenmill.fleet.retries import RetryPolicy
 from tokenmill.fleet.seams import FleetOptions, ReadySink
@@ -48,8 +50,14 @@ def build_backend(settings: Settings) -> tuple[Backend, Inventory]:
 
 
 def build_fleet(
-    settings: Settings, db: Database, clock: Clock, router: ReadySink
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    router: ReadySink,
+    metrics: FleetMetrics | None = None,
 ) -> FleetController:
+    """``metrics``: the process's (``controller_metrics``), made once and passed to every
+    fleet it builds, one per leadership term; without them the fleet counts unscraped."""
     backend, inventory = build_backend(settings)
     return FleetController(
         deployments=DeploymentRepository(db, clock),
@@ -71,6 +79,7 @@ def build_fleet(
             ),
         ),
         bindings=bindings,
+        metrics=metrics,
     )
 
 

@@ -16,8 +16,9 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from prometheus_client import CollectorRegistry
 
 from tokenmill.catalog.repository import ModelInfo, ModelRepository
 from tokenmill.errors import NoCapacity, TokenmillError
@@ -31,17 +32,17 @@ from tokenmill.fleet.autoscale import (
 from tokenmill.fleet.backend import Backend
 from tokenmill.fleet.deployments import DeploymentInfo, DeploymentRepository
 from tokenmill.fleet.engines import adapter_for
-from tokenmill.fleet.engines.base import LaunchSettings
 from tokenmill.fleet.inventory import Inventory
+from tokenmill.fleet.launching import launch_settings, placement_request
 from tokenmill.fleet.local import describe_exit
-from tokenmill.fleet.placement import Assignment, PlacementRequest, place
+from tokenmill.fleet.metrics import FailureCause, FleetMetrics, FleetSnapshot
+from tokenmill.fleet.placement import Assignment, place
 from tokenmill.fleet.replicas import Replica, ReplicaRuns, ReplicaState
 from tokenmill.fleet.seams import FleetOptions, ReadySink
 from tokenmill.fleet.warmup import healthy, warm_up
 
 log = logging.getLogger(__name__)
 
-MIB = 1024 * 1024
 STARTING_TICK_SECONDS = 0.05
 
 
@@ -74,6 +75,7 @@ class FleetController:
         options: FleetOptions | None = None,
         bindings: Callable[[list[DeploymentInfo]], dict[str, list[Any]]] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        metrics: FleetMetrics | None = None,
     ) -> None:
         self.deployments = deployments
         self.models = models
@@ -84,6 +86,7 @@ class FleetController:
         self.options = options or FleetOptions()
         self._bindings = bindings
         self._monotonic = monotonic
+        self.metrics = metrics or FleetMetrics(CollectorRegistry())  # unscraped without one
         self.managed: dict[str, Managed] = {}
         self._models: dict[str, ModelInfo] = {}
         self._reloaded_at = -1e18
@@ -113,7 +116,7 @@ class FleetController:
         return STARTING_TICK_SECONDS if starting else self.options.tick_seconds
 
     async def step(self) -> None:
-        now = self._monotonic()
+        started, now = time.perf_counter(), self._monotonic()
         if now - self._reloaded_at >= self.options.reload_seconds:
             await self.reload()
         for managed in list(self.managed.values()):
@@ -124,6 +127,8 @@ class FleetController:
                 for replica in managed.live(ReplicaState.STARTING, ReplicaState.READY):
                     self._drain(managed, replica)
             self._publish(managed)
+        snapshot = FleetSnapshot.of(self.managed.values(), self.inventory, self.assignments())
+        self.metrics.stepped(time.perf_counter() - started, snapshot)
 
     async def reload(self) -> None:
         infos = await asyncio.to_thread(self.deployments.list)
@@ -178,10 +183,12 @@ class FleetController:
         decision = managed.autoscaler.decide(snapshot)
         managed.last_decision = decision
         if decision.delta > 0 and now >= managed.retry_at_seconds:
+            self.metrics.decided(managed.info, decision)
             for _ in range(decision.delta):
                 if not await self._start(managed):
                     break
         elif decision.delta < 0:
+            self.metrics.decided(managed.info, decision)
             newest_first = sorted(
                 managed.live(ReplicaState.STARTING, ReplicaState.READY),
                 key=lambda r: (r.state == ReplicaState.READY, -r.started_at_seconds),
@@ -200,25 +207,17 @@ class FleetController:
             managed.last_error = f"model {info.served_name} is not in the library"
             return False
         replica_id = f"rep_{secrets.token_hex(5)}"
-        footprint = info.settings.get("memory_bytes") or int(
-            (version.size_bytes or 256 * MIB) * 1.25 + 256 * MIB
-        )
-        request = PlacementRequest(
-            deployment_id=info.id,
-            replica_id=replica_id,
-            memory_bytes=footprint,
-            accelerators=max(1, int(info.settings.get("accelerators", 1))),
-            accelerator_kind=info.constraints.get("accelerator_kind"),
-            region=info.constraints.get("region"),
-            tenant_id=info.tenant_id,
-            dedicated=info.dedicated,
-        )
+        request = placement_request(info, version, replica_id)
         try:
             assignment = place(self.inventory, self.assignments(), request, self.options.placement)
             adapter = adapter_for(info.engine if info.engine != "auto" else model.engine)
-            settings = self._launch_settings(info, model, version.artifact, assignment)
+            port = self.backend.free_port(assignment)
+            settings = launch_settings(
+                info, model, version, assignment, self.inventory, port, self.options
+            )
             process = await asyncio.to_thread(self.backend.launch, adapter, settings, assignment)
         except NoCapacity as error:
+            self.metrics.unplaced(info)
             managed.last_error = str(error)
             log.warning("no room for a replica of %s: %s", info.served_name, error)
             wait = self.options.retries.backoff_seconds[0]
@@ -226,38 +225,15 @@ class FleetController:
             return False
         except (TokenmillError, OSError) as error:
             log.warning("cannot start a replica of %s: %s", info.served_name, error)
-            await self._failed(managed, f"its replica could not be started: {error}")
+            reason = f"its replica could not be started: {error}"
+            await self._failed(managed, reason, FailureCause.LAUNCH)
             return False
         replica = Replica(replica_id, info, assignment, process, self._monotonic(), adapter)
         managed.replicas.append(replica)
+        self.metrics.started(info)
         if self.runs is not None:
             await asyncio.to_thread(self.runs.started, replica, managed.failures)
         return True
-
-    def _launch_settings(
-        self, info: DeploymentInfo, model: ModelInfo, artifact: str, assignment: Assignment
-    ) -> LaunchSettings:
-        s = info.settings
-        version = model.version(info.version)
-        context = version.context_tokens(model.context_tokens) if version else 2048
-        context = min(int(s.get("context_tokens") or context), context)
-        gpus = sum(
-            1 for a in assignment.accelerator_ids if self.inventory.accelerator(a).kind != "cpu"
-        )
-        return LaunchSettings(
-            model_path=Path(artifact),
-            served_name=info.served_name,
-            port=self.backend.free_port(assignment),
-            context_tokens=context,
-            max_running=s.get("max_running"),
-            threads=s.get("threads") or self.options.threads,
-            speculative_tokens=int(s.get("speculative_tokens", 0)),
-            kv_cache_tokens=s.get("kv_cache_tokens"),
-            accelerators=gpus,
-            extra_buffers=self.options.extra_buffers,
-            scheduling=self.options.scheduling,
-            adapters_dir=self.options.adapters_dir,
-        )
 
     async def _watch(self, managed: Managed) -> None:
         now = self._monotonic()
@@ -273,7 +249,7 @@ class FleetController:
                     timeout = self.options.start_timeout_seconds
                     reason = f"its replica {replica.id} did not become ready within {timeout:g} s"
                     await self._finish(managed, replica, ReplicaState.FAILED, reason)
-                    await self._failed(managed, reason)
+                    await self._failed(managed, reason, FailureCause.START_TIMEOUT)
                 elif await asyncio.to_thread(healthy, replica.url, replica.adapter):
                     replica.warming = True
                     asyncio.get_running_loop().create_task(self._warm(managed, replica))
@@ -329,6 +305,8 @@ class FleetController:
             self._publish(managed)
         await asyncio.to_thread(replica.process.stop)
         replica.state = state
+        if was_live and state == ReplicaState.STOPPED:
+            self.metrics.stopped(managed.info)
         if was_live and self.runs is not None:
             await asyncio.to_thread(self.runs.stopped, replica, state, reason)
 
@@ -343,11 +321,13 @@ class FleetController:
         )
         await self._finish(managed, replica, ReplicaState.FAILED, reason)
         last_line = next((line for line in reversed(tail.splitlines()) if line.strip()), "")
-        await self._failed(managed, f"{reason} (last log line: {last_line.strip()[:300]})")
+        reason = f"{reason} (last log line: {last_line.strip()[:300]})"
+        await self._failed(managed, reason, FailureCause.EXITED)
 
-    async def _failed(self, managed: Managed, reason: str) -> None:
+    async def _failed(self, managed: Managed, reason: str, cause: FailureCause) -> None:
         """Counts a failure to bring a replica up and backs off; once failures repeat, the
         deployment is failing and its requests are refused with the reason until one is ready."""
+        self.metrics.failed(managed.info, cause)
         managed.failures += 1
         managed.last_error = reason
         decision = self.options.retries.after(managed.failures)

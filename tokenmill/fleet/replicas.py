@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import select
+
 from tokenmill.billing.ledger import LedgerRepository
 from tokenmill.billing.pricebook import PriceBookRepository
 from tokenmill.clock import Clock
@@ -19,7 +21,7 @@ from tokenmill.fleet.deployments import DeploymentInfo
 from tokenmill.fleet.engines.base import EngineAdapter
 from tokenmill.fleet.placement import Assignment
 from tokenmill.store.db import Database
-from tokenmill.store.tables import ReplicaRun
+from tokenmill.store.tables import Deployment, ReplicaRun
 
 SECONDS_PER_HOUR = 3600
 
@@ -107,6 +109,32 @@ class ReplicaRuns:
             if row is not None:
                 row.state, row.ready_at = ReplicaState.READY.value, self._clock.utcnow()
 
+    def close_orphans(self, reason: str = "its controller was lost") -> int:
+        """Closes every run still open, as failed: a new leader's first act, since the
+        replicas of the controller before it died with it (they are started to). A dedicated
+        one is billed up to now, at most a lease's length after it died. Returns how many."""
+        now = self._clock.utcnow()
+        live = [state.value for state in ReplicaState.live()]
+        with self._db.session() as session:
+            rows = session.execute(
+                select(ReplicaRun, Deployment)
+                .join(Deployment, Deployment.id == ReplicaRun.deployment_id)
+                .where(ReplicaRun.state.in_(live), ReplicaRun.stopped_at.is_(None))
+            ).all()
+            closed = [
+                (run.id, run.ready_at, len(run.accelerator_ids), run.served_name, deployment)
+                for run, deployment in rows
+            ]
+            for run, _ in rows:
+                run.state, run.stopped_at = ReplicaState.FAILED.value, now
+                run.exit_reason = reason
+        for replica_id, ready_at, accelerators, served_name, deployment in closed:
+            if deployment.mode == "dedicated" and deployment.tenant_id is not None:
+                what = f"{served_name} on {deployment.id}"
+                tenant, model = deployment.tenant_id, deployment.model_id
+                self._charge(replica_id, model, tenant, what, ready_at, accelerators, now)
+        return len(closed)
+
     def stopped(self, replica: Replica, state: ReplicaState, reason: str | None = None) -> int:
         """Closes the run (with how a failed one ended); returns what a dedicated replica was
         charged (micros)."""
@@ -118,19 +146,40 @@ class ReplicaRuns:
             row.state, row.stopped_at, row.exit_reason = state.value, now, reason
             ready_at: datetime | None = row.ready_at
         deployment = replica.deployment
-        if not deployment.dedicated or ready_at is None or deployment.tenant_id is None:
+        if not deployment.dedicated or deployment.tenant_id is None:
             return 0
-        price = self._prices.load().price_at(deployment.model_id, ready_at)
-        amount = accelerator_charge_micros(
-            (now - ready_at).total_seconds(),
+        return self._charge(
+            replica.id,
+            deployment.model_id,
+            deployment.tenant_id,
+            f"{deployment.served_name} on {deployment.id}",
+            ready_at,
             len(replica.assignment.accelerator_ids),
-            price.accelerator_hour_micros,
+            now,
+        )
+
+    def _charge(
+        self,
+        replica_id: str,
+        model_id: str,
+        tenant_id: str,
+        what: str,
+        ready_at: datetime | None,
+        accelerators: int,
+        until: datetime,
+    ) -> int:
+        """A dedicated replica's accelerator time, from ready to ``until``, once per run."""
+        if ready_at is None:
+            return 0
+        price = self._prices.load().price_at(model_id, ready_at)
+        amount = accelerator_charge_micros(
+            (until - ready_at).total_seconds(), accelerators, price.accelerator_hour_micros
         )
         if amount:
             self._ledger.charge_accelerator_time(
-                deployment.tenant_id,
+                tenant_id,
                 amount,
-                idempotency_key=f"replica:{replica.id}",
-                note=f"{deployment.served_name} on {deployment.id}, replica {replica.id}",
+                idempotency_key=f"replica:{replica_id}",
+                note=f"{what}, replica {replica_id}",
             )
         return amount

@@ -160,6 +160,8 @@ def build_gateway(
     journal: bool = True,
     worker: bool = True,
 ) -> Gateway:
+    """``worker``: this process runs background work too (the work queue's runners, storage
+    billing, the expired-file sweep); a gateway of the separate roles runs none."""
     recorder = UsageRecorder(UsageRepository(db), settings.usage_flush_interval_seconds)
     durable, replayed = open_journal(settings, db, clock, recorder) if journal else (None, [])
     keys = KeyRepository(db, clock)
@@ -183,8 +185,7 @@ def build_gateway(
         loops=[
             KeyChangeWatcher(keys, key_cache, clock),
             LibraryWatcher(models, directory),
-            *storage_billing(db, clock, files),
-            ExpiredFileSweep(files, EXPIRED_FILE_SWEEP_SECONDS),
+            *(background_jobs(db, clock, files) if worker else []),
         ],
         admission=build_admission(settings, db, clock, durable, replayed) if admission else None,
         journal=durable,
@@ -213,6 +214,13 @@ def build_gateway(
     )
     add_evals(services, db, clock, files, workers=settings.batch_workers if worker else 0)
     return Gateway(services, recorder, durable)
+
+
+def background_jobs(
+    db: Database, clock: Clock, files: FileService
+) -> list[StorageBillingLoop | ExpiredFileSweep]:
+    """What a process that runs background work runs besides the work queue's runners."""
+    return [*storage_billing(db, clock, files), ExpiredFileSweep(files, EXPIRED_FILE_SWEEP_SECONDS)]
 
 
 def storage_billing(db: Database, clock: Clock, files: FileService) -> list[StorageBillingLoop]:

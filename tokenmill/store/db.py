@@ -111,6 +111,8 @@ class Database:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
         with self.engine.begin() as connection:
+            if self.dialect == "postgresql":  # processes starting together migrate in turn
+                connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('migrate'))"))
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
 

@@ -65,6 +65,15 @@ class WorkItem:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueCensus:
+    """The queue at a glance: items by (kind, status), and for each kind with queued items
+    that are due, since when the longest-waiting of them has been due."""
+
+    counts: dict[tuple[str, WorkStatus], int]
+    oldest_due: dict[str, datetime]
+
+
+@dataclass(frozen=True, slots=True)
 class WorkEvent:
     id: int
     item_id: str

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from tokenmill.clock import Clock
@@ -26,7 +26,7 @@ from tokenmill.errors import InvalidRequest, NotFound
 from tokenmill.store.db import Database
 from tokenmill.store.tables import WorkEvent as EventRow
 from tokenmill.store.tables import WorkItem as ItemRow
-from tokenmill.work.items import WorkEvent, WorkItem, WorkStatus, retry_delay
+from tokenmill.work.items import QueueCensus, WorkEvent, WorkItem, WorkStatus, retry_delay
 
 EVENT_LEVELS = ("info", "warn", "error", "metrics")
 
@@ -276,6 +276,25 @@ class WorkQueue:
             query = query.where(ItemRow.status == status.value)
         with self._db.session() as session:
             return [_item(r) for r in session.scalars(query)]
+
+    def census(self) -> QueueCensus:
+        """Counts by kind and status, and each kind's oldest due queued item (two grouped
+        queries the claim index answers)."""
+        now = self._clock.utcnow()
+        due = and_(ItemRow.status == WorkStatus.QUEUED.value, ItemRow.run_after <= now)
+        with self._db.session() as session:
+            counts = session.execute(
+                select(ItemRow.kind, ItemRow.status, func.count()).group_by(
+                    ItemRow.kind, ItemRow.status
+                )
+            ).all()
+            oldest = session.execute(
+                select(ItemRow.kind, func.min(ItemRow.run_after)).where(due).group_by(ItemRow.kind)
+            ).all()
+        return QueueCensus(
+            counts={(kind, WorkStatus(status)): n for kind, status, n in counts},
+            oldest_due={kind: at for kind, at in oldest},
+        )
 
     @contextmanager
     def _leased(self, item_id: str, worker: str) -> Iterator[tuple[ItemRow | None, datetime]]:
