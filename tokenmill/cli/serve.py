@@ -3,6 +3,7 @@ separate roles' commands, ``tokenmill gateway`` and ``tokenmill controller``."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from typing import Any
 
@@ -62,6 +63,13 @@ def shared_port_socket(host: str, port: int) -> socket.socket:
     sock.bind((host, port))
     sock.set_inheritable(True)
     return sock
+
+
+def run_server(config: uvicorn.Config, sockets: list[socket.socket] | None) -> None:
+    """Serves until SIGINT or SIGTERM. uvicorn raises the signal again once it has shut down
+    (so that its default action follows): a stop asked for is not an error here."""
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=sockets)
 
 
 def run_serve(settings: Settings) -> None:
@@ -145,7 +153,7 @@ def run_controller_app(role: ControllerRole, settings: Settings) -> None:
         access_log=False,
         log_level=settings.log_level,
     )
-    uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)
+    run_server(config, [sock] if sock is not None else None)
 
 
 def run_controller(settings: Settings) -> None:
@@ -175,8 +183,7 @@ def run_gateway(settings: Settings) -> None:
         gateway = build_gateway_role(settings, db, clock)
         try:
             config = uvicorn.Config(build_app(gateway.services), **options)
-            sock = shared_port_socket(settings.host, settings.port)
-            uvicorn.Server(config).run(sockets=[sock])
+            run_server(config, [shared_port_socket(settings.host, settings.port)])
         finally:
             gateway.close()
     finally:
