@@ -9,7 +9,7 @@ from tokenmill.clock import ManualClock
 from tokenmill.control.leader import LeaderLease
 from tokenmill.fleet.board import BoardSink, FleetBoard
 from tokenmill.fleet.deployments import Binding
-from tokenmill.gateway.fleet_link import LoadReporter, RouteWatcher
+from tokenmill.gateway.fleet_link import LoadReporter, RouteWatcher, pool_reports
 from tokenmill.gateway.routing import Router
 from tokenmill.store.db import Database
 
@@ -43,6 +43,10 @@ def test_routes_reach_the_gateways_router(database: Database, clock: ManualClock
     assert len(router.pools["dep1"].endpoints) == 2
     assert lease.endpoint.replica_id in {e.replica_id for e in router.pools["dep1"].endpoints}
     assert router.pool_load("dep1")[1] == 1  # its request still counts until it ends
+    assert pool_reports(router, clock.monotonic())[0].replicas == {"r1": 1}
+    lease.release()
+    assert pool_reports(router, clock.monotonic())[0].replicas == {}
+    assert router.pools["dep1"].retired == {}  # forgotten once its requests ended
 
     sink.set_failing("dep2", "out of memory", clock.monotonic() + 20)
     sink.set_replicas("dep1", [("r2", "http://r2")])

@@ -76,8 +76,12 @@ class RouteWatcher:
 
 
 def pool_reports(router: Router, now: float) -> list[PoolReport]:
+    """Each pool's load; replicas that left a pool are forgotten once their last request
+    here has ended (in-process, the controller's ``in_flight_of`` does that)."""
     reports = []
     for key, pool in router.pools.items():
+        for gone in [i for i, e in pool.retired.items() if e.in_flight <= 0]:
+            del pool.retired[gone]
         endpoints = [*pool.endpoints, *pool.retired.values()]
         busy = {e.replica_id: e.in_flight for e in endpoints if e.in_flight > 0}
         idle = None if pool.last_request_at is None else max(0.0, now - pool.last_request_at)
