@@ -195,3 +195,31 @@ async def test_prices_credits_usage_and_a_statement_that_equals_the_ledger(
     assert sum(line["cost_micros"] for line in statement["lines"]) == 205
     csv_text = (await world.call(world.alpha_admin, "GET", f"{base}/statements/{month}.csv")).text
     assert csv_text.splitlines()[-1] == "total,,,,,0.000205"
+
+
+async def test_a_credits_limit_that_is_not_a_count_is_a_400(world: World) -> None:
+    """Found by the fuzz (tests/gateway/test_fuzz.py): ``?limit=false`` was a 500."""
+    base = f"/admin/v1/tenants/{world.alpha_id}/credits"
+    for limit in ("false", "0", "-1", "1001"):
+        refused = await world.call(world.alpha_admin, "GET", f"{base}?limit={limit}")
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["param"] == "limit"
+    assert (await world.call(world.alpha_admin, "GET", f"{base}?limit=1")).status_code == 200
+
+
+async def test_credit_fields_of_the_wrong_type_are_a_400_naming_them(world: World) -> None:
+    """Found by the fuzz: a list as the note or key, a number as an adjustment's note, and
+    an amount no database column holds were 500s; an unknown kind was taken as a top-up."""
+    path = f"/admin/v1/tenants/{world.alpha_id}/credits"
+    for body, param in [
+        ({"amount_micros": 5, "note": ["x"]}, "note"),
+        ({"amount_micros": 5, "kind": "adjustment", "note": 1.5}, "note"),
+        ({"amount_micros": 5, "idempotency_key": ["k"]}, "idempotency_key"),
+        ({"amount_micros": 5, "kind": "gift"}, "kind"),
+        ({"amount_micros": 2**70}, "amount_micros"),
+    ]:
+        refused = await world.call(world.platform, "POST", path, body)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["param"] == param
+    credits = (await world.call(world.platform, "GET", path)).json()
+    assert credits["balance_micros"] == 0

@@ -126,3 +126,50 @@ async def test_a_bad_file_is_a_400_naming_what_is_wrong(world: World, tmp_path: 
     response = await world.call(world.platform, "POST", "/admin/v1/models", {"path": str(text)})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_artifact"
+
+
+async def test_deployment_fields_of_the_wrong_type_are_a_400_naming_them(
+    world: World,  # noqa: F811
+) -> None:
+    """Found by the fuzz (tests/gateway/test_fuzz.py): these were 500s."""
+    ModelRepository(world.db, SystemClock()).register(
+        CHAT, task="chat", artifact="/x", context_tokens=512
+    )
+    made = await world.call(world.platform, "POST", "/admin/v1/deployments", {"model": CHAT})
+    path = f"/admin/v1/deployments/{made.json()['id']}"
+    for body, param in [
+        ({"min_replicas": {}}, "min_replicas"),
+        ({"idle_seconds": "30"}, "idle_seconds"),
+        ({"settings": [1]}, "settings"),
+        ({"scaling": "fast"}, "scaling"),
+    ]:
+        refused = await world.call(world.platform, "PATCH", path, body)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["param"] == param
+    for body, param in [({"model": CHAT, "constraints": [1]}, "constraints"),
+                        ({"model": CHAT, "tenant_id": 5}, "tenant_id")]:  # fmt: skip
+        refused = await world.call(world.platform, "POST", "/admin/v1/deployments", body)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["param"] == param
+    assert (await world.call(world.platform, "GET", path)).json()["min_replicas"] == 0
+
+
+async def test_a_model_path_with_a_nul_byte_is_a_400(world: World) -> None:  # noqa: F811
+    """Found by the fuzz: a 500 (``ValueError: embedded null byte``) before."""
+    for key in (world.platform, world.alpha_admin):
+        refused = await world.call(key, "POST", "/admin/v1/models", {"path": "a\x00b.gguf"})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["param"] == "path"
+
+
+async def test_a_model_path_in_an_unknown_users_home_is_refused(world: World) -> None:  # noqa: F811
+    """Found by the fuzz: ``~nobody-here/m.gguf`` was a 500 (``expanduser`` raises). A tenant
+    admin gets the answer any path outside its directory gets, which says nothing of users."""
+    body = {"path": "~no-such-user-here/m.gguf"}
+    refused = await world.call(world.platform, "POST", "/admin/v1/models", body)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["param"] == "path"
+    tenant = await world.call(world.alpha_admin, "POST", "/admin/v1/models", body)
+    outside = await world.call(world.alpha_admin, "POST", "/admin/v1/models", {"path": "/etc/x"})
+    assert tenant.status_code == outside.status_code == 403
+    assert tenant.json() == outside.json()

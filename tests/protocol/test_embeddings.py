@@ -74,7 +74,7 @@ def test_the_gateway_sees_no_stream_and_reserves_no_completion_tokens() -> None:
         (body(dimensions=-3), "dimensions"),
         (body(dimensions="8"), "dimensions"),
         (body(dimensions=True), "dimensions"),
-        (body(dimensions=8.0), "dimensions"),
+        (body(dimensions=8.5), "dimensions"),
         (body(user=5), "user"),
     ],
 )
@@ -90,3 +90,10 @@ def test_dimensions_above_the_model_width_are_refused() -> None:
 
 def test_too_many_inputs_says_the_limit() -> None:
     assert str(MAX_INPUTS) in refused(body(input=["x"] * (MAX_INPUTS + 1))).message
+
+
+def test_token_ids_and_dimensions_may_be_written_with_a_zero_fraction() -> None:
+    parsed = parse_embeddings(body(input=[[1.0, 2], [3]], dimensions=8.0))
+    assert parsed.input == ((1, 2), (3,)) and parsed.dimensions == 8
+    assert all(type(t) is int for item in parsed.input for t in item)
+    assert parse_embeddings(body(input=[4.0])).input == ((4,),)

@@ -187,3 +187,19 @@ def test_max_tokens_may_be_zero_only_to_echo_a_completions_prompt() -> None:
         assert refused.value.param == "max_tokens"
     with pytest.raises(InvalidRequest):
         parse_chat({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0})
+
+
+def test_a_whole_number_written_with_a_fraction_is_an_integer() -> None:
+    """JSON Schema counts 2.0 as an integer, so the OpenAPI document does: the parsers take
+    it (as an int), and refuse 2.5 and numbers past 64 bits."""
+    parsed = parse_chat(chat(n=2.0, max_tokens=5.0, seed=7.0, top_logprobs=3.0, logprobs=True))
+    assert (parsed.sampling.n, parsed.sampling.max_tokens, parsed.sampling.seed) == (2, 5, 7)
+    assert isinstance(parsed.sampling.n, int) and parsed.sampling.top_logprobs == 3
+    completion = parse_completion({"model": "m", "prompt": [1.0, 2], "logprobs": 2.0})
+    assert completion.prompt == [1, 2] and all(type(t) is int for t in completion.prompt)
+    for bad in (2.5, 1e300, float("inf")):
+        with pytest.raises(InvalidRequest) as refused:
+            parse_chat(chat(n=bad))
+        assert refused.value.param == "n"
+    with pytest.raises(InvalidRequest):
+        parse_completion({"model": "m", "prompt": [1.5]})

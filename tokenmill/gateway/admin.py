@@ -62,6 +62,7 @@ from tokenmill.gateway import (
     admin_mcp,
 )
 from tokenmill.gateway.http import HttpRequest, Response, json_response
+from tokenmill.gateway.listing import parse_limit
 from tokenmill.plugins.service import McpService
 from tokenmill.protocol.requests import parse_json_body
 from tokenmill.protocol.tiers import DEFAULT_TTFT_TARGETS, TIER_TERMS
@@ -69,6 +70,8 @@ from tokenmill.store.db import Database
 
 PREFIX = "/admin/v1/"
 CSV = b"text/csv; charset=utf-8"
+MAX_CREDIT_ENTRIES = 1000
+MAX_MICROS = 2**62  # what a database's 64-bit integer holds, with room to add
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +238,10 @@ class AdminApi:
     def get_credits(self, call: Call) -> Any:
         tenant = self._tenant(call, call.params[0])
         balance = self.ledger.balance(tenant.id)
-        entries = self.ledger.entries(tenant.id, limit=int(call.query.get("limit", "100")))
+        limit = parse_limit(call.query, 100)
+        if not 1 <= limit <= MAX_CREDIT_ENTRIES:
+            raise InvalidRequest(f"limit is 1 to {MAX_CREDIT_ENTRIES}.", param="limit")
+        entries = self.ledger.entries(tenant.id, limit=limit)
         return {
             "object": "credits",
             "tenant_id": tenant.id,
@@ -249,10 +255,15 @@ class AdminApi:
         tenant = self._tenant(call, call.params[0])
         body = call.body
         amount = body.get("amount_micros")
-        if not isinstance(amount, int) or isinstance(amount, bool):
-            raise InvalidRequest("amount_micros is an integer.", param="amount_micros")
-        key, note = body.get("idempotency_key"), body.get("note")
-        if body.get("kind", "topup") == "adjustment":
+        if not isinstance(amount, int) or isinstance(amount, bool) or abs(amount) > MAX_MICROS:
+            raise InvalidRequest(
+                "amount_micros is an integer of at most 2**62.", param="amount_micros"
+            )
+        key, note = _optional_str(body, "idempotency_key"), _optional_str(body, "note")
+        kind = body.get("kind", "topup")
+        if kind not in ("topup", "adjustment"):
+            raise InvalidRequest("kind is topup or adjustment.", param="kind")
+        if kind == "adjustment":
             entry = self.ledger.adjust(tenant.id, amount, note=note or "", idempotency_key=key)
         else:
             entry = self.ledger.top_up(tenant.id, amount, idempotency_key=key, note=note)
@@ -371,6 +382,13 @@ async def handle(admin: AdminApi, principal: Principal, request: HttpRequest) ->
 def _str(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str):
+        raise InvalidRequest(f"{name} is a string.", param=name)
+    return value
+
+
+def _optional_str(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
         raise InvalidRequest(f"{name} is a string.", param=name)
     return value
 

@@ -111,6 +111,8 @@ def list_entries(admin: AdminApi, call: Call) -> Any:
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest(f"limit is 1 to {MAX_LIMIT}.", param="limit")
     before_seq = _int(call.query, "before_seq", None)
+    if before_seq is not None and not 0 <= before_seq < 2**63:  # what a sequence column holds
+        raise InvalidRequest("before_seq is a sequence number (0 or more).", param="before_seq")
     since = _when(call.query["since"], "since") if "since" in call.query else None
     found = audit.list(tenant_id, since=since, before_seq=before_seq, limit=limit + 1)
     return {

@@ -116,17 +116,23 @@ def _path(api: AdminApi, call: Call) -> Path:
     (relative to it, or absolute into it), checked before the file is looked at, so the
     answer says nothing of files elsewhere."""
     raw = call.body.get("path")
-    if not isinstance(raw, str) or not raw:
+    if not isinstance(raw, str) or not raw or "\x00" in raw:
         raise InvalidRequest(
             "path names a GGUF file or model directory on the server.", param="path"
         )
+    try:
+        given = Path(raw).expanduser()
+    except RuntimeError:  # "~name/..." of a user this machine does not have
+        given = None
     if _platform(call.principal):
-        return Path(raw)
+        if given is None:
+            raise InvalidRequest(f"No home directory for {raw.split('/')[0]!r}.", param="path")
+        return given
     if api.tenant_models_dir is None:
         raise PermissionDenied("Only a platform admin adds models on this gateway.")
     own = (api.tenant_models_dir / call.principal.tenant_id).resolve()
-    path = (own / Path(raw).expanduser()).resolve()
-    if not path.is_relative_to(own):
+    path = (own / given).resolve() if given is not None else None
+    if path is None or not path.is_relative_to(own):  # the same answer: no hint of users
         raise PermissionDenied(
             f"A tenant admin adds models from its own directory on the server, {own}; "
             "ask the operator to put the file there.",
@@ -266,6 +272,20 @@ def _int(body: dict[str, Any], name: str, default: int | None) -> int | None:
     return value
 
 
+def _object(body: dict[str, Any], name: str) -> dict[str, Any] | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, dict):
+        raise InvalidRequest(f"{name} is an object.", param=name)
+    return value
+
+
+def _text(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequest(f"{name} is a string.", param=name)
+    return value
+
+
 def create_deployment(api: AdminApi, call: Call) -> Any:
     require_platform_admin(call.principal)
     body = call.body
@@ -284,23 +304,29 @@ def create_deployment(api: AdminApi, call: Call) -> Any:
         model.id,
         str(version),
         mode=str(body.get("mode", "serverless")),
-        tenant_id=body.get("tenant_id"),
+        tenant_id=_text(body, "tenant_id"),
         engine=str(body.get("engine") or model.engine),
-        settings=body.get("settings") or {},
+        settings=_object(body, "settings") or {},
         min_replicas=_int(body, "min_replicas", 0) or 0,
         max_replicas=_int(body, "max_replicas", 1) or 1,
         idle_seconds=_int(body, "idle_seconds", 300) or 300,
-        scaling=body.get("scaling"),
-        constraints=body.get("constraints"),
+        scaling=_object(body, "scaling"),
+        constraints=_object(body, "constraints"),
     )
     return _deployment_json(api, info)
+
+
+INT_FIELDS = ("min_replicas", "max_replicas", "idle_seconds")
+OBJECT_FIELDS = ("settings", "scaling", "constraints")
 
 
 def update_deployment(api: AdminApi, call: Call) -> Any:
     require_platform_admin(call.principal)
     info = _visible_deployment(api, call)
-    fields = ("min_replicas", "max_replicas", "idle_seconds", "settings", "scaling", "constraints")
-    changes = {k: call.body[k] for k in fields if k in call.body}
+    changes: dict[str, Any] = {
+        **{k: _int(call.body, k, None) for k in INT_FIELDS if k in call.body},
+        **{k: _object(call.body, k) for k in OBJECT_FIELDS if k in call.body},
+    }
     if call.body.get("status") in ("active", "stopped"):
         changes["status"] = call.body["status"]
     return _deployment_json(api, api.deployments.update(info.id, **changes))

@@ -13,6 +13,7 @@ from tokenmill.gateway import (
     embed,
     files,
     fine_tuning,
+    openapi,
     responses,
     routes,
     vector_stores,
@@ -47,6 +48,7 @@ EXACT: dict[str, dict[str, Handler]] = {
     "/v1/apps": {"GET": apps.apps_root, "POST": apps.apps_root},
     "/health": {"GET": routes.health},
     "/metrics": {"GET": routes.metrics},
+    "/openapi.json": {"GET": openapi.openapi_json},
     "/console": {"GET": console},
     "/console/": {"GET": console},
 }

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from tokenmill.errors import InvalidRequest
-from tokenmill.protocol.requests import SamplingParams
+from tokenmill.protocol.requests import SamplingParams, token_ids, whole
 
 MAX_INPUTS = 2048
 EncodingFormat = Literal["float", "base64"]
@@ -71,8 +71,9 @@ def _inputs(value: Any) -> tuple[EmbeddingInput, ...]:
         return (value,)
     if not isinstance(value, list) or not value:
         raise InvalidRequest(_INPUT_SHAPE, param="input")
-    if all(_is_token(t) for t in value):
-        return (tuple(value),)
+    tokens = token_ids(value)
+    if tokens is not None:
+        return (tuple(tokens),)
     if len(value) > MAX_INPUTS:
         raise InvalidRequest(
             f"'input' may hold at most {MAX_INPUTS} inputs, got {len(value)}.", param="input"
@@ -83,18 +84,17 @@ def _inputs(value: Any) -> tuple[EmbeddingInput, ...]:
                 raise InvalidRequest(f"'input[{i}]' must not be empty.", param=f"input[{i}]")
         return tuple(value)
     if all(isinstance(item, list) for item in value):
+        inputs: list[tuple[int, ...]] = []
         for i, item in enumerate(value):
-            if not item or not all(_is_token(t) for t in item):
+            tokens = token_ids(item)
+            if not tokens:
                 raise InvalidRequest(
                     f"'input[{i}]' must be a non-empty array of token ids (integers >= 0).",
                     param=f"input[{i}]",
                 )
-        return tuple(tuple(item) for item in value)
+            inputs.append(tuple(tokens))
+        return tuple(inputs)
     raise InvalidRequest(_INPUT_SHAPE, param="input")
-
-
-def _is_token(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _encoding_format(value: Any) -> EncodingFormat:
@@ -111,14 +111,15 @@ def _encoding_format(value: Any) -> EncodingFormat:
 def _dimensions(value: Any, max_dimensions: int | None) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    number = whole(value)
+    if number is None or number < 1:
         raise InvalidRequest("'dimensions' must be a positive integer.", param="dimensions")
-    if max_dimensions is not None and value > max_dimensions:
+    if max_dimensions is not None and number > max_dimensions:
         raise InvalidRequest(
-            f"'dimensions' must be at most {max_dimensions} for this model, got {value}.",
+            f"'dimensions' must be at most {max_dimensions} for this model, got {number}.",
             param="dimensions",
         )
-    return value
+    return number
 
 
 def _user(value: Any) -> str | None:

@@ -154,16 +154,36 @@ def _prompt(prompt: Any) -> str | list[int]:
         return prompt
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         return prompt[0]
-    if (
-        isinstance(prompt, list)
-        and prompt
-        and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in prompt)
-    ):
-        return list(prompt)
+    tokens = token_ids(prompt)
+    if tokens:
+        return tokens
     raise InvalidRequest(
         "'prompt' must be a string, a one-element array of strings, or an array of token ids.",
         param="prompt",
     )
+
+
+def whole(value: Any) -> int | None:
+    """``value`` as an int when it is a whole number: a JSON integer, or one written with a
+    zero fraction (``2.0``, which JSON Schema counts as an integer too); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**64:
+        return int(value)
+    return None
+
+
+def token_ids(value: Any) -> list[int] | None:
+    """``value`` as token ids (whole numbers of at least 0), or None when it is not a list
+    of them (an empty list is an empty list)."""
+    if not isinstance(value, list):
+        return None
+    tokens = [whole(t) for t in value]
+    if any(t is None or t < 0 for t in tokens):
+        return None
+    return [t for t in tokens if t is not None]
 
 
 def _sampling(body: dict[str, Any], *, chat: bool, fewest_tokens: int = 1) -> SamplingParams:
@@ -222,10 +242,11 @@ def _int(
     low: int | None = None,
     high: int | None = None,
 ) -> int | None:
-    value = body.get(key)
-    if value is None:
+    raw = body.get(key)
+    if raw is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int):
+    value = whole(raw)
+    if value is None:
         raise InvalidRequest(f"'{key}' must be an integer.", param=key)
     if low is not None and value < low:
         raise InvalidRequest(f"'{key}' must be at least {low}, got {value}.", param=key)
