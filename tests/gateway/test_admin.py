@@ -223,3 +223,13 @@ async def test_credit_fields_of_the_wrong_type_are_a_400_naming_them(world: Worl
         assert refused.json()["error"]["param"] == param
     credits = (await world.call(world.platform, "GET", path)).json()
     assert credits["balance_micros"] == 0
+
+
+async def test_a_value_the_database_refuses_is_a_400(world: World) -> None:
+    """PostgreSQL cannot store NUL in text (SQLite can): a 400, not a 500."""
+    reply = await world.call(world.alpha_admin, "POST", "/v1/vector_stores", {"name": "x\u0000"})
+    if world.db.dialect == "postgresql":
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["error"]["code"] == "invalid_value"
+    else:
+        assert reply.status_code == 200, reply.text

@@ -5,8 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.exc import DataError
+
 from tokenmill.console.assets import ConsoleAssets
-from tokenmill.errors import MethodNotAllowed, NotFound, TokenmillError, Unauthorized
+from tokenmill.errors import (
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    TokenmillError,
+    Unauthorized,
+)
 from tokenmill.gateway import (
     apps,
     batches,
@@ -151,6 +159,15 @@ class GatewayApp:
             response = error_response(request, error)
         except ClientDisconnected:
             return
+        except DataError:  # e.g. a NUL character, which PostgreSQL cannot store in text
+            log.info("a value the database refused on %s %s", request.method, request.path)
+            response = error_response(
+                request,
+                InvalidRequest(
+                    "The request holds a value that cannot be stored (such as a NUL character).",
+                    code="invalid_value",
+                ),
+            )
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             response = error_response(request, TokenmillError("The server had an error."))
