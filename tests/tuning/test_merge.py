@@ -1,13 +1,13 @@
 """An adapter merged into its base (``tuning.merge``): the file, the arithmetic, the refusals,
 and parity: the merged model served by our engine answers as the adapter served on its base.
 
-Parity uses the persona adapter ``test_export`` trains (``tuned``: six steps), served the way a
-replica serves it: on the F16 copy of the Q4_1 base that ``engine.weights`` computes with. The
-two differ only in where rounding happens: the merged file rounds ``W + s B A`` to F16 once,
-the served adapter rounds ``W`` to F16 and adds ``s B (A x)`` in F32 at every product. That is
-a difference of at most half an F16 step (2^-11 relative) per weight, far below what the
-adapter changes, so the greedy tokens agree and their log-probabilities within a few
-hundredths."""
+Parity uses the persona adapter (``tuned``: six steps, trained once a session and shared with
+``test_export``), served the way a replica serves it: on the F16 copy of the Q4_1 base that
+``engine.weights`` computes with. The two differ only in where rounding happens: the merged
+file rounds ``W + s B A`` to F16 once, the served adapter rounds ``W`` to F16 and adds
+``s B (A x)`` in F32 at every product. That is a difference of at most half an F16 step
+(2^-11 relative) per weight, far below what the adapter changes, so the greedy tokens agree
+and their log-probabilities within a few hundredths."""
 
 from __future__ import annotations
 
@@ -21,8 +21,7 @@ import numpy as np
 import pytest
 
 from tests.engine.lora import write_random_lora
-from tests.tuning.test_export import BASE, HELD_OUT, PERSONA, Tuned
-from tests.tuning.test_export import tuned as tuned  # the fixture, shared
+from tests.tuning.persona import BASE, HELD_OUT, PERSONA, Tuned
 from tokenmill.engine.engine import Engine
 from tokenmill.engine.request import EngineRequest, Finished, TextDelta
 from tokenmill.engine.runner import LlamaRunner
@@ -78,13 +77,13 @@ class Merged:
 
 
 @pytest.fixture(scope="module")
-def merged(tmp_path_factory: pytest.TempPathFactory) -> Merged:
+def merged(tmp_path_factory: pytest.TempPathFactory, bundled_gguf: gguf.GGUFReader) -> Merged:
     """A random rank-4 adapter of every block's seven weights, merged; both files read once."""
     folder = tmp_path_factory.mktemp("merge")
     adapter = write_random_lora(folder / "a.gguf", BASE, seed=5, rank=4, alpha=8)
     path = folder / "merged.gguf"
     report = merge_adapter(BASE, adapter, path)
-    return Merged(adapter, path, report, read(BASE), read(path))
+    return Merged(adapter, path, report, bundled_gguf, read(path))
 
 
 def test_the_merged_file_is_the_base_with_f16_weights_and_every_key(merged: Merged) -> None:
