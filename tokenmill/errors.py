@@ -120,6 +120,13 @@ class ServiceUnavailable(TokenmillError):
     default_code = "service_unavailable"
 
 
+class MeteringUnavailable(ServiceUnavailable):
+    """Usage cannot be recorded safely (the journal's disk fails and the database is behind):
+    new work waits rather than be served unmetered."""
+
+    default_code = "metering_unavailable"
+
+
 class UpstreamError(TokenmillError):
     status = 502
     type = "server_error"

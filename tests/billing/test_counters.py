@@ -10,6 +10,10 @@ import pytest
 from tokenmill.billing.budget import BudgetRequest, BudgetState
 from tokenmill.billing.counters import BudgetCounters, BudgetSeed, LocalBudgetCounters
 from tokenmill.billing.redis_counters import RedisBudgetCounters
+from tokenmill.errors import ServiceUnavailable
+from tokenmill.fleet.local import free_port
+from tokenmill.gateway.limits.policy import RateRequest, ScopeLimits
+from tokenmill.gateway.limits.redis_counters import RedisRateCounters
 
 MONTH = "2026-11"
 
@@ -71,3 +75,17 @@ async def test_concurrent_reservations_never_overdraw(counters: BudgetCounters) 
     outcomes = await asyncio.gather(*(counters.reserve(ask(1000)) for _ in range(64)))
     assert sum(outcome is None for outcome in outcomes) == 10
     assert (await counters.state("ten_a", "key_a", MONTH)).available_micros == 0
+
+
+async def test_an_unreachable_redis_is_a_503_to_retry_not_a_server_error() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    budgets = RedisBudgetCounters.from_url(url, "tm_test:down")
+    with pytest.raises(ServiceUnavailable) as refused:
+        await budgets.reserve(ask(10))
+    assert refused.value.status == 503 and refused.value.headers == {"Retry-After": "2"}
+    rates = RedisRateCounters.from_url(url, "tm_test:down")
+    scope = ScopeLimits("key:key_a", 60, None, None)
+    with pytest.raises(ServiceUnavailable):
+        await rates.acquire(RateRequest("req-1", (scope,), 10, 0.0))
+    await budgets.close()
+    await rates.close()

@@ -117,3 +117,44 @@ def test_processes_get_their_own_slot(tmp_path: Path) -> None:
     assert again == first
     lock.close()
     other.close()
+
+
+def on_a_full_disk(directory: Path, *numbers: int) -> None:
+    """Segments ``numbers`` are written to /dev/full: every write fails with ENOSPC, as on a
+    disk with no room left (a real error from the kernel, no root needed)."""
+    for number in numbers:
+        (directory / f"segment-{number}.jsonl").symlink_to("/dev/full")
+
+
+def test_a_full_disk_still_meters_and_the_journal_writes_again_once_it_can(
+    tmp_path: Path,
+) -> None:
+    sink = Collect()
+    log = UsageJournal(tmp_path, sink, lambda: T0)
+    on_a_full_disk(tmp_path, 1, 2)  # the first two segments find the disk full
+    log.start()
+    log.record(usage_event("req-1")).result(timeout=10)
+    log.record(usage_event("req-2")).result(timeout=10)
+    assert log.failing
+    log.record(usage_event("req-3")).result(timeout=10)  # a new segment, and room again
+    assert not log.failing
+    assert [e.request_id for e in sink.events] == ["req-1", "req-2", "req-3"]  # all metered
+    log.close()
+    assert [e.request_id for e in replay(tmp_path, lambda e: 0)] == ["req-3"]  # durable again
+
+
+def test_metering_stops_while_an_event_off_disk_waits_for_the_database(tmp_path: Path) -> None:
+    sink = Collect()
+    log = UsageJournal(tmp_path, sink, lambda: T0, monotonic=lambda: 100.0)
+    on_a_full_disk(tmp_path, 1)
+    log.start()
+    lost = usage_event("req-1")
+    log.record(lost).result(timeout=10)  # not on disk, and not in the database yet
+    assert log.metering_ok(101.9)  # the database has a moment to take it
+    assert not log.metering_ok(102.0)  # it has not: a crash now would lose the usage
+    log.ingested([lost])
+    assert log.metering_ok(102.0)
+    durable = usage_event("req-2")
+    log.record(durable).result(timeout=10)  # on disk: the database may take its time
+    assert not log.failing and log.metering_ok(10_000.0)
+    log.close()

@@ -9,10 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.billing.test_journal import Collect, on_a_full_disk
+from tests.billing.test_usage import usage_event
 from tests.gateway.live import MODEL, PROMPT_TOKENS, live_gateways, running
 from tests.gateway.support import principal
 from tokenmill.billing.budget import reservation_micros
 from tokenmill.billing.counters import LocalBudgetCounters
+from tokenmill.billing.journal import FALLBACK_GRACE_SECONDS, UsageJournal
 from tokenmill.billing.ledger import EntryKind, LedgerRepository
 from tokenmill.billing.pricebook import PriceBookRepository
 from tokenmill.billing.pricing import Price, TokenUsage, cost_micros
@@ -22,7 +25,7 @@ from tokenmill.catalog.repository import ModelRepository
 from tokenmill.clock import ManualClock, SystemClock
 from tokenmill.control.keys import KeyRepository
 from tokenmill.control.tenants import TenantRepository
-from tokenmill.errors import InsufficientQuota
+from tokenmill.errors import InsufficientQuota, MeteringUnavailable
 from tokenmill.gateway.admission import Admission, scopes_of
 from tokenmill.gateway.directory import ModelEntry
 from tokenmill.gateway.limits.local import LocalRateCounters
@@ -70,6 +73,35 @@ async def test_free_models_reserve_nothing(database: Database, clock: ManualCloc
     ticket = await admission.admit(principal(), entry(), None, 1, 10_000, "r1")
     assert ticket.budget is None
     assert ticket.cost_micros(MODEL, TokenUsage(10, 0, 10), clock.utcnow()) == 0
+
+
+async def test_new_work_waits_while_usage_would_be_safe_nowhere(
+    database: Database, clock: ManualClock, tmp_path: Path
+) -> None:
+    """The journal's disk is full and the database has not taken what could not be written:
+    new requests are refused with a 503 (and Retry-After) until it has."""
+    journal = UsageJournal(tmp_path, Collect(), clock.utcnow, monotonic=clock.monotonic)
+    on_a_full_disk(tmp_path, 1)
+    journal.start()
+    counters = LocalBudgetCounters()
+    sync = BillingSync(database, clock, counters)
+    admission = Admission(sync, LocalRateCounters(), clock, metering=journal)
+    await admission.start()
+    event = usage_event("req-0")
+    await journal.record(event)  # the write failed; the event waits for the database
+    await admission.admit(principal(), entry(), None, 1, 100, "r1")  # it has a moment
+    clock.advance(FALLBACK_GRACE_SECONDS)
+    with pytest.raises(MeteringUnavailable) as refused:
+        await admission.admit(principal(), entry(), None, 1, 100, "r2")
+    error = refused.value
+    assert (error.status, error.code, error.headers) == (
+        503,
+        "metering_unavailable",
+        {"Retry-After": "5"},
+    )
+    journal.ingested([event])  # the database has it now
+    await admission.admit(principal(), entry(), None, 1, 100, "r3")
+    await asyncio.to_thread(journal.close)
 
 
 def test_the_reservation_bounds_what_a_request_can_use() -> None:

@@ -36,6 +36,11 @@ class BudgetCounters(Protocol):
         """Loads the ledger's numbers unless the counters already hold some (shared ones)."""
         ...
 
+    async def seeded(self) -> bool:
+        """Whether the counters hold the ledger's numbers; False again once shared counters
+        lost them (a Redis that restarted without its data): then they are seeded again."""
+        ...
+
     async def reserve(self, request: BudgetRequest) -> BudgetRefusal | None: ...
 
     async def settle(self, request: BudgetRequest, actual_micros: int) -> None:
@@ -82,6 +87,9 @@ class LocalBudgetCounters:
                 self._key_month[key, seed.month] = spent
             self._credited.update(seed.credit_entry_ids)
             return True
+
+    async def seeded(self) -> bool:
+        return self._seeded
 
     async def reserve(self, request: BudgetRequest) -> BudgetRefusal | None:
         with self._lock:

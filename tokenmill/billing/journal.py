@@ -13,21 +13,29 @@ finished ones with their event, unfinished ones as an ``error`` event
 (``gateway_restarted``) with the tokens last recorded. Ingestion is idempotent by request
 id, so replaying what the database already holds counts nothing twice.
 
-Files: ``segment-<n>.jsonl`` in the journal directory, one JSON object a line. A segment
-is deleted once it is closed and every request in it has its event in the database.
-Each gateway process holds a lock on its own journal directory (``slot``), so processes
-sharing a data directory never share a journal, and a restarted one replays its slot.
+Files: ``segment-<n>.jsonl`` in the journal directory (``tokenmill.billing.journal_files``).
+A segment is deleted once it is closed and every request in it has its event in the
+database. Each gateway process holds a lock on its own journal directory (``slot``), so
+processes sharing a data directory never share a journal, and a restarted one replays its slot.
+
+A disk that fails (full, gone read-only) does not stop metering: the events of a write that
+failed go to the database all the same, the segment is given up, and the next write starts a
+new one, so the journal is durable again as soon as the disk has room. Meanwhile those events
+live only in memory until the database has them; ``metering_ok`` says False once one of them
+has waited longer than ``fallback_grace_seconds`` (the database is not keeping up either), and
+the gateway's admission refuses new work until it says True again, rather than serve requests
+whose usage a crash would lose.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import threading
-from collections.abc import Callable, Generator, Iterator
+import time
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,14 +43,24 @@ from typing import IO, Any, Protocol
 
 import orjson
 
+from tokenmill.billing.journal_files import (
+    LOST_CODE,
+    encode_event,
+    open_slot,
+    replay,
+    segments,
+)
 from tokenmill.billing.usage import UsageEvent
 
 log = logging.getLogger(__name__)
 
 SEGMENT_BYTES = 8 * 1024 * 1024
+FALLBACK_GRACE_SECONDS = 2.0  # an event not on disk may wait this long for the database
 
 # (request id, line, the event if it is one)
 _Queued = tuple[str, bytes, "UsageEvent | None"]
+
+__all__ = ["LOST_CODE", "Durable", "UsageJournal", "open_slot", "replay"]
 
 
 class Durable:
@@ -59,9 +77,6 @@ class Durable:
 
     def result(self, timeout: float | None = None) -> None:
         self._journal.wait_durable_sync(self.seq, timeout)
-
-
-LOST_CODE = "gateway_restarted"
 
 
 class Running(Protocol):
@@ -91,87 +106,6 @@ class Ingest(Protocol):
     def record(self, event: UsageEvent) -> None: ...
 
 
-def open_slot(base: Path) -> tuple[Path, IO[bytes]]:
-    """The first journal directory under ``base`` no other process holds, and its lock."""
-    base.mkdir(parents=True, exist_ok=True)
-    for index in range(1024):
-        directory = base / f"slot-{index}"
-        directory.mkdir(exist_ok=True)
-        lock = open(directory / "lock", "ab")  # noqa: SIM115 (held for the process's life)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            continue
-        return directory, lock
-    raise RuntimeError(f"no free journal slot under {base}")
-
-
-def _encode_event(event: UsageEvent) -> bytes:
-    # orjson writes the (slotted) dataclass and its aware datetime as they are, quickly.
-    return orjson.dumps(event)
-
-
-def _decode_event(record: dict[str, Any]) -> UsageEvent:
-    record["created_at"] = datetime.fromisoformat(record["created_at"])
-    return UsageEvent(**record)
-
-
-def _segments(directory: Path) -> list[Path]:
-    return sorted(directory.glob("segment-*.jsonl"), key=lambda p: int(p.stem.split("-")[1]))
-
-
-def _records(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, "rb") as file:
-        for line in file:
-            try:
-                yield orjson.loads(line)
-            except orjson.JSONDecodeError:
-                log.warning("skipping a torn line at the end of %s", path)  # cut by a crash
-
-
-def replay(directory: Path, cost_of: Callable[[UsageEvent], int]) -> list[UsageEvent]:
-    """Every request the journal's segments know of, as usage events to ingest."""
-    ended: dict[str, UsageEvent] = {}
-    started: dict[str, dict[str, Any]] = {}
-    for path in _segments(directory):
-        for record in _records(path):
-            kind = record.get("k")
-            if kind is None:  # a usage event: the only lines without a kind
-                event = _decode_event(record)
-                ended[event.request_id] = event
-            elif kind == "b":
-                started[record["request_id"]] = record
-            elif kind == "p" and record["request_id"] in started:
-                begun = started[record["request_id"]]
-                begun["completion_tokens"] = record["completion_tokens"]
-                begun["prompt_tokens"] = record.get("prompt_tokens", 0)
-    for request_id, begun in started.items():
-        if request_id in ended:
-            continue
-        lost = UsageEvent(
-            request_id=request_id,
-            tenant_id=begun["tenant_id"],
-            key_id=begun["key_id"],
-            model=begun["model"],
-            endpoint=begun["endpoint"],
-            stream=begun["stream"],
-            prompt_tokens=begun.get("prompt_tokens", 0),
-            cached_tokens=0,
-            completion_tokens=begun.get("completion_tokens", 0),
-            ttft_seconds=None,
-            duration_seconds=0.0,
-            status="error",
-            http_status=502,
-            error_code=LOST_CODE,
-            created_at=datetime.fromisoformat(begun["created_at"]),
-            service_tier=begun.get("service_tier", "default"),
-            app_id=begun.get("app_id"),
-        )
-        ended[request_id] = lost.with_cost(cost_of(lost))
-    return list(ended.values())
-
-
 @dataclass(slots=True)
 class _Segment:
     number: int
@@ -190,6 +124,8 @@ class UsageJournal:
         segment_bytes: int = SEGMENT_BYTES,
         progress_interval_seconds: float = 0.1,
         lock: IO[bytes] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        fallback_grace_seconds: float = FALLBACK_GRACE_SECONDS,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self._directory = directory
@@ -198,6 +134,8 @@ class UsageJournal:
         self._utcnow = clock_utcnow
         self._segment_bytes = segment_bytes
         self._progress_interval_seconds = progress_interval_seconds
+        self._monotonic = monotonic
+        self._fallback_grace_seconds = fallback_grace_seconds
         self._cond = threading.Condition()
         self._queue: list[_Queued] = []
         self._running: dict[str, tuple[Running, tuple[int, int]]] = {}
@@ -207,8 +145,10 @@ class UsageJournal:
         self._queued_seq = 0  # events queued so far
         self._durable_seq = 0  # of those, how many are on disk (always a prefix)
         self._ingested = 0  # of those, how many are in the database
+        self._failing = False  # the last write failed
+        self._undurable: dict[str, float] = {}  # request id → when: not on disk, not ingested
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        existing = _segments(directory)
+        existing = segments(directory)
         self._next_number = int(existing[-1].stem.split("-")[1]) + 1 if existing else 1
         self._file: IO[bytes] | None = None
         self._thread = threading.Thread(target=self._run, name="usage-journal", daemon=True)
@@ -219,7 +159,7 @@ class UsageJournal:
 
     def discard_replayed(self) -> None:
         """After ``replay``'s events are in the database: the old segments go."""
-        for path in _segments(self._directory):
+        for path in segments(self._directory):
             path.unlink()
 
     def start(self) -> None:
@@ -250,7 +190,7 @@ class UsageJournal:
     def record(self, event: UsageEvent) -> Durable:
         """Queues the event; what it returns is done once the event is on disk (then the event
         goes to the database)."""
-        line = _encode_event(event)
+        line = encode_event(event)
         with self._cond:
             if self._closing:
                 raise RuntimeError(f"usage journal is closed; event {event.request_id} refused")
@@ -298,11 +238,27 @@ class UsageJournal:
         with self._cond:
             return self._queued_seq - self._durable_seq, max(0, self._queued_seq - self._ingested)
 
+    @property
+    def failing(self) -> bool:
+        """The last write to the disk failed."""
+        return self._failing
+
+    def metering_ok(self, now: float) -> bool:
+        """False while an event that is not on disk (its write failed) has waited longer than
+        ``fallback_grace_seconds`` for the database: usage is then safe nowhere, and new work
+        should wait. ``now`` is on the ``monotonic`` clock the journal was given."""
+        with self._cond:
+            if not self._undurable:
+                return True
+            oldest = next(iter(self._undurable.values()))
+        return now - oldest < self._fallback_grace_seconds
+
     def ingested(self, events: list[UsageEvent]) -> None:
         """Called by the recorder once events are in the database."""
         with self._cond:
             self._ingested += len(events)
             for event in events:
+                self._undurable.pop(event.request_id, None)
                 for segment in self._where.pop(event.request_id, []):
                     segment.open_ids.discard(event.request_id)
             self._drop_finished_segments()
@@ -332,9 +288,11 @@ class UsageJournal:
                 except Exception:
                     # A disk that fails must not stop metering: the events still go to the
                     # database and their requests complete; the failure is loud.
-                    log.exception("journal write failed; %d events not durable", len(batch))
-                    with contextlib.suppress(Exception):
-                        self._close_file()
+                    self._write_failed(batch)
+                else:
+                    if self._failing:
+                        log.warning("the usage journal writes to %s again", self._directory)
+                    self._failing = False
                 self._hand_over(batch)
             if closing:
                 self._close_file()
@@ -366,6 +324,25 @@ class UsageJournal:
                     segment.open_ids.add(request_id)
         if file.tell() >= self._segment_bytes:
             self._close_file()
+
+    def _write_failed(self, batch: list[_Queued]) -> None:
+        """The batch's events are watched until the database has them, and the segment is
+        given up (its buffered bytes with it), so the next write starts a new one."""
+        events = [request_id for request_id, _, event in batch if event is not None]
+        if not self._failing:
+            log.exception("usage journal write failed; %d events not durable", len(events))
+        now = self._monotonic()
+        with self._cond:
+            self._failing = True
+            for request_id in events:
+                self._undurable.setdefault(request_id, now)
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):  # closed all the same; what it held is lost
+                file.close()
+            with self._cond:
+                self._segments[-1].closed = True
+                self._drop_finished_segments()
 
     def _hand_over(self, batch: list[_Queued]) -> None:
         events = [event for _, _, event in batch if event is not None]

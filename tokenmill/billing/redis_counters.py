@@ -31,14 +31,26 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from tokenmill.billing.budget import BudgetRefusal, BudgetRequest, BudgetState
 from tokenmill.billing.counters import BudgetSeed
+from tokenmill.errors import ServiceUnavailable
 from tokenmill.store.redisclient import connect
 
 MONTH_TTL_SECONDS = 62 * 24 * 3600
 RESERVATION_LEASE_SECONDS = 3600  # a holder that never settles gives it back after this
 DONE_TTL_SECONDS = 2 * 24 * 3600  # how long a settled or given-back request is remembered
+RETRY_AFTER_SECONDS = 2  # told to a client while Redis is unreachable
+
+
+def unreachable(what: str) -> ServiceUnavailable:
+    """A 503 for a request whose admission needs the shared counters while Redis is down."""
+    return ServiceUnavailable(
+        f"{what} cannot be checked right now (their Redis is unreachable); try again shortly.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
 
 # KEYS: avail, tmonth, kmonth, held, holders. ARGV: amount, tenant cap (-1: none), key cap
 # (-1: none), ttl, request id ('' holds nothing), held entry, holder.
@@ -245,6 +257,9 @@ class RedisBudgetCounters:
         keys = [f"{self._ns}:seeded", f"{self._ns}:credited"]
         return bool(await self._seed(keys=keys, args=args))
 
+    async def seeded(self) -> bool:
+        return bool(await self._redis.exists(f"{self._ns}:seeded"))
+
     async def reserve(self, request: BudgetRequest) -> BudgetRefusal | None:
         deadline = self._now() + RESERVATION_LEASE_SECONDS
         held = request.request_id if request.amount_micros > 0 else ""
@@ -252,22 +267,25 @@ class RedisBudgetCounters:
             f"{request.tenant_id}|{request.key_id}|{request.month}|{request.amount_micros}|"
             f"{deadline:.0f}"
         )
-        outcome = await self._reserve(
-            keys=[
-                *self._keys(request.tenant_id, request.key_id, request.month),
-                self._held(self.holder),
-                f"{self._ns}:holders",
-            ],
-            args=[
-                request.amount_micros,
-                -1 if request.tenant_cap_micros is None else request.tenant_cap_micros,
-                -1 if request.key_cap_micros is None else request.key_cap_micros,
-                MONTH_TTL_SECONDS,
-                held,
-                entry,
-                self.holder,
-            ],
-        )
+        try:
+            outcome = await self._reserve(
+                keys=[
+                    *self._keys(request.tenant_id, request.key_id, request.month),
+                    self._held(self.holder),
+                    f"{self._ns}:holders",
+                ],
+                args=[
+                    request.amount_micros,
+                    -1 if request.tenant_cap_micros is None else request.tenant_cap_micros,
+                    -1 if request.key_cap_micros is None else request.key_cap_micros,
+                    MONTH_TTL_SECONDS,
+                    held,
+                    entry,
+                    self.holder,
+                ],
+            )
+        except RedisError as error:
+            raise unreachable("Budgets") from error
         reason = outcome.decode() if isinstance(outcome, bytes) else str(outcome)
         return None if reason == "ok" else BudgetRefusal(reason)
 

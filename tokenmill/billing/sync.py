@@ -3,10 +3,13 @@
 At start: the price book, every tenant's terms (caps, limits), and the ledger's balances
 and this month's spend seed the budget counters. Then, every ``interval_seconds``: the price
 book and terms are reloaded whole (small tables) and new top-ups and adjustments are added
-to the counters, once each (by ledger entry id).
+to the counters, once each (by ledger entry id). Counters that lost what they held (a Redis
+restarted without its data: every tenant would look penniless) are seeded again.
 
 Entries made in the last ``CLOCK_SKEW`` before start are left out of the seed and picked up
-by the first poll instead, so one committed a little late is neither missed nor doubled.
+by the first poll instead, so one committed a little late is neither missed nor doubled. The
+seed also names the credits of the ``SEEN_CREDITS`` before that, as counted: another gateway
+whose polls started earlier may still add one of them, and must find it counted.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from tokenmill.store.tables import LedgerEntry, Tenant
 log = logging.getLogger(__name__)
 
 CLOCK_SKEW = timedelta(seconds=5)
+SEEN_CREDITS = timedelta(minutes=2)
 EXPIRE_INTERVAL_SECONDS = 60.0  # how often reservations past their lease are looked for
 CREDIT_KINDS = (
     EntryKind.TOPUP,
@@ -127,10 +131,16 @@ class BillingSync:
             )
             .group_by(LedgerEntry.tenant_id)
         )
+        counted = select(LedgerEntry.id).where(
+            LedgerEntry.created_at < self._since,
+            LedgerEntry.created_at >= self._since - SEEN_CREDITS,
+            LedgerEntry.kind.in_([k.value for k in CREDIT_KINDS]),
+        )
         with self._db.session() as session:
             balances = {tenant: int(total) for tenant, total in session.execute(query)}
+            credit_ids = tuple(int(entry_id) for entry_id in session.scalars(counted))
         per_tenant, per_key = self._ledger.usage_spend_since(month_start(now))
-        return BudgetSeed(month_of(now), balances, per_tenant, per_key)
+        return BudgetSeed(month_of(now), balances, per_tenant, per_key, credit_ids)
 
     def new_credits(self) -> list[LedgerRecord]:
         started = self._clock.utcnow()
@@ -148,6 +158,11 @@ class BillingSync:
         await self.poll_once()
 
     async def poll_once(self) -> None:
+        if not await self.counters.seeded():
+            seed = await asyncio.to_thread(self.load_seed)
+            if await self.counters.seed(seed):
+                log.warning("the budget counters were empty (Redis restarted without its "
+                            "data?); seeded them again from the ledger")  # fmt: skip
         self.view = await asyncio.to_thread(self.load_view)
         for entry in await asyncio.to_thread(self.new_credits):
             await self.counters.credit(entry.tenant_id, entry.id, entry.amount_micros)

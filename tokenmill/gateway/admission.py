@@ -13,7 +13,7 @@ import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from tokenmill.billing.budget import (
     BudgetRequest,
@@ -26,7 +26,7 @@ from tokenmill.billing.pricing import TokenUsage, max_cost_micros
 from tokenmill.billing.sync import BillingSync, Limits, TenantTerms
 from tokenmill.clock import Clock
 from tokenmill.control.keys import Principal, Role
-from tokenmill.errors import InsufficientQuota, RateLimited
+from tokenmill.errors import InsufficientQuota, MeteringUnavailable, RateLimited
 from tokenmill.gateway.directory import ModelEntry
 from tokenmill.gateway.limits.base import RateCounters
 from tokenmill.gateway.limits.policy import (
@@ -38,6 +38,14 @@ from tokenmill.gateway.limits.policy import (
 from tokenmill.protocol.tiers import ServiceTier
 
 log = logging.getLogger(__name__)
+
+METERING_RETRY_AFTER_SECONDS = 5
+
+
+class Metering(Protocol):
+    """Whether usage can be recorded safely now (the usage journal)."""
+
+    def metering_ok(self, now: float) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -108,6 +116,7 @@ class Admission:
     sync: BillingSync
     rates: RateCounters
     clock: Clock
+    metering: Metering | None = None  # None: usage is always safe (no journal)
     _pending: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def admit(
@@ -129,7 +138,16 @@ class Admission:
         better (work the platform embeds for a tenant: a file's text, a search's queries).
 
         The platform's own admins (the operator) are metered and billed like anyone, but not
-        held to prepaid credit: a fresh install answers its admin before anyone tops up."""
+        held to prepaid credit: a fresh install answers its admin before anyone tops up.
+
+        Raises ``MeteringUnavailable`` (503, with ``Retry-After``) while usage cannot be
+        recorded safely: nothing is served that could go unmetered."""
+        if self.metering is not None and not self.metering.metering_ok(self.clock.monotonic()):
+            raise MeteringUnavailable(
+                "Usage cannot be recorded right now (the usage journal cannot write and the "
+                "database is behind); try again shortly.",
+                headers=retry_after_header(METERING_RETRY_AFTER_SECONDS),
+            )
         now = self.clock.utcnow()
         view = self.sync.view
         terms = view.terms_of(principal.tenant_id)
@@ -161,7 +179,11 @@ class Admission:
                 prompt_tokens_bound(body_bytes, context) if prompt_tokens is None else prompt_tokens
             ) + completion_tokens_bound(max_tokens, choices, context)
             rate = RateRequest(request_id, scopes, tokens, now.timestamp())
-            decision = await self.rates.acquire(rate)
+            try:
+                decision = await self.rates.acquire(rate)
+            except BaseException:  # the rate counters are unreachable: nothing stays reserved
+                ticket.release()
+                raise
             if not decision.admitted:
                 ticket.release()
                 raise RateLimited(

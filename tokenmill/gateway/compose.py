@@ -110,7 +110,7 @@ def open_journal(
     if left:
         UsageRepository(db).insert_many(left)
         log.info("replayed %d usage events from the journal in %s", len(left), directory)
-    journal = UsageJournal(directory, recorder, clock.utcnow, lock=lock)
+    journal = UsageJournal(directory, recorder, clock.utcnow, lock=lock, monotonic=clock.monotonic)
     journal.discard_replayed()
     recorder.on_written = journal.ingested
     journal.start()
@@ -142,12 +142,13 @@ def build_admission(
     replayed: Sequence[UsageEvent] = (),
 ) -> Admission:
     """With a journal, reservations are held under its slot's name, and what the process
-    before left held there is reclaimed at start, settled to the ``replayed`` events' costs."""
+    before left held there is reclaimed at start, settled to the ``replayed`` events' costs;
+    and new work is refused while the journal says usage is safe nowhere."""
     holder = None if journal is None else f"{socket.gethostname()}:{journal.directory.resolve()}"
     budgets, rates = counters(settings, holder)
     costs = [(event.request_id, event.cost_micros) for event in replayed]
     sync = BillingSync(db, clock, budgets, settings.billing_sync_seconds, reclaim=costs)
-    return Admission(sync, rates, clock)
+    return Admission(sync, rates, clock, metering=journal)
 
 
 def build_gateway(

@@ -18,7 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
+from tokenmill.billing.redis_counters import unreachable
 from tokenmill.gateway.limits.policy import (
     WINDOW_SECONDS,
     RateDecision,
@@ -147,7 +149,10 @@ class RedisRateCounters:
         ]
         for limits in request.scopes:
             args += [_limit(limits.rpm), _limit(limits.tpm), _limit(limits.concurrency)]
-        reply = await self._acquire(keys=self._keys(request.scopes), args=args)
+        try:
+            reply = await self._acquire(keys=self._keys(request.scopes), args=args)
+        except RedisError as error:
+            raise unreachable("Rate limits") from error
         refused = int(reply[0])
         decisions = []
         for index, limits in enumerate(request.scopes):
