@@ -54,6 +54,7 @@ from tokenmill.gateway.platform_calls import CostOf, PlatformCaller
 from tokenmill.gateway.relay import UpstreamClient
 from tokenmill.gateway.routing import Router
 from tokenmill.gateway.services import RequestIds, Services
+from tokenmill.gateway.suspects import SuspectProber
 from tokenmill.knowledge.chunking import Tokenizer, auto_strategy, wordpiece_tokenizer
 from tokenmill.knowledge.indexing import KIND as INDEXING
 from tokenmill.knowledge.repository import VectorStoreRepository
@@ -186,6 +187,7 @@ def build_gateway(
         loops=[
             KeyChangeWatcher(keys, key_cache, clock),
             LibraryWatcher(models, directory),
+            SuspectProber(router),
             *(background_jobs(db, clock, files) if worker else []),
         ],
         admission=build_admission(settings, db, clock, durable, replayed) if admission else None,

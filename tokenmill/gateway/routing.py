@@ -50,6 +50,7 @@ class Pool:
     retired: dict[str, ReplicaEndpoint] = field(default_factory=dict)
     failing: str | None = None  # why its replicas fail to start, while they do
     retry_at: float = 0.0  # monotonic time of the fleet's next attempt
+    suspects: dict[str, str] = field(default_factory=dict)  # unreachable: replica id -> URL
 
     @property
     def in_flight(self) -> int:
@@ -108,6 +109,9 @@ class Router:
         self.pools: dict[str, Pool] = {}
         self.bindings: dict[str, list[Binding]] = {}
         self.on_demand: Callable[[str], None] = lambda key: None
+        # Set by a ``SuspectProber``: replicas found unreachable stay out of their pool until
+        # they accept connections again, however often the fleet lists them as ready.
+        self.hold_suspects = False
         self._monotonic = monotonic
 
     @property
@@ -134,9 +138,15 @@ class Router:
         pool = self.pool(key)
         current = {e.replica_id: e for e in pool.endpoints}
         endpoints = []
+        listed = set()
         for item in urls:
             replica_id, url = item if isinstance(item, tuple) else (item, item)
+            listed.add(replica_id)
+            if self.hold_suspects and replica_id in pool.suspects:
+                continue
             endpoints.append(current.get(replica_id) or ReplicaEndpoint(url, replica_id))
+        for gone in set(pool.suspects) - listed:
+            del pool.suspects[gone]
         for gone in set(current) - {e.replica_id for e in endpoints}:
             pool.prefixes.forget(gone)
             pool.retired[gone] = current[gone]
@@ -153,11 +163,13 @@ class Router:
 
     def suspect(self, lease: Lease) -> None:
         """Takes a replica that could not be reached out of its pool until the fleet, which
-        watches it, publishes it again (or replaces it)."""
+        watches it, publishes it again (or replaces it); with ``hold_suspects``, until it
+        also accepts connections again."""
         for pool in self.pools.values():
             if lease.endpoint in pool.endpoints:
                 pool.endpoints = [e for e in pool.endpoints if e is not lease.endpoint]
                 pool.retired[lease.endpoint.replica_id] = lease.endpoint
+                pool.suspects[lease.endpoint.replica_id] = lease.endpoint.url
 
     def pool_load(self, key: str) -> tuple[int, int, float | None, int]:
         """What the autoscaler sees of a pool: waiting, in flight, last arrival, arrivals."""
