@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 
 from tokenmill.console.assets import ConsoleAssets
 from tokenmill.errors import (
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
+    ServiceUnavailable,
     TokenmillError,
     Unauthorized,
 )
@@ -166,6 +167,16 @@ class GatewayApp:
                 InvalidRequest(
                     "The request holds a value that cannot be stored (such as a NUL character).",
                     code="invalid_value",
+                ),
+            )
+        except OperationalError:  # the database is unreachable (restarting, say)
+            log.warning("the database is unreachable on %s %s", request.method, request.path)
+            response = error_response(
+                request,
+                ServiceUnavailable(
+                    "The platform's database is unreachable; try again shortly.",
+                    headers={"Retry-After": "2"},
+                    code="database_unavailable",
                 ),
             )
         except Exception:
