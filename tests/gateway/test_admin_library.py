@@ -162,6 +162,25 @@ async def test_a_model_path_with_a_nul_byte_is_a_400(world: World) -> None:  # n
         assert refused.json()["error"]["param"] == "path"
 
 
+async def test_a_model_update_of_the_wrong_types_is_a_400(world: World) -> None:  # noqa: F811
+    """Found by the fuzz: a default_version that is an object was a 500 (unhashable)."""
+    ModelRepository(world.db, SystemClock()).register(
+        CHAT, task="chat", artifact="/x", context_tokens=512
+    )
+    path = f"/admin/v1/models/{CHAT}"
+    for body, param in (
+        ({"default_version": {"a": 1}}, "default_version"),
+        ({"default_version": 1}, "default_version"),
+        ({"card": {"languages": 5}}, "card.languages"),
+        ({"card": {"capabilities": [{"x": 1}]}}, "card.capabilities"),
+    ):
+        refused = await world.call(world.platform, "PATCH", path, body)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["param"] == param
+    kept = await world.call(world.platform, "PATCH", path, {"card": {"languages": ["en"]}})
+    assert kept.status_code == 200 and kept.json()["card"]["languages"] == ["en"]
+
+
 async def test_a_model_path_in_an_unknown_users_home_is_refused(world: World) -> None:  # noqa: F811
     """Found by the fuzz: ``~nobody-here/m.gguf`` was a 500 (``expanduser`` raises). A tenant
     admin gets the answer any path outside its directory gets, which says nothing of users."""

@@ -79,7 +79,9 @@ class ModelCard:
 
 def _coerce(name: str, value: Any) -> Any:
     if name in ("languages", "capabilities"):
-        return tuple(str(v) for v in value)
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise InvalidRequest(f"card.{name} is a list of strings.", param=f"card.{name}")
+        return tuple(value)
     return value
 
 

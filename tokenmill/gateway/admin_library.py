@@ -175,11 +175,14 @@ def update_model(api: AdminApi, call: Call) -> Any:
         require_platform_admin(call.principal)
         if not isinstance(published, bool):
             raise InvalidRequest("published is true or false.", param="published")
+    default_version = body.get("default_version")
+    if default_version is not None and not isinstance(default_version, str):
+        raise InvalidRequest("default_version is a version name.", param="default_version")
     card = None
     if isinstance(body.get("card"), dict):
         card = ModelCard.from_json({**model.card.as_json(), **body["card"]})
     updated = api.models.update(
-        model.id, card=card, published=published, default_version=body.get("default_version")
+        model.id, card=card, published=published, default_version=default_version
     )
     return _model_json(api, updated, call.principal)
 
