@@ -43,14 +43,18 @@ def tls_options(settings: Settings) -> dict[str, object]:
     return options
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
+def server_options(settings: Settings) -> dict[str, Any]:
+    """What every server of ours runs with (the controller's too, which has no TLS)."""
     return {
         "loop": "uvloop",
         "http": "httptools",
         "access_log": False,
         "log_level": settings.log_level,
-        **tls_options(settings),
     }
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    return {**server_options(settings), **tls_options(settings)}
 
 
 def shared_port_socket(host: str, port: int) -> socket.socket:
@@ -145,13 +149,7 @@ def run_controller_app(role: ControllerRole, settings: Settings) -> None:
         port = sock.getsockname()[1]
     click.echo(f"controller {role.lease.holder} at http://{settings.controller_host}:{port}")
     config = uvicorn.Config(
-        role,
-        host=settings.controller_host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level=settings.log_level,
+        role, host=settings.controller_host, port=port, **server_options(settings)
     )
     run_server(config, [sock] if sock is not None else None)
 
